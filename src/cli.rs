@@ -1,0 +1,145 @@
+//! The command line, as clap sees it. Nothing here is used past `config`, which turns it into
+//! a resolved task.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  no finding at a failing level (or --exit-zero)
+  1  the gate failed: a late write (client_gone, late_queued, dispatched_after_abort) was found
+  2  the audit could not be done: bad usage, an unreadable input, or diagnostics under --strict
+
+Start with `abortaudit inspect FILE` to check that your export is understood, then
+`abortaudit scan FILE`. Inputs are files, directories (read recursively) or `-` for stdin;
+their format is recognised from their content.";
+
+/// Finds writes that landed after a user cancelled an LLM agent conversation.
+///
+/// abortaudit replays OpenTelemetry trace exports and follows each tool call that was in
+/// flight when the user pressed Stop, through the services it called and the queues they fed,
+/// to the commits that happened anyway.
+#[derive(Debug, Parser)]
+#[command(name = "abortaudit", version, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Audit traces: report every write that landed after a user aborted
+    Scan(ScanArgs),
+    /// Show one conversation as a timeline around its abort
+    Explain(ExplainArgs),
+    /// Show what was read from each input: format, spans, traces, diagnostics
+    Inspect(InspectArgs),
+    /// Print the effective detection rules as TOML (save as abortaudit.toml to edit)
+    Rules(RulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InputArgs {
+    /// Trace files or directories (read recursively); `-` reads standard input
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+
+    /// Exit with status 2 if any input produced a diagnostic (a malformed line, a bad id…)
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesFileArgs {
+    /// Detection rules file [default: ./abortaudit.toml when it exists, else built-in rules]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub rules: RulesFileArgs,
+
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = ScanFormat::Table)]
+    pub format: ScanFormat,
+
+    /// Categories that fail the gate (comma-separated), e.g. `client_gone,late_queued`;
+    /// `none` never fails [default: client_gone,late_queued,dispatched_after_abort]
+    #[arg(long, value_name = "CATEGORIES", value_delimiter = ',')]
+    pub fail_on: Option<Vec<String>>,
+
+    /// Report findings but exit with status 0 even when the gate fails
+    #[arg(long)]
+    pub exit_zero: bool,
+
+    /// Clock skew tolerated between hosts, e.g. `250ms`; a write closer to the abort than
+    /// this (plus the timestamps' precision) is reported as ambiguous [default: from the rules, 10ms]
+    #[arg(long, value_name = "DURATION")]
+    pub skew: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScanFormat {
+    /// Findings grouped by conversation, for a terminal or a postmortem
+    Table,
+    /// The stable `abortaudit/v1` schema, for scripts
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The conversation to show (its `gen_ai.conversation.id` or equivalent, or a trace id)
+    #[arg(value_name = "CONVERSATION_ID")]
+    pub conversation: String,
+
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    #[command(flatten)]
+    pub rules: RulesFileArgs,
+
+    /// Clock skew tolerated between hosts, e.g. `250ms`
+    #[arg(long, value_name = "DURATION")]
+    pub skew: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = InspectFormat::Table)]
+    pub format: InspectFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InspectFormat {
+    /// One row per input and a total
+    Table,
+    /// The stable `abortaudit-inspect/v1` schema
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(flatten)]
+    pub rules: RulesFileArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+}

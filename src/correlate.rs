@@ -1,0 +1,789 @@
+//! The causal join: spans → conversations → turns → the abort of a turn → the tool calls of
+//! that turn → everything each tool call caused, across services (parent/child through W3C
+//! trace context) and across traces (span links from queue consumers and workers).
+//!
+//! A time filter ("everything after the abort") would flag the user's next turn and miss a
+//! worker trace that carries no conversation id; following causality does neither.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::config::{Rules, ToolMatcher};
+use crate::model::{Span, SpanId, SpanKind, TraceId, Value};
+
+/// Spans joined into conversations, with the graph the join walked.
+#[derive(Debug)]
+pub struct Joined<'s> {
+    pub spans: &'s [Span],
+    /// Same-trace children of each span, by start time.
+    pub children: Vec<Vec<usize>>,
+    /// Same-trace parent of each span, when the parent was exported.
+    pub parent: Vec<Option<usize>>,
+    /// Conversations by id.
+    pub conversations: Vec<Conversation>,
+    pub turns: Vec<Turn>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversationSource {
+    /// Named by this attribute of a span or resource.
+    Attribute(String),
+    /// No span of the trace named a conversation: the trace is a conversation of its own.
+    Trace,
+}
+
+#[derive(Debug)]
+pub struct Conversation {
+    pub id: String,
+    pub source: ConversationSource,
+    /// Indices into `Joined::turns`, by start time.
+    pub turns: Vec<usize>,
+}
+
+#[derive(Debug)]
+pub struct Turn {
+    pub conversation: usize,
+    pub trace_id: TraceId,
+    /// The top-level agent span, or the trace's root when no agent span is recognised.
+    pub root: Option<usize>,
+    pub start: u64,
+    /// The turn's spans on the agent's side (not the services its tools called).
+    pub agent_spans: Vec<usize>,
+    /// Whether this looks like an agent turn at all (an agent span, a tool call, or a
+    /// conversation id); aborts only count in agent turns.
+    pub is_agent_turn: bool,
+    pub abort: Option<Abort>,
+    pub tool_calls: Vec<ToolCall>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Abort {
+    pub time: u64,
+    /// The span that recorded the signal.
+    pub span: usize,
+    /// The signal in words, e.g. `span event "abort" on "invoke_agent support"`.
+    pub signal: String,
+}
+
+#[derive(Debug)]
+pub struct ToolCall {
+    pub span: usize,
+    pub name: String,
+    pub call_id: Option<String>,
+    /// Everything the tool call caused, in breadth-first order from the tool span.
+    pub downstream: Vec<Reached>,
+}
+
+/// How a downstream span was reached from its tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Parent/child spans only: the synchronous path of the request.
+    Parent,
+    /// At least one span link on the way: a queue consumer or workflow worker.
+    Link,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Parent => "parent",
+            Via::Link => "link",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reached {
+    pub span: usize,
+    pub via: Via,
+    /// The span it was reached from (for indentation by causality).
+    pub from: usize,
+    /// The first outbound span (CLIENT or PRODUCER) on the path from the tool call: the
+    /// request the tool sent. `None` for spans of the tool itself.
+    pub outbound: Option<usize>,
+}
+
+impl Joined<'_> {
+    pub fn has_conversation(&self, id: &str) -> bool {
+        self.conversations.iter().any(|c| c.id == id)
+    }
+
+    pub fn conversation(&self, id: &str) -> Option<&Conversation> {
+        self.conversations.iter().find(|c| c.id == id)
+    }
+
+    pub fn conversation_ids(&self) -> Vec<&str> {
+        self.conversations
+            .iter()
+            .filter(|c| c.turns.iter().any(|t| self.turns[*t].is_agent_turn))
+            .map(|c| c.id.as_str())
+            .collect()
+    }
+
+    /// Conversations that hold at least one agent turn (traces of workers and vendor services
+    /// with no conversation id are not conversations a user had).
+    pub fn agent_conversations(&self) -> usize {
+        self.conversation_ids().len()
+    }
+}
+
+/// Joins the spans. Pure: the same spans and rules give the same result whatever their order.
+pub fn join<'s>(spans: &'s [Span], rules: &Rules) -> Joined<'s> {
+    let mut by_id: HashMap<(TraceId, SpanId), usize> = HashMap::with_capacity(spans.len());
+    for (i, span) in spans.iter().enumerate() {
+        by_id.entry((span.trace_id, span.span_id)).or_insert(i);
+    }
+    let mut parent = vec![None; spans.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    let mut incoming_links: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (i, span) in spans.iter().enumerate() {
+        if let Some(p) = span
+            .parent_span_id
+            .and_then(|p| by_id.get(&(span.trace_id, p)))
+            && *p != i
+        {
+            parent[i] = Some(*p);
+            children[*p].push(i);
+        }
+        for link in &span.links {
+            if let Some(target) = by_id.get(&(link.trace_id, link.span_id))
+                && *target != i
+            {
+                incoming_links.entry(*target).or_default().push(i);
+            }
+        }
+    }
+    let order = |a: &usize, b: &usize| {
+        (spans[*a].start, spans[*a].span_id).cmp(&(spans[*b].start, spans[*b].span_id))
+    };
+    for list in children.iter_mut().chain(incoming_links.values_mut()) {
+        list.sort_by(order);
+        list.dedup();
+    }
+
+    let graph = Graph {
+        spans,
+        parent: &parent,
+        children: &children,
+        incoming_links: &incoming_links,
+    };
+
+    let mut traces: HashMap<TraceId, Vec<usize>> = HashMap::new();
+    for (i, span) in spans.iter().enumerate() {
+        traces.entry(span.trace_id).or_default().push(i);
+    }
+    let mut trace_ids: Vec<TraceId> = traces.keys().copied().collect();
+    trace_ids.sort();
+
+    let upstream = graph.upstream_flags();
+    let mut conversations: Vec<Conversation> = Vec::new();
+    let mut conversation_index: HashMap<String, usize> = HashMap::new();
+    let mut turns: Vec<Turn> = Vec::new();
+    for trace_id in trace_ids {
+        let mut members = traces.remove(&trace_id).unwrap_or_default();
+        members.sort_by(order);
+        let (conversation_id, source) = match conversation_of(spans, &members, &upstream, rules) {
+            Some((id, key)) => (id, ConversationSource::Attribute(key)),
+            None => (trace_id.to_string(), ConversationSource::Trace),
+        };
+        let conversation = *conversation_index
+            .entry(conversation_id.clone())
+            .or_insert_with(|| {
+                conversations.push(Conversation {
+                    id: conversation_id.clone(),
+                    source: source.clone(),
+                    turns: Vec::new(),
+                });
+                conversations.len() - 1
+            });
+        for mut turn in graph.turns_of_trace(trace_id, &members, &upstream, rules) {
+            turn.conversation = conversation;
+            turn.is_agent_turn |= source != ConversationSource::Trace;
+            if turn.is_agent_turn {
+                turn.abort = graph.abort_of(&turn, rules);
+            }
+            for tool in &mut turn.tool_calls {
+                tool.downstream = graph.downstream(tool.span);
+            }
+            conversations[conversation].turns.push(turns.len());
+            turns.push(turn);
+        }
+    }
+    for conversation in &mut conversations {
+        conversation
+            .turns
+            .sort_by_key(|t| (turns[*t].start, turns[*t].trace_id));
+    }
+    conversations.sort_by(|a, b| a.id.cmp(&b.id));
+    for (i, conversation) in conversations.iter().enumerate() {
+        for t in &conversation.turns {
+            turns[*t].conversation = i;
+        }
+    }
+
+    Joined {
+        spans,
+        children,
+        parent,
+        conversations,
+        turns,
+    }
+}
+
+struct Graph<'a> {
+    spans: &'a [Span],
+    parent: &'a [Option<usize>],
+    children: &'a [Vec<usize>],
+    incoming_links: &'a HashMap<usize, Vec<usize>>,
+}
+
+/// The first conversation id of the trace by rule priority, preferring the spans upstream of
+/// any outbound request (the agent's own) over the services it called, which may carry
+/// session ids of their own.
+fn conversation_of(
+    spans: &[Span],
+    members: &[usize],
+    upstream: &[bool],
+    rules: &Rules,
+) -> Option<(String, String)> {
+    for upstream_only in [true, false] {
+        for key in &rules.conversation.id_attributes {
+            for &i in members {
+                if upstream_only && !upstream[i] {
+                    continue;
+                }
+                if let Some(id) = spans[i].attr_or_resource(key).and_then(Value::as_text)
+                    && !id.is_empty()
+                {
+                    return Some((id.into_owned(), key.clone()));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn is_agent_span(span: &Span, rules: &Rules) -> bool {
+    if let Some(op) = span.attributes.text("gen_ai.operation.name")
+        && rules
+            .turn
+            .agent_operations
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(&op))
+    {
+        return true;
+    }
+    let first_word = span.name.split(' ').next().unwrap_or("");
+    rules
+        .turn
+        .agent_span_names
+        .iter()
+        .any(|n| *n == span.name || *n == first_word)
+}
+
+/// The tool matcher a span satisfies, if any.
+pub fn tool_matcher<'r>(span: &Span, rules: &'r Rules) -> Option<&'r ToolMatcher> {
+    rules.tool_call.matchers.iter().find(|m| {
+        let by_attribute = m.attribute.as_ref().is_some_and(|key| {
+            span.attributes
+                .text(key)
+                .is_some_and(|v| m.values.iter().any(|want| want.eq_ignore_ascii_case(&v)))
+        });
+        let by_name = m.span_name.as_ref().is_some_and(|prefix| {
+            span.name == *prefix
+                || span
+                    .name
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with(' '))
+        });
+        by_attribute || by_name
+    })
+}
+
+fn first_text(span: &Span, keys: &[String]) -> Option<String> {
+    keys.iter()
+        .find_map(|k| span.attributes.text(k))
+        .map(|v| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn is_outbound(kind: SpanKind) -> bool {
+    matches!(kind, SpanKind::Client | SpanKind::Producer)
+}
+
+impl Graph<'_> {
+    fn ancestors(&self, span: usize) -> impl Iterator<Item = usize> + '_ {
+        // The parent map comes from ids, and a malformed export can make a cycle; the walk
+        // stops after as many steps as there are spans.
+        let limit = self.spans.len();
+        std::iter::successors(self.parent[span], move |p| self.parent[*p]).take(limit)
+    }
+
+    /// For each span: no CLIENT or PRODUCER span above it in its trace, i.e. it runs in the
+    /// process that started the trace (for an agent's trace: the agent's own work).
+    fn upstream_flags(&self) -> Vec<bool> {
+        (0..self.spans.len())
+            .map(|i| !self.ancestors(i).any(|a| is_outbound(self.spans[a].kind)))
+            .collect()
+    }
+
+    fn turns_of_trace(
+        &self,
+        trace_id: TraceId,
+        members: &[usize],
+        upstream: &[bool],
+        rules: &Rules,
+    ) -> Vec<Turn> {
+        let spans = self.spans;
+        let agent: HashSet<usize> = members
+            .iter()
+            .copied()
+            .filter(|i| is_agent_span(&spans[*i], rules))
+            .collect();
+        // A turn root is an agent span with no agent span above it.
+        let roots: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|i| agent.contains(i) && !self.ancestors(*i).any(|a| agent.contains(&a)))
+            .collect();
+        let fallback_root = members.iter().copied().find(|i| self.parent[*i].is_none());
+        let turn_roots: Vec<Option<usize>> = if roots.is_empty() {
+            vec![fallback_root]
+        } else {
+            roots.iter().map(|r| Some(*r)).collect()
+        };
+        let mut turns: Vec<Turn> = turn_roots
+            .iter()
+            .map(|root| Turn {
+                conversation: 0,
+                trace_id,
+                root: *root,
+                start: root.map_or_else(
+                    || members.first().map_or(0, |i| spans[*i].start),
+                    |r| spans[r].start,
+                ),
+                agent_spans: Vec::new(),
+                is_agent_turn: !roots.is_empty(),
+                abort: None,
+                tool_calls: Vec::new(),
+            })
+            .collect();
+
+        for &i in members {
+            let turn = if turns.len() == 1 {
+                0
+            } else {
+                let own_root = std::iter::once(i)
+                    .chain(self.ancestors(i))
+                    .filter(|a| roots.contains(a))
+                    .last();
+                match own_root {
+                    Some(r) => roots.iter().position(|x| *x == r).unwrap_or(0),
+                    // A span whose parent was never exported stays in the trace: in the turn
+                    // that was running when it started.
+                    None => turns
+                        .iter()
+                        .rposition(|t| t.start <= spans[i].start)
+                        .unwrap_or(0),
+                }
+            };
+            let root_service = turns[turn].root.map(|r| spans[r].service());
+            let agent_side = upstream[i] || root_service == Some(spans[i].service());
+            if agent_side {
+                turns[turn].agent_spans.push(i);
+            }
+        }
+
+        for turn in &mut turns {
+            let agent_spans: HashSet<usize> = turn.agent_spans.iter().copied().collect();
+            for &i in &turn.agent_spans {
+                let Some(matcher) = tool_matcher(&spans[i], rules) else {
+                    continue;
+                };
+                // A tool span inside another tool span is part of the outer call.
+                let nested = self
+                    .ancestors(i)
+                    .any(|a| agent_spans.contains(&a) && tool_matcher(&spans[a], rules).is_some());
+                if nested {
+                    continue;
+                }
+                turn.tool_calls.push(ToolCall {
+                    span: i,
+                    name: first_text(&spans[i], &matcher.name_attributes)
+                        .unwrap_or_else(|| spans[i].name.clone()),
+                    call_id: first_text(&spans[i], &matcher.id_attributes),
+                    downstream: Vec::new(),
+                });
+            }
+            turn.is_agent_turn |= !turn.tool_calls.is_empty();
+        }
+        turns
+    }
+
+    /// The earliest abort signal recorded on the agent's side of the turn.
+    fn abort_of(&self, turn: &Turn, rules: &Rules) -> Option<Abort> {
+        let spans = self.spans;
+        let mut best: Option<Abort> = None;
+        let mut consider = |time: u64, span: usize, signal: String| {
+            if best
+                .as_ref()
+                .is_none_or(|b| (time, span) < (b.time, b.span))
+            {
+                best = Some(Abort { time, span, signal });
+            }
+        };
+        for &i in &turn.agent_spans {
+            let span = &spans[i];
+            for event in &span.events {
+                if rules
+                    .abort
+                    .event_names
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(&event.name))
+                {
+                    consider(
+                        event.time,
+                        i,
+                        format!("span event {:?} on {:?}", event.name, span.name),
+                    );
+                } else if event.name == "exception" {
+                    let kind = event
+                        .attributes
+                        .text("exception.type")
+                        .or_else(|| event.attributes.text("error.type"));
+                    if let Some(kind) = kind.filter(|k| is_cancellation(k, rules)) {
+                        consider(
+                            event.time,
+                            i,
+                            format!("exception event ({kind}) on {:?}", span.name),
+                        );
+                    }
+                }
+            }
+            let end_or_start = span.end.unwrap_or(span.start);
+            if let Some(kind) = span
+                .attributes
+                .text("error.type")
+                .filter(|k| is_cancellation(k, rules))
+            {
+                consider(
+                    end_or_start,
+                    i,
+                    format!("error.type {kind} on {:?}", span.name),
+                );
+            }
+            let rpc_status = span
+                .attributes
+                .text("rpc.grpc.status_code")
+                .or_else(|| span.attributes.text("rpc.response.status_code"));
+            if let Some(code) = rpc_status
+                && rules
+                    .abort
+                    .rpc_cancelled_codes
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(&code))
+            {
+                consider(
+                    end_or_start,
+                    i,
+                    format!("RPC status CANCELLED on {:?}", span.name),
+                );
+            }
+            if let Some(method) = span.attributes.text("mcp.method.name")
+                && rules.abort.mcp_methods.iter().any(|m| *m == method)
+            {
+                consider(span.start, i, format!("MCP {method} on {:?}", span.name));
+            }
+        }
+        best
+    }
+
+    /// Everything a tool call caused: its descendants (across services, as trace context
+    /// carries them), and through span links into other traces, recursively. Each span is
+    /// visited once, so cyclic links end.
+    fn downstream(&self, tool: usize) -> Vec<Reached> {
+        let spans = self.spans;
+        let mut out = Vec::new();
+        let mut seen: HashSet<usize> = HashSet::from([tool]);
+        let tool_outbound = is_outbound(spans[tool].kind).then_some(tool);
+        let mut queue: VecDeque<(usize, Via, Option<usize>)> =
+            VecDeque::from([(tool, Via::Parent, tool_outbound)]);
+        while let Some((from, via, outbound)) = queue.pop_front() {
+            let next_children = self.children[from].iter().map(|c| (*c, via));
+            let next_links = self
+                .incoming_links
+                .get(&from)
+                .into_iter()
+                .flatten()
+                .map(|l| (*l, Via::Link));
+            for (next, next_via) in next_children.chain(next_links) {
+                if !seen.insert(next) {
+                    continue;
+                }
+                let outbound = outbound.or_else(|| is_outbound(spans[next].kind).then_some(next));
+                out.push(Reached {
+                    span: next,
+                    via: next_via,
+                    from,
+                    outbound,
+                });
+                queue.push_back((next, next_via, outbound));
+            }
+        }
+        out
+    }
+}
+
+/// Whether an exception or error type names a cancellation: the whole name, or its last
+/// segment (`asyncio.exceptions.CancelledError` → `CancelledError`).
+pub fn is_cancellation(kind: &str, rules: &Rules) -> bool {
+    let last = kind.rsplit(['.', ':']).next().unwrap_or(kind);
+    rules
+        .abort
+        .exception_types
+        .iter()
+        .any(|t| t == kind || t == last)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::{Attributes, Event, KeyValue, Link, Origin, Resource, Status};
+    use std::sync::Arc;
+
+    /// A small builder for synthetic spans in tests.
+    pub struct SpanBuilder(pub Span);
+
+    pub fn trace(n: u8) -> TraceId {
+        TraceId([n; 16])
+    }
+
+    pub fn span(
+        trace_n: u8,
+        id: u8,
+        name: &str,
+        service: &str,
+        start_ms: u64,
+        end_ms: u64,
+    ) -> SpanBuilder {
+        SpanBuilder(Span {
+            trace_id: trace(trace_n),
+            span_id: SpanId([id; 8]),
+            parent_span_id: None,
+            name: name.to_owned(),
+            kind: SpanKind::Internal,
+            start: start_ms * 1_000_000,
+            end: Some(end_ms * 1_000_000),
+            status: Status::default(),
+            attributes: Attributes::default(),
+            resource: Arc::new(Resource {
+                service_name: service.to_owned(),
+                attributes: Attributes::default(),
+            }),
+            events: Vec::new(),
+            links: Vec::new(),
+            origin: Origin {
+                input: Arc::from("test"),
+                line: 1,
+            },
+        })
+    }
+
+    impl SpanBuilder {
+        pub fn parent(mut self, id: u8) -> Self {
+            self.0.parent_span_id = Some(SpanId([id; 8]));
+            self
+        }
+        pub fn kind(mut self, kind: SpanKind) -> Self {
+            self.0.kind = kind;
+            self
+        }
+        pub fn attr(mut self, key: &str, value: &str) -> Self {
+            self.0.attributes.0.push(KeyValue {
+                key: key.to_owned(),
+                value: Value::String(value.to_owned()),
+            });
+            self
+        }
+        pub fn int(mut self, key: &str, value: i64) -> Self {
+            self.0.attributes.0.push(KeyValue {
+                key: key.to_owned(),
+                value: Value::Int(value),
+            });
+            self
+        }
+        pub fn event(mut self, name: &str, at_ms: u64, attrs: &[(&str, &str)]) -> Self {
+            self.0.events.push(Event {
+                name: name.to_owned(),
+                time: at_ms * 1_000_000,
+                attributes: Attributes(
+                    attrs
+                        .iter()
+                        .map(|(k, v)| KeyValue {
+                            key: (*k).to_owned(),
+                            value: Value::String((*v).to_owned()),
+                        })
+                        .collect(),
+                ),
+            });
+            self
+        }
+        pub fn link(mut self, trace_n: u8, id: u8) -> Self {
+            self.0.links.push(Link {
+                trace_id: trace(trace_n),
+                span_id: SpanId([id; 8]),
+                attributes: Attributes::default(),
+            });
+            self
+        }
+        pub fn open(mut self) -> Self {
+            self.0.end = None;
+            self
+        }
+        pub fn build(self) -> Span {
+            self.0
+        }
+    }
+
+    pub fn agent_turn(trace_n: u8, conversation: &str, start_ms: u64, end_ms: u64) -> SpanBuilder {
+        span(
+            trace_n,
+            1,
+            "invoke_agent support",
+            "agent",
+            start_ms,
+            end_ms,
+        )
+        .attr("gen_ai.operation.name", "invoke_agent")
+        .attr("gen_ai.conversation.id", conversation)
+    }
+
+    pub fn tool(trace_n: u8, id: u8, call: &str, start_ms: u64, end_ms: u64) -> SpanBuilder {
+        span(
+            trace_n,
+            id,
+            "execute_tool refund",
+            "agent",
+            start_ms,
+            end_ms,
+        )
+        .parent(1)
+        .attr("gen_ai.operation.name", "execute_tool")
+        .attr("gen_ai.tool.name", "refund")
+        .attr("gen_ai.tool.call.id", call)
+    }
+
+    #[test]
+    fn conversation_id_is_inherited_by_the_whole_trace_and_turns_are_ordered() {
+        let spans = vec![
+            agent_turn(2, "c1", 500, 900).build(),
+            tool(2, 2, "call_b", 510, 600).build(),
+            agent_turn(1, "c1", 0, 400).build(),
+            tool(1, 2, "call_a", 10, 100).build(),
+        ];
+        let joined = join(&spans, &Rules::default());
+        assert_eq!(joined.conversations.len(), 1);
+        let conversation = &joined.conversations[0];
+        assert_eq!(conversation.id, "c1");
+        let calls: Vec<&str> = conversation
+            .turns
+            .iter()
+            .map(|t| joined.turns[*t].tool_calls[0].call_id.as_deref().unwrap())
+            .collect();
+        assert_eq!(calls, ["call_a", "call_b"]);
+    }
+
+    #[test]
+    fn earliest_abort_signal_wins_and_downstream_server_aborts_do_not_count() {
+        let spans = vec![
+            agent_turn(1, "c1", 0, 1000)
+                .event(
+                    "exception",
+                    310,
+                    &[("exception.type", "asyncio.CancelledError")],
+                )
+                .event("abort", 300, &[])
+                .build(),
+            tool(1, 2, "call_a", 10, 305).build(),
+            span(1, 3, "POST", "agent", 20, 305)
+                .parent(2)
+                .kind(SpanKind::Client)
+                .build(),
+            span(1, 4, "POST /refunds", "payments", 25, 800)
+                .parent(3)
+                .kind(SpanKind::Server)
+                .event("abort", 100, &[])
+                .build(),
+        ];
+        let joined = join(&spans, &Rules::default());
+        let abort = joined.turns[0].abort.as_ref().unwrap();
+        assert_eq!(abort.time, 300_000_000);
+        assert!(abort.signal.contains("\"abort\""), "{}", abort.signal);
+    }
+
+    #[test]
+    fn downstream_follows_children_across_services_and_links_without_looping() {
+        let spans = vec![
+            agent_turn(1, "c1", 0, 1000).build(),
+            tool(1, 2, "call_a", 10, 100).build(),
+            span(1, 3, "POST", "agent", 20, 90)
+                .parent(2)
+                .kind(SpanKind::Client)
+                .build(),
+            span(1, 4, "POST /jobs", "payments", 25, 80)
+                .parent(3)
+                .kind(SpanKind::Server)
+                .build(),
+            span(1, 5, "send jobs", "payments", 30, 35)
+                .parent(4)
+                .kind(SpanKind::Producer)
+                .build(),
+            // A worker trace linked to the producer, and a link back to close a cycle.
+            span(7, 6, "process jobs", "worker", 2000, 2500)
+                .kind(SpanKind::Consumer)
+                .link(1, 5)
+                .build(),
+            span(7, 7, "INSERT", "worker", 2100, 2200).parent(6).build(),
+            span(1, 8, "audit", "payments", 40, 45)
+                .parent(4)
+                .link(7, 6)
+                .build(),
+        ];
+        let joined = join(&spans, &Rules::default());
+        let tool = &joined
+            .turns
+            .iter()
+            .find(|t| !t.tool_calls.is_empty())
+            .unwrap()
+            .tool_calls[0];
+        let reached: Vec<(u8, Via)> = tool
+            .downstream
+            .iter()
+            .map(|r| (spans[r.span].span_id.0[0], r.via))
+            .collect();
+        assert_eq!(
+            reached,
+            [
+                (3, Via::Parent),
+                (4, Via::Parent),
+                (5, Via::Parent),
+                (8, Via::Parent),
+                (6, Via::Link),
+                (7, Via::Link)
+            ]
+        );
+        assert!(tool.downstream.iter().all(|r| r.outbound == Some(2)));
+    }
+
+    #[test]
+    fn a_trace_without_conversation_id_is_its_own_conversation() {
+        let spans = vec![
+            span(9, 1, "GET /health", "api", 0, 1)
+                .kind(SpanKind::Server)
+                .build(),
+        ];
+        let joined = join(&spans, &Rules::default());
+        assert_eq!(joined.conversations[0].id, trace(9).to_string());
+        assert_eq!(joined.conversations[0].source, ConversationSource::Trace);
+        assert_eq!(joined.agent_conversations(), 0);
+    }
+}

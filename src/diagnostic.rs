@@ -1,0 +1,124 @@
+//! Problems found in the inputs that did not stop the run.
+//!
+//! Every diagnostic names its input and where in it (line, or byte offset for binary inputs),
+//! carries a stable code that scripts can match on, and says what was expected.
+
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// Stable diagnostic codes. The string form is part of the JSON schema: never rename one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Code {
+    /// A line or document that is not valid JSON.
+    MalformedJson,
+    /// The last line of a file has no newline and does not parse: a file still being written.
+    TruncatedLine,
+    /// Valid JSON whose fields do not have the OTLP types (a number where a list is expected…).
+    InvalidOtlp,
+    /// A trace or span id that is empty, of the wrong length or not hex/base64.
+    InvalidId,
+    /// A value the model cannot hold exactly (an out-of-range time, an unknown enum).
+    InvalidValue,
+    /// A JSON Lines record that holds other telemetry (metrics, logs), not traces.
+    NotTraces,
+    /// A span without a start or end time.
+    MissingTime,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::MalformedJson => "malformed-json",
+            Code::TruncatedLine => "truncated-line",
+            Code::InvalidOtlp => "invalid-otlp",
+            Code::InvalidId => "invalid-id",
+            Code::InvalidValue => "invalid-value",
+            Code::NotTraces => "not-traces",
+            Code::MissingTime => "missing-time",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            Code::MalformedJson => "a line or document that is not valid JSON; its spans are lost",
+            Code::TruncatedLine => {
+                "the last line is incomplete, as when a file is still being written"
+            }
+            Code::InvalidOtlp => {
+                "valid JSON whose fields do not have OTLP's types; the record is skipped"
+            }
+            Code::InvalidId => {
+                "an empty or malformed trace/span id; the span is not used for joins"
+            }
+            Code::InvalidValue => "a value outside what OTLP allows; the field is ignored",
+            Code::NotTraces => "a record of other telemetry (metrics or logs); it is skipped",
+            Code::MissingTime => {
+                "a span with no start time (taken as 0) or no end time (taken as still open)"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Diagnostic {
+    pub input: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub severity: Severity,
+    pub code: Code,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn error(input: &str, line: Option<u64>, code: Code, message: impl Into<String>) -> Self {
+        Diagnostic {
+            input: input.to_owned(),
+            line,
+            severity: Severity::Error,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn warning(input: &str, line: Option<u64>, code: Code, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(input, line, code, message)
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        match self.line {
+            Some(line) => write!(
+                f,
+                "{}:{line}: {severity}[{}]: {}",
+                self.input, self.code, self.message
+            ),
+            None => write!(
+                f,
+                "{}: {severity}[{}]: {}",
+                self.input, self.code, self.message
+            ),
+        }
+    }
+}

@@ -1,0 +1,1064 @@
+//! OTLP/JSON, as the Collector file exporter, the SDK JSON file exporters, Jaeger's API v3 and
+//! Tempo write it.
+//!
+//! Our own serde structs rather than opentelemetry-proto's: those decode Jaeger or Zipkin JSON
+//! as an empty OTLP file without complaint and reject the base64 ids and enum names that
+//! proto3-JSON writers emit. Every field that real writers vary on is read leniently (ids in hex
+//! or base64, enums as numbers or names, 64-bit integers as strings or numbers, snake_case keys,
+//! the legacy `instrumentationLibrarySpans`), and every field whose value the audit depends on
+//! (ids, times) is validated per span, so one bad span costs a diagnostic, not its whole line.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+
+use super::{Parsed, Shape};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::{
+    Attributes, Event, KeyValue, Link, Origin, Resource, Span, SpanId, SpanKind, Status,
+    StatusCode, TraceId, Value,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Wire structs. Field names follow the OTLP/JSON spec (lowerCamelCase); aliases take the
+// snake_case that protobuf's JSON printer writes with `preserving_proto_field_name`.
+
+/// A top-level record: `TracesData` / `ExportTraceServiceRequest`, or one of the wrappers that
+/// query APIs put around it. The remaining fields exist only to recognise what a non-OTLP
+/// document is, so the error can say so.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Envelope<'a> {
+    #[serde(rename = "resourceSpans", alias = "resource_spans", borrow)]
+    resource_spans: Option<Vec<WireResourceSpans<'a>>>,
+    /// Tempo: `{"batches": [ResourceSpans…]}`.
+    #[serde(borrow)]
+    batches: Option<Vec<WireResourceSpans<'a>>>,
+    /// Jaeger API v3: `{"result": TracesData}`.
+    #[serde(borrow)]
+    result: Option<Box<Envelope<'a>>>,
+    /// Tempo: `{"trace": TracesData}`.
+    #[serde(borrow)]
+    trace: Option<Box<Envelope<'a>>>,
+
+    #[serde(rename = "resourceMetrics", alias = "resource_metrics")]
+    resource_metrics: Option<IgnoredAny>,
+    #[serde(rename = "resourceLogs", alias = "resource_logs")]
+    resource_logs: Option<IgnoredAny>,
+    #[serde(rename = "resourceProfiles", alias = "resource_profiles")]
+    resource_profiles: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireResourceSpans<'a> {
+    #[serde(borrow)]
+    resource: Option<WireResource<'a>>,
+    #[serde(
+        rename = "scopeSpans",
+        alias = "scope_spans",
+        alias = "instrumentationLibrarySpans",
+        alias = "instrumentation_library_spans",
+        borrow
+    )]
+    scope_spans: Option<Vec<WireScopeSpans<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireResource<'a> {
+    #[serde(borrow)]
+    attributes: Option<Vec<WireKeyValue<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireScopeSpans<'a> {
+    #[serde(borrow)]
+    spans: Option<Vec<WireSpan<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireSpan<'a> {
+    #[serde(rename = "traceId", alias = "trace_id", borrow)]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(rename = "spanId", alias = "span_id", borrow)]
+    span_id: Option<Cow<'a, str>>,
+    #[serde(rename = "parentSpanId", alias = "parent_span_id", borrow)]
+    parent_span_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    kind: Option<Flexible>,
+    #[serde(rename = "startTimeUnixNano", alias = "start_time_unix_nano")]
+    start_time_unix_nano: Option<Flexible>,
+    #[serde(rename = "endTimeUnixNano", alias = "end_time_unix_nano")]
+    end_time_unix_nano: Option<Flexible>,
+    #[serde(borrow)]
+    attributes: Option<Vec<WireKeyValue<'a>>>,
+    #[serde(borrow)]
+    events: Option<Vec<WireEvent<'a>>>,
+    #[serde(borrow)]
+    links: Option<Vec<WireLink<'a>>>,
+    #[serde(borrow)]
+    status: Option<WireStatus<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireEvent<'a> {
+    #[serde(rename = "timeUnixNano", alias = "time_unix_nano")]
+    time_unix_nano: Option<Flexible>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    attributes: Option<Vec<WireKeyValue<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireLink<'a> {
+    #[serde(rename = "traceId", alias = "trace_id", borrow)]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(rename = "spanId", alias = "span_id", borrow)]
+    span_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    attributes: Option<Vec<WireKeyValue<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireStatus<'a> {
+    #[serde(borrow)]
+    message: Option<Cow<'a, str>>,
+    code: Option<Flexible>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireKeyValue<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Option<WireAnyValue<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireAnyValue<'a> {
+    #[serde(rename = "stringValue", alias = "string_value", borrow)]
+    string_value: Option<Cow<'a, str>>,
+    #[serde(rename = "boolValue", alias = "bool_value")]
+    bool_value: Option<Flexible>,
+    #[serde(rename = "intValue", alias = "int_value")]
+    int_value: Option<Flexible>,
+    #[serde(rename = "doubleValue", alias = "double_value")]
+    double_value: Option<Flexible>,
+    #[serde(rename = "bytesValue", alias = "bytes_value", borrow)]
+    bytes_value: Option<Cow<'a, str>>,
+    #[serde(rename = "arrayValue", alias = "array_value", borrow)]
+    array_value: Option<WireArray<'a>>,
+    #[serde(rename = "kvlistValue", alias = "kvlist_value", borrow)]
+    kvlist_value: Option<WireKvList<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireArray<'a> {
+    #[serde(borrow)]
+    values: Option<Vec<WireAnyValue<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WireKvList<'a> {
+    #[serde(borrow)]
+    values: Option<Vec<WireKeyValue<'a>>>,
+}
+
+/// A scalar that writers spell in different ways: a 64-bit integer as a JSON number or a
+/// decimal string, an enum as a number or a name, a double as a number or `"NaN"`. Kept as
+/// written and interpreted by the field that reads it, so a bad value becomes a diagnostic for
+/// that field instead of failing the whole record.
+#[derive(Clone, Debug, PartialEq)]
+enum Flexible {
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+    Null,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Flexible {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FlexibleVisitor;
+        impl<'de> Visitor<'de> for FlexibleVisitor {
+            type Value = Flexible;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number, string or bool")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Flexible, E> {
+                Ok(Flexible::Unsigned(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Flexible, E> {
+                Ok(Flexible::Signed(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Flexible, E> {
+                Ok(Flexible::Float(v))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Flexible, E> {
+                Ok(Flexible::Bool(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Flexible, E> {
+                Ok(Flexible::Text(v.to_owned()))
+            }
+            fn visit_unit<E>(self) -> Result<Flexible, E> {
+                Ok(Flexible::Null)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Flexible, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Flexible::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Flexible, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Flexible::Other)
+            }
+        }
+        deserializer.deserialize_any(FlexibleVisitor)
+    }
+}
+
+impl Flexible {
+    fn describe(&self) -> String {
+        match self {
+            Flexible::Unsigned(v) => v.to_string(),
+            Flexible::Signed(v) => v.to_string(),
+            Flexible::Float(v) => v.to_string(),
+            Flexible::Bool(v) => v.to_string(),
+            Flexible::Text(s) => format!("{s:?}"),
+            Flexible::Null => "null".into(),
+            Flexible::Other => "an object or array".into(),
+        }
+    }
+
+    /// A Unix-nanosecond time. Floats are refused: at 1.7e18 an f64 is off by up to 256 ns.
+    fn as_time(&self) -> Result<u64, String> {
+        match self {
+            Flexible::Unsigned(v) => Ok(*v),
+            Flexible::Text(s) => s
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{s:?} is not an unsigned 64-bit integer")),
+            Flexible::Float(_) => Err(format!(
+                "{} is a floating-point number; times must be integers (a float loses nanoseconds)",
+                self.describe()
+            )),
+            other => Err(format!("{} is not a time in nanoseconds", other.describe())),
+        }
+    }
+
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            Flexible::Unsigned(v) => i64::try_from(*v).ok(),
+            Flexible::Signed(v) => Some(*v),
+            Flexible::Text(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Flexible::Unsigned(v) => Some(*v as f64),
+            Flexible::Signed(v) => Some(*v as f64),
+            Flexible::Float(v) => Some(*v),
+            Flexible::Text(s) => match s.as_str() {
+                "NaN" => Some(f64::NAN),
+                "Infinity" => Some(f64::INFINITY),
+                "-Infinity" => Some(f64::NEG_INFINITY),
+                other => other.trim().parse().ok(),
+            },
+            _ => None,
+        }
+    }
+
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Flexible::Bool(b) => Some(*b),
+            Flexible::Text(s) if s == "true" => Some(true),
+            Flexible::Text(s) if s == "false" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// An enum given as its number or as its proto name, with or without the prefix
+    /// (`3`, `"SPAN_KIND_CLIENT"`, `"CLIENT"`, `"client"`).
+    fn as_enum(&self, prefix: &str, names: &[&str]) -> Option<i64> {
+        match self {
+            Flexible::Text(s) => {
+                let upper = s.trim().to_ascii_uppercase();
+                let bare = upper.strip_prefix(prefix).unwrap_or(&upper);
+                names
+                    .iter()
+                    .position(|n| *n == bare)
+                    .map(|i| i as i64)
+                    .or_else(|| bare.parse().ok())
+            }
+            other => other.as_i64(),
+        }
+    }
+}
+
+const KIND_NAMES: &[&str] = &[
+    "UNSPECIFIED",
+    "INTERNAL",
+    "SERVER",
+    "CLIENT",
+    "PRODUCER",
+    "CONSUMER",
+];
+const STATUS_NAMES: &[&str] = &["UNSET", "OK", "ERROR"];
+
+// ---------------------------------------------------------------------------------------------
+// Ids.
+
+/// Decodes an OTLP id: hex in either case (the OTLP/JSON spec), or base64 in the standard or
+/// URL-safe alphabet, padded or not (proto3-JSON writers such as Tempo). The length tells them
+/// apart: 16 bytes are 32 hex digits or 22-24 base64 characters.
+pub(crate) fn decode_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
+    if raw.is_empty() {
+        return Err("is empty".into());
+    }
+    let mut out = [0u8; N];
+    if raw.len() == 2 * N && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+        for (i, chunk) in raw.as_bytes().chunks(2).enumerate() {
+            let hex = std::str::from_utf8(chunk).expect("ascii hex digits");
+            out[i] = u8::from_str_radix(hex, 16).expect("validated hex digits");
+        }
+    } else {
+        let trimmed = raw.trim_end_matches('=');
+        let engine = if trimmed.contains(['-', '_']) {
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+        } else {
+            &base64::engine::general_purpose::STANDARD_NO_PAD
+        };
+        match engine.decode(trimmed) {
+            Ok(bytes) if bytes.len() == N => out.copy_from_slice(&bytes),
+            _ => {
+                return Err(format!(
+                    "is not a {N}-byte id: expected {} hex digits or {} base64 characters",
+                    2 * N,
+                    N.div_ceil(3) * 4
+                ));
+            }
+        }
+    }
+    if out.iter().all(|b| *b == 0) {
+        return Err("is all zeros, which OTLP defines as invalid".into());
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversion to the model.
+
+/// Line numbers for records of a pretty-printed document, found by searching the text: serde
+/// does not report positions of values it parsed successfully, and we only need them for spans
+/// (in document order) and for the rare diagnostic.
+struct Locator<'t> {
+    text: &'t [u8],
+    /// Byte position of the last span located; the next is searched for after it.
+    cursor: usize,
+    cursor_line: u64,
+    /// Where the search for the current span began: its other fields lie after this.
+    span_from: usize,
+    span_from_line: u64,
+}
+
+impl<'t> Locator<'t> {
+    fn new(text: &'t [u8]) -> Self {
+        Locator {
+            text,
+            cursor: 0,
+            cursor_line: 1,
+            span_from: 0,
+            span_from_line: 1,
+        }
+    }
+
+    /// The line of the first `"<key>": "<raw>"` (any key spelling given) after the cursor.
+    fn find(&self, keys: &[&str], raw: &str) -> Option<(usize, u64)> {
+        self.find_from(self.cursor, self.cursor_line, keys, raw)
+    }
+
+    /// The same, searching from where the current span's search began, for its other fields.
+    fn find_in_span(&self, keys: &[&str], raw: &str) -> Option<(usize, u64)> {
+        self.find_from(self.span_from, self.span_from_line, keys, raw)
+    }
+
+    fn find_from(
+        &self,
+        from_pos: usize,
+        from_line: u64,
+        keys: &[&str],
+        raw: &str,
+    ) -> Option<(usize, u64)> {
+        let needle = format!("\"{raw}\"");
+        let hay = &self.text[from_pos..];
+        let mut from = 0;
+        while let Some(at) = find_bytes(&hay[from..], needle.as_bytes()) {
+            let pos = from + at;
+            let before = trim_ascii_end(&hay[..pos]);
+            if let Some(before) = before.strip_suffix(b":") {
+                let before = trim_ascii_end(before);
+                if keys
+                    .iter()
+                    .any(|k| before.ends_with(format!("\"{k}\"").as_bytes()))
+                {
+                    let abs = from_pos + pos;
+                    let line = from_line + count_newlines(&self.text[from_pos..abs]);
+                    return Some((abs, line));
+                }
+            }
+            from = pos + 1;
+        }
+        None
+    }
+
+    fn advance_to(&mut self, pos: usize, line: u64) {
+        self.span_from = self.cursor;
+        self.span_from_line = self.cursor_line;
+        self.cursor = pos;
+        self.cursor_line = line;
+    }
+}
+
+fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn trim_ascii_end(b: &[u8]) -> &[u8] {
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    &b[..end]
+}
+
+fn count_newlines(b: &[u8]) -> u64 {
+    b.iter().filter(|c| **c == b'\n').count() as u64
+}
+
+/// Where the records being converted sit in the input.
+enum Position<'t> {
+    /// JSON Lines: every span of the record is on this line.
+    Line(u64),
+    /// One pretty-printed document: spans are located by searching the text.
+    Document(Locator<'t>),
+}
+
+struct Converter<'p, 't> {
+    input: &'p Arc<str>,
+    position: Position<'t>,
+    out: &'p mut Parsed,
+}
+
+impl Converter<'_, '_> {
+    fn diag(&mut self, line: u64, code: Code, message: String) {
+        self.out
+            .diagnostics
+            .push(Diagnostic::error(self.input, Some(line), code, message));
+    }
+
+    fn warn(&mut self, line: u64, code: Code, message: String) {
+        self.out
+            .diagnostics
+            .push(Diagnostic::warning(self.input, Some(line), code, message));
+    }
+
+    fn field_line(&self, span_line: u64, keys: &[&str], raw: &str) -> u64 {
+        match &self.position {
+            Position::Line(line) => *line,
+            Position::Document(locator) => locator
+                .find_in_span(keys, raw)
+                .map_or(span_line, |(_, l)| l),
+        }
+    }
+
+    fn span_line(&mut self, raw_span_id: &str) -> u64 {
+        match &mut self.position {
+            Position::Line(line) => *line,
+            Position::Document(locator) => {
+                match locator.find(&["spanId", "span_id"], raw_span_id) {
+                    Some((pos, line)) => {
+                        locator.advance_to(pos, line);
+                        line
+                    }
+                    None => locator.cursor_line,
+                }
+            }
+        }
+    }
+
+    fn envelope(&mut self, envelope: Envelope<'_>) {
+        let mut pending = vec![envelope];
+        while let Some(envelope) = pending.pop() {
+            let Envelope {
+                resource_spans,
+                batches,
+                result,
+                trace,
+                ..
+            } = envelope;
+            for resource_spans in resource_spans.into_iter().chain(batches).flatten() {
+                self.resource_spans(resource_spans);
+            }
+            pending.extend(result.map(|b| *b));
+            pending.extend(trace.map(|b| *b));
+        }
+    }
+
+    fn resource_spans(&mut self, wire: WireResourceSpans<'_>) {
+        let attributes = self.attributes(
+            wire.resource.and_then(|r| r.attributes),
+            self.current_line(),
+        );
+        let service_name = attributes
+            .text("service.name")
+            .map(Cow::into_owned)
+            .unwrap_or_else(|| "unknown_service".to_owned());
+        let resource = Arc::new(Resource {
+            service_name,
+            attributes,
+        });
+        for scope in wire.scope_spans.into_iter().flatten() {
+            for span in scope.spans.into_iter().flatten() {
+                self.span(span, &resource);
+            }
+        }
+    }
+
+    fn current_line(&self) -> u64 {
+        match &self.position {
+            Position::Line(line) => *line,
+            Position::Document(locator) => locator.cursor_line,
+        }
+    }
+
+    fn span(&mut self, wire: WireSpan<'_>, resource: &Arc<Resource>) {
+        self.out.spans_read += 1;
+        let name = wire.name.as_deref().unwrap_or("").to_owned();
+        let raw_span_id = wire.span_id.as_deref().unwrap_or("");
+        let line = self.span_line(raw_span_id);
+
+        let trace_id = self.id::<16>(
+            &wire.trace_id,
+            &name,
+            line,
+            "traceId",
+            &["traceId", "trace_id"],
+        );
+        let span_id = self.id::<8>(&wire.span_id, &name, line, "spanId", &["spanId", "span_id"]);
+        let parent_span_id = match wire.parent_span_id.as_deref() {
+            None | Some("") => None,
+            Some(raw) => match decode_id::<8>(raw) {
+                Ok(id) => Some(SpanId(id)),
+                Err(why) => {
+                    let at = self.field_line(line, &["parentSpanId", "parent_span_id"], raw);
+                    self.warn(
+                        at,
+                        Code::InvalidId,
+                        format!(
+                            "span {name:?}: parentSpanId {raw:?} {why}; the span is kept as a root of its trace"
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+
+        let start = match wire.start_time_unix_nano.as_ref().map(Flexible::as_time) {
+            Some(Ok(t)) => t,
+            None => {
+                self.warn(
+                    line,
+                    Code::MissingTime,
+                    format!("span {name:?} has no startTimeUnixNano; its start is taken as 0"),
+                );
+                0
+            }
+            Some(Err(why)) => {
+                self.diag(
+                    line,
+                    Code::InvalidValue,
+                    format!("span {name:?}: startTimeUnixNano {why}; its start is taken as 0"),
+                );
+                0
+            }
+        };
+        let end = match wire.end_time_unix_nano.as_ref().map(Flexible::as_time) {
+            // Proto3 writes an unset end as 0; either way the span was never ended.
+            Some(Ok(0)) | None => {
+                self.warn(
+                    line,
+                    Code::MissingTime,
+                    format!("span {name:?} has no endTimeUnixNano; it is taken as still open"),
+                );
+                None
+            }
+            Some(Ok(t)) => Some(t),
+            Some(Err(why)) => {
+                self.diag(
+                    line,
+                    Code::InvalidValue,
+                    format!("span {name:?}: endTimeUnixNano {why}; it is taken as still open"),
+                );
+                None
+            }
+        };
+
+        let kind = match &wire.kind {
+            None => SpanKind::Unspecified,
+            Some(k) => match k
+                .as_enum("SPAN_KIND_", KIND_NAMES)
+                .and_then(SpanKind::from_otlp)
+            {
+                Some(kind) => kind,
+                None => {
+                    self.diag(
+                        line,
+                        Code::InvalidValue,
+                        format!(
+                            "span {name:?}: kind {} is not a SpanKind (0-5 or SPAN_KIND_*)",
+                            k.describe()
+                        ),
+                    );
+                    SpanKind::Unspecified
+                }
+            },
+        };
+
+        let status = match wire.status {
+            None => Status::default(),
+            Some(status) => {
+                let code = match &status.code {
+                    None => StatusCode::Unset,
+                    Some(c) => match c
+                        .as_enum("STATUS_CODE_", STATUS_NAMES)
+                        .and_then(StatusCode::from_otlp)
+                    {
+                        Some(code) => code,
+                        None => {
+                            self.diag(
+                                line,
+                                Code::InvalidValue,
+                                format!(
+                                    "span {name:?}: status code {} is not a StatusCode (0-2 or STATUS_CODE_*)",
+                                    c.describe()
+                                ),
+                            );
+                            StatusCode::Unset
+                        }
+                    },
+                };
+                Status {
+                    code,
+                    message: status.message.map(Cow::into_owned).unwrap_or_default(),
+                }
+            }
+        };
+
+        let attributes = self.attributes(wire.attributes, line);
+        let mut events = Vec::new();
+        for event in wire.events.into_iter().flatten() {
+            let event_name = event.name.as_deref().unwrap_or("").to_owned();
+            let time = match event.time_unix_nano.as_ref().map(Flexible::as_time) {
+                Some(Ok(t)) => t,
+                other => {
+                    let why = match other {
+                        Some(Err(why)) => why,
+                        _ => "is missing".to_owned(),
+                    };
+                    self.diag(
+                        line,
+                        Code::InvalidValue,
+                        format!("span {name:?}: event {event_name:?} timeUnixNano {why}; the event is ignored"),
+                    );
+                    continue;
+                }
+            };
+            let attributes = self.attributes(event.attributes, line);
+            events.push(Event {
+                name: event_name,
+                time,
+                attributes,
+            });
+        }
+        let mut links = Vec::new();
+        for link in wire.links.into_iter().flatten() {
+            let ids = (
+                link.trace_id.as_deref().map(decode_id::<16>),
+                link.span_id.as_deref().map(decode_id::<8>),
+            );
+            match ids {
+                (Some(Ok(t)), Some(Ok(s))) => {
+                    let attributes = self.attributes(link.attributes, line);
+                    links.push(Link {
+                        trace_id: TraceId(t),
+                        span_id: SpanId(s),
+                        attributes,
+                    });
+                }
+                (t, s) => {
+                    let (field, raw, why) = match (t, s) {
+                        (None, _) => ("traceId", "", "is missing".to_owned()),
+                        (Some(Err(why)), _) => {
+                            ("traceId", link.trace_id.as_deref().unwrap_or(""), why)
+                        }
+                        (_, None) => ("spanId", "", "is missing".to_owned()),
+                        (_, Some(Err(why))) => {
+                            ("spanId", link.span_id.as_deref().unwrap_or(""), why)
+                        }
+                        _ => unreachable!("both ids decoded"),
+                    };
+                    self.diag(
+                        line,
+                        Code::InvalidId,
+                        format!(
+                            "span {name:?}: link {field} {raw:?} {why}; the link is not followed"
+                        ),
+                    );
+                }
+            }
+        }
+
+        let (Some(trace_id), Some(span_id)) = (trace_id, span_id) else {
+            self.out.spans_unjoinable += 1;
+            return;
+        };
+        self.out.spans.push(Span {
+            trace_id: TraceId(trace_id),
+            span_id: SpanId(span_id),
+            parent_span_id,
+            name,
+            kind,
+            start,
+            end,
+            status,
+            attributes,
+            resource: Arc::clone(resource),
+            events,
+            links,
+            origin: Origin {
+                input: Arc::clone(self.input),
+                line,
+            },
+        });
+    }
+
+    fn id<const N: usize>(
+        &mut self,
+        raw: &Option<Cow<'_, str>>,
+        span_name: &str,
+        span_line: u64,
+        field: &str,
+        keys: &[&str],
+    ) -> Option<[u8; N]> {
+        let raw = raw.as_deref().unwrap_or("");
+        match decode_id::<N>(raw) {
+            Ok(id) => Some(id),
+            Err(why) => {
+                let line = if raw.is_empty() {
+                    span_line
+                } else {
+                    self.field_line(span_line, keys, raw)
+                };
+                self.diag(
+                    line,
+                    Code::InvalidId,
+                    format!(
+                        "span {span_name:?}: {field} {raw:?} {why}; the span is not used for joins"
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn attributes(&mut self, wire: Option<Vec<WireKeyValue<'_>>>, line: u64) -> Attributes {
+        let wire = wire.unwrap_or_default();
+        let mut out = Vec::with_capacity(wire.len());
+        for kv in wire {
+            let value = match kv.value {
+                Some(v) => self.value(v, &kv.key, line),
+                None => Value::Empty,
+            };
+            out.push(KeyValue {
+                key: kv.key.into_owned(),
+                value,
+            });
+        }
+        Attributes(out)
+    }
+
+    fn value(&mut self, wire: WireAnyValue<'_>, key: &str, line: u64) -> Value {
+        if let Some(s) = wire.string_value {
+            return Value::String(s.into_owned());
+        }
+        if let Some(b) = wire.bool_value {
+            return match b.as_bool() {
+                Some(b) => Value::Bool(b),
+                None => self.bad_value(key, line, "boolValue", &b),
+            };
+        }
+        if let Some(i) = wire.int_value {
+            return match i.as_i64() {
+                Some(i) => Value::Int(i),
+                None => self.bad_value(key, line, "intValue", &i),
+            };
+        }
+        if let Some(d) = wire.double_value {
+            return match d.as_f64() {
+                Some(d) => Value::Double(d),
+                None => self.bad_value(key, line, "doubleValue", &d),
+            };
+        }
+        if let Some(b) = wire.bytes_value {
+            return match base64::engine::general_purpose::STANDARD.decode(b.as_bytes()) {
+                Ok(bytes) => Value::Bytes(bytes),
+                Err(_) => {
+                    self.diag(
+                        line,
+                        Code::InvalidValue,
+                        format!(
+                            "attribute {key:?}: bytesValue is not base64; the value is ignored"
+                        ),
+                    );
+                    Value::Empty
+                }
+            };
+        }
+        if let Some(array) = wire.array_value {
+            let values = array.values.unwrap_or_default();
+            return Value::Array(
+                values
+                    .into_iter()
+                    .map(|v| self.value(v, key, line))
+                    .collect(),
+            );
+        }
+        if let Some(kvlist) = wire.kvlist_value {
+            let values = kvlist.values.unwrap_or_default();
+            return Value::KvList(
+                values
+                    .into_iter()
+                    .map(|kv| {
+                        let value = match kv.value {
+                            Some(v) => self.value(v, &kv.key, line),
+                            None => Value::Empty,
+                        };
+                        KeyValue {
+                            key: kv.key.into_owned(),
+                            value,
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        Value::Empty
+    }
+
+    fn bad_value(&mut self, key: &str, line: u64, field: &str, got: &Flexible) -> Value {
+        self.diag(
+            line,
+            Code::InvalidValue,
+            format!(
+                "attribute {key:?}: {field} {} is not valid; the value is ignored",
+                got.describe()
+            ),
+        );
+        Value::Empty
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry points.
+
+/// What a top-level JSON value looks like, for sniffing and for the error when it is not OTLP.
+pub(crate) fn classify(value_start: &[u8]) -> Shape {
+    // Only objects can be OTLP; anything else is described by the caller from a full parse.
+    match serde_json::from_slice::<Envelope<'_>>(value_start) {
+        Ok(env) if env.is_traces() => Shape::OtlpTraces,
+        Ok(env) if env.is_other_telemetry() => Shape::OtlpOther,
+        _ => Shape::Other,
+    }
+}
+
+impl Envelope<'_> {
+    fn is_traces(&self) -> bool {
+        self.resource_spans.is_some()
+            || self.batches.is_some()
+            || self.result.as_ref().is_some_and(|r| r.is_traces())
+            || self.trace.as_ref().is_some_and(|t| t.is_traces())
+    }
+
+    fn is_other_telemetry(&self) -> bool {
+        self.resource_metrics.is_some()
+            || self.resource_logs.is_some()
+            || self.resource_profiles.is_some()
+    }
+}
+
+/// Reads JSON Lines: one OTLP record a line. A bad line is a diagnostic and the run goes on.
+pub(crate) fn read_lines(input: &Arc<str>, text: &[u8], out: &mut Parsed) {
+    let ends_with_newline = text.ends_with(b"\n");
+    let mut line_no = 0u64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        line_no += 1;
+        let (line, next, is_last) = match rest.iter().position(|b| *b == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..], i + 1 == rest.len()),
+            None => (rest, &rest[rest.len()..], true),
+        };
+        rest = next;
+        out.lines = line_no;
+        let line = trim_ascii_end(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Envelope<'_>>(line) {
+            Ok(env) if env.is_traces() => {
+                let mut converter = Converter {
+                    input,
+                    position: Position::Line(line_no),
+                    out,
+                };
+                converter.envelope(env);
+            }
+            Ok(env) if env.is_other_telemetry() => out.diagnostics.push(Diagnostic::warning(
+                input,
+                Some(line_no),
+                Code::NotTraces,
+                "record holds metrics, logs or profiles, not traces; skipped",
+            )),
+            Ok(_) => out.diagnostics.push(Diagnostic::error(
+                input,
+                Some(line_no),
+                Code::InvalidOtlp,
+                "record has no resourceSpans: expected an OTLP TracesData object; skipped",
+            )),
+            Err(e) if is_last && !ends_with_newline && e.is_eof() => {
+                out.diagnostics.push(Diagnostic::warning(
+                    input,
+                    Some(line_no),
+                    Code::TruncatedLine,
+                    format!(
+                        "last line ends mid-record ({e}); the file may still be being written; the partial record is skipped"
+                    ),
+                ))
+            }
+            Err(e) if e.is_data() => out.diagnostics.push(Diagnostic::error(
+                input,
+                Some(line_no),
+                Code::InvalidOtlp,
+                format!("record is not OTLP/JSON: {e}; skipped"),
+            )),
+            Err(e) => out.diagnostics.push(Diagnostic::error(
+                input,
+                Some(line_no),
+                Code::MalformedJson,
+                format!("not valid JSON: {e}; expected one OTLP/JSON record per line; skipped"),
+            )),
+        }
+    }
+}
+
+/// Reads one document (usually pretty-printed). The caller has checked that it parses.
+pub(crate) fn read_document(
+    input: &Arc<str>,
+    text: &[u8],
+    out: &mut Parsed,
+) -> Result<(), serde_json::Error> {
+    out.lines = count_newlines(text) + u64::from(!text.ends_with(b"\n") && !text.is_empty());
+    let env = serde_json::from_slice::<Envelope<'_>>(text)?;
+    let mut converter = Converter {
+        input,
+        position: Position::Document(Locator::new(text)),
+        out,
+    };
+    converter.envelope(env);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_decode_from_hex_in_either_case_and_base64() {
+        let hex = "5B8EFFF798038103D269B633813FC60C";
+        let id = decode_id::<16>(hex).unwrap();
+        assert_eq!(decode_id::<16>(&hex.to_lowercase()).unwrap(), id);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(id);
+        assert_eq!(decode_id::<16>(&b64).unwrap(), id);
+        assert_eq!(decode_id::<16>(b64.trim_end_matches('=')).unwrap(), id);
+        let url = base64::engine::general_purpose::URL_SAFE.encode([0xfb; 8]);
+        assert_eq!(decode_id::<8>(&url).unwrap(), [0xfb; 8]);
+    }
+
+    #[test]
+    fn bad_ids_say_why() {
+        assert_eq!(decode_id::<16>("").unwrap_err(), "is empty");
+        assert!(decode_id::<8>("xyz").unwrap_err().contains("16 hex digits"));
+        assert!(
+            decode_id::<8>("0000000000000000")
+                .unwrap_err()
+                .contains("all zeros")
+        );
+        assert!(decode_id::<8>("eee19b7ec3c1b17").is_err(), "15 hex digits");
+    }
+
+    #[test]
+    fn times_refuse_floats_and_accept_strings_and_numbers() {
+        assert_eq!(
+            Flexible::Text("1581452772000000321".into()).as_time(),
+            Ok(1581452772000000321)
+        );
+        assert_eq!(
+            Flexible::Unsigned(1581452772000000321).as_time(),
+            Ok(1581452772000000321)
+        );
+        assert!(Flexible::Float(1.5e18).as_time().is_err());
+        assert!(Flexible::Text("-1".into()).as_time().is_err());
+    }
+
+    #[test]
+    fn enums_accept_numbers_and_names() {
+        for spelling in [
+            Flexible::Unsigned(3),
+            Flexible::Text("SPAN_KIND_CLIENT".into()),
+            Flexible::Text("client".into()),
+            Flexible::Text("3".into()),
+        ] {
+            assert_eq!(spelling.as_enum("SPAN_KIND_", KIND_NAMES), Some(3));
+        }
+        assert_eq!(
+            Flexible::Text("STATUS_CODE_ERROR".into()).as_enum("STATUS_CODE_", STATUS_NAMES),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn doubles_accept_the_proto3_json_spellings() {
+        assert!(Flexible::Text("NaN".into()).as_f64().unwrap().is_nan());
+        assert_eq!(
+            Flexible::Text("-Infinity".into()).as_f64(),
+            Some(f64::NEG_INFINITY)
+        );
+    }
+}

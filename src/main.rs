@@ -1,0 +1,37 @@
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use abortaudit::{ExitStatus, cli::Cli, config, report::sanitize};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let mut err = io::stderr();
+    let result = config::resolve(cli).and_then(|task| {
+        let status = abortaudit::run(task, &mut out, &mut err)?;
+        out.flush()?;
+        Ok(status)
+    });
+    match result {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(error) => {
+            // A closed pipe (`abortaudit scan … | head`) is the reader's choice, not a failure.
+            if error
+                .chain()
+                .filter_map(|e| e.downcast_ref::<io::Error>())
+                .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::from(ExitStatus::Success.code());
+            }
+            let chain: Vec<String> = error
+                .chain()
+                .map(|e| sanitize(&e.to_string()).into_owned())
+                .collect();
+            let _ = writeln!(err, "error: {}", chain.join(": "));
+            ExitCode::from(ExitStatus::Error.code())
+        }
+    }
+}

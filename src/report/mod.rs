@@ -1,0 +1,194 @@
+//! Every output the tool prints. One file per format; this module holds what they share.
+
+pub mod json;
+pub mod table;
+pub mod timeline;
+
+use std::borrow::Cow;
+
+/// Makes text from an input safe to print on a terminal: control characters (C0, DEL, C1),
+/// which include the ESC that starts every terminal escape sequence, and the Unicode
+/// bidirectional overrides that can reorder what a reader sees, are shown as `\u{…}` escapes.
+pub fn sanitize(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control() && c != ' '
+            || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A Unix-nanosecond time as RFC 3339 UTC with nanoseconds, e.g. `2026-11-25T15:33:00.123456789Z`.
+pub fn rfc3339(unix_nano: u64) -> String {
+    let secs = (unix_nano / 1_000_000_000) as i64;
+    let nanos = (unix_nano % 1_000_000_000) as u32;
+    match chrono::DateTime::from_timestamp(secs, nanos) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string(),
+        None => format!("{unix_nano}ns"),
+    }
+}
+
+/// A signed offset from the abort as `+1.234s`; gaps under 10 ms in milliseconds
+/// (`-1.234ms`), so that a near-tie is not shown as `+0.000s`.
+pub fn offset(delta_ns: i128) -> String {
+    let sign = if delta_ns < 0 { '-' } else { '+' };
+    let abs = delta_ns.unsigned_abs();
+    if abs < 10_000_000 {
+        format!(
+            "{sign}{}.{:03}ms",
+            abs / 1_000_000,
+            (abs % 1_000_000) / 1_000
+        )
+    } else {
+        format!(
+            "{sign}{}.{:03}s",
+            abs / 1_000_000_000,
+            (abs % 1_000_000_000) / 1_000_000
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_neutralises_escapes_and_bidi_overrides() {
+        assert_eq!(sanitize("plain name"), "plain name");
+        assert_eq!(sanitize("red\x1b[31mtext"), "red\\u{1b}[31mtext");
+        assert_eq!(sanitize("a\nb\tc"), "a\\u{a}b\\u{9}c");
+        assert_eq!(sanitize("x\u{202E}y"), "x\\u{202e}y");
+        assert_eq!(sanitize("c1\u{9b}31m"), "c1\\u{9b}31m");
+    }
+
+    #[test]
+    fn times_print_exactly() {
+        assert_eq!(
+            rfc3339(1_581_452_772_000_000_321),
+            "2020-02-11T20:26:12.000000321Z"
+        );
+        assert_eq!(offset(1_234_000_000), "+1.234s");
+        assert_eq!(offset(-12_345_678), "-0.012s");
+        assert_eq!(offset(-1_234_567), "-1.234ms");
+        assert_eq!(offset(0), "+0.000ms");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What every scan report shows, computed once.
+
+use std::io::Write;
+
+use crate::classify::{Audit, Category};
+use crate::ingest::Ingested;
+
+/// The summary of a scan, shared by every output format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub inputs: usize,
+    pub spans: u64,
+    pub conversations: u64,
+    pub aborted_turns: u64,
+    pub tool_calls_at_risk: u64,
+    /// Findings per category, every category present.
+    pub by_category: Vec<(Category, u64)>,
+    pub late_writes: u64,
+    pub ambiguous: u64,
+    pub committed_before_abort: u64,
+    pub diagnostics: usize,
+    pub fail_on: Vec<Category>,
+    pub gate_failed: bool,
+}
+
+impl Summary {
+    pub fn new(ingested: &Ingested, audit: &Audit, fail_on: &[Category]) -> Summary {
+        let count = |c: Category| audit.findings.iter().filter(|f| f.category == c).count() as u64;
+        Summary {
+            inputs: ingested.inputs.len(),
+            spans: ingested.spans.len() as u64,
+            conversations: audit.conversations,
+            aborted_turns: audit.aborted_turns,
+            tool_calls_at_risk: audit.tool_calls_at_risk,
+            by_category: Category::ALL.iter().map(|c| (*c, count(*c))).collect(),
+            late_writes: audit.findings.iter().filter(|f| f.late).count() as u64,
+            ambiguous: audit.findings.iter().filter(|f| f.ambiguous).count() as u64,
+            committed_before_abort: audit.committed_before_abort,
+            diagnostics: ingested.diagnostics().count(),
+            fail_on: fail_on.to_vec(),
+            gate_failed: audit.findings.iter().any(|f| fail_on.contains(&f.category)),
+        }
+    }
+
+    /// The summary as one line of prose, for terminals and postmortems.
+    pub fn sentence(&self) -> String {
+        let counts: Vec<String> = self
+            .by_category
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        let findings = if counts.is_empty() {
+            "no findings".to_owned()
+        } else {
+            format!("{} late writes ({})", self.late_writes, counts.join(", "))
+        };
+        let ambiguous = if self.ambiguous > 0 {
+            format!(", {} ambiguous", self.ambiguous)
+        } else {
+            String::new()
+        };
+        let gate = if self.fail_on.is_empty() {
+            "gate: off (--fail-on none)".to_owned()
+        } else {
+            let names: Vec<&str> = self.fail_on.iter().map(|c| c.as_str()).collect();
+            format!(
+                "gate: {} (fails on {})",
+                if self.gate_failed { "FAILED" } else { "passed" },
+                names.join(", ")
+            )
+        };
+        format!(
+            "{} conversations, {} aborted turns, {} tool calls at risk: {findings}{ambiguous}; {} writes committed before their abort. {gate}",
+            self.conversations,
+            self.aborted_turns,
+            self.tool_calls_at_risk,
+            self.committed_before_abort
+        )
+    }
+}
+
+/// How many diagnostics a terminal shows per input before summarising the rest.
+const DIAGNOSTICS_SHOWN: usize = 20;
+
+/// Prints the inputs' diagnostics to stderr, a bounded number per input.
+pub fn print_diagnostics(ingested: &Ingested, err: &mut dyn Write) -> std::io::Result<()> {
+    for input in &ingested.inputs {
+        for diagnostic in input.diagnostics.iter().take(DIAGNOSTICS_SHOWN) {
+            writeln!(err, "{}", sanitize(&diagnostic.to_string()))?;
+        }
+        let more = input.diagnostics.len().saturating_sub(DIAGNOSTICS_SHOWN);
+        if more > 0 {
+            writeln!(
+                err,
+                "{}: … and {more} more diagnostics (--format json lists them all)",
+                sanitize(&input.path)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn rules_header() -> &'static str {
+    "# abortaudit detection rules (the effective ones).\n\
+     # Save as abortaudit.toml and edit; every key is optional and unknown keys are errors.\n\n"
+}

@@ -1,0 +1,42 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+
+pub fn bin() -> Command {
+    Command::cargo_bin("abortaudit").expect("the binary is built for integration tests")
+}
+
+/// The public corpus beside the checkout (`../shared/corpus`), or `None` with a note on
+/// stderr: the corpus is not part of the project and may be absent outside CI.
+pub fn corpus(sub: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/corpus")
+        .join(sub);
+    if dir.exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "SKIPPED: {} not found; the corpus conformance check did not run",
+            dir.display()
+        );
+        None
+    }
+}
+
+pub fn fixture(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path)
+}
+
+pub fn json(output: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(output).unwrap_or_else(|e| {
+        panic!(
+            "output is not JSON ({e}):\n{}",
+            String::from_utf8_lossy(output)
+        )
+    })
+}

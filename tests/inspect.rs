@@ -1,0 +1,268 @@
+//! `abortaudit inspect` on real exports from other projects (the public corpus), and its
+//! contract: JSON schema, exit codes, errors that name the input.
+
+mod common;
+
+use common::{bin, corpus, json};
+
+/// Inspects one corpus file as JSON and returns its input record.
+fn inspect_one(path: &std::path::Path) -> (serde_json::Value, i32) {
+    let output = bin()
+        .args(["inspect", "--format", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let report = json(&output.stdout);
+    assert_eq!(report["schema"], "abortaudit-inspect/v1");
+    (report["inputs"][0].clone(), output.status.code().unwrap())
+}
+
+#[test]
+fn corpus_otlp_json_files_have_the_documented_span_counts() {
+    let Some(dir) = corpus("traces/otlp-json") else {
+        return;
+    };
+    // Counts from ../shared/corpus/README.md.
+    for (file, format, spans, links) in [
+        (
+            "jaeger_apiv3_GetTrace_result-wrapper.json",
+            "otlp-json",
+            1,
+            0,
+        ),
+        (
+            "jaeger_integration_link_attributes_trace.json",
+            "otlp-json",
+            1,
+            3,
+        ),
+        ("otel-proto_examples_trace.json", "otlp-json", 1, 0),
+        (
+            "otel-spec_file-exporter_traces-example.jsonl",
+            "otlp-json-lines",
+            8,
+            0,
+        ),
+    ] {
+        let (input, code) = inspect_one(&dir.join(file));
+        assert_eq!(code, 0, "{file}");
+        assert_eq!(input["format"], format, "{file}");
+        assert_eq!(input["compression"], "none", "{file}");
+        assert_eq!(input["spans"], spans, "{file}");
+        assert_eq!(input["links"], links, "{file}");
+    }
+}
+
+#[test]
+fn the_spec_reference_file_reads_upper_case_hex_ids() {
+    let Some(dir) = corpus("traces/otlp-json") else {
+        return;
+    };
+    let (input, _) = inspect_one(&dir.join("otel-proto_examples_trace.json"));
+    assert_eq!(input["traces"], 1);
+    assert_eq!(input["services"], 1);
+    assert_eq!(input["kinds"]["server"], 1);
+    assert_eq!(input["diagnostics"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn empty_ids_are_diagnosed_per_span_and_field_and_not_joined() {
+    let Some(dir) = corpus("traces/otlp-json") else {
+        return;
+    };
+    let (input, code) = inspect_one(&dir.join("otel-spec_file-exporter_traces-example.jsonl"));
+    assert_eq!(code, 0, "diagnostics alone do not fail without --strict");
+    assert_eq!(input["lines"], 4);
+    assert_eq!(input["spans"], 8);
+    assert_eq!(input["unjoinable"], 8);
+    assert_eq!(
+        input["traces"], 0,
+        "spans with empty ids are not joined into traces"
+    );
+    let diagnostics = input["diagnostics"].as_array().unwrap();
+    let span_ids: Vec<&serde_json::Value> = diagnostics
+        .iter()
+        .filter(|d| {
+            d["message"]
+                .as_str()
+                .unwrap()
+                .contains(": spanId \"\" is empty")
+        })
+        .collect();
+    assert_eq!(span_ids.len(), 8);
+    for d in diagnostics {
+        assert_eq!(d["code"], "invalid-id");
+        assert!((1..=4).contains(&d["line"].as_u64().unwrap()), "{d}");
+        assert!(d["input"].as_str().unwrap().ends_with(".jsonl"));
+    }
+
+    let output = bin()
+        .args(["inspect", "--strict"])
+        .arg(dir.join("otel-spec_file-exporter_traces-example.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "--strict turns diagnostics into exit 2"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--strict"), "{stderr}");
+}
+
+#[test]
+fn invalid_ids_name_file_line_and_field() {
+    let Some(dir) = corpus("traces/otlp-json-variants") else {
+        return;
+    };
+    let (input, _) = inspect_one(&dir.join("otlp2parquet_invalid_trace_mixed_encoding.json"));
+    assert_eq!(input["spans"], 1);
+    assert_eq!(input["unjoinable"], 1);
+    let diagnostics = input["diagnostics"].as_array().unwrap();
+    let trace = diagnostics
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("traceId \"zzz\""))
+        .unwrap();
+    assert_eq!(trace["line"], 21, "the line of the traceId field");
+    assert_eq!(trace["severity"], "error");
+    let span = diagnostics
+        .iter()
+        .find(|d| d["message"].as_str().unwrap().contains("spanId \"xyz\""))
+        .unwrap();
+    assert_eq!(span["line"], 22);
+    assert!(span["message"].as_str().unwrap().contains("16 hex digits"));
+}
+
+#[test]
+fn base64_ids_and_enum_names_are_read() {
+    let Some(dir) = corpus("traces/otlp-json-variants") else {
+        return;
+    };
+    let (input, code) = inspect_one(&dir.join("otlp2parquet_trace_base64ids_enumnames.json"));
+    assert_eq!(code, 0);
+    assert_eq!(input["spans"], 2);
+    assert_eq!(input["traces"], 1);
+    assert_eq!(input["kinds"]["client"], 1);
+    assert_eq!(input["kinds"]["server"], 1);
+    assert_eq!(input["diagnostics"].as_array().unwrap().len(), 0, "{input}");
+}
+
+#[test]
+fn foreign_json_is_an_error_saying_what_it_looks_like() {
+    let Some(dir) = corpus("traces") else { return };
+    for (file, looks_like) in [
+        (
+            "jaeger-json/jaeger_query_otlp2jaeger-out_api-envelope.json",
+            "Jaeger JSON",
+        ),
+        (
+            "jaeger-json/jaeger_anonymizer_trace_success_span-array.json",
+            "Jaeger JSON",
+        ),
+        (
+            "jaeger-json/jaeger_uimodel_ui_01_bare-trace.json",
+            "Jaeger JSON trace",
+        ),
+        ("zipkin-v2/zipkin-lens_yelp.json", "Zipkin v2 JSON"),
+        (
+            "zipkin-v2/zipkin_benchmarks_zipkin2-client_single-span.json",
+            "Zipkin v2 span",
+        ),
+    ] {
+        let output = bin().arg("inspect").arg(dir.join(file)).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{file}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(looks_like), "{file}: {stderr}");
+        assert!(stderr.contains(file), "the error names the input: {stderr}");
+    }
+}
+
+#[test]
+fn the_total_counts_traces_once_across_inputs_and_duplicates_are_kept_once() {
+    let Some(dir) = corpus("traces/otlp-json") else {
+        return;
+    };
+    let file = dir.join("otel-proto_examples_trace.json");
+    let output = bin()
+        .args(["inspect", "--format", "json"])
+        .arg(&file)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = json(&output.stdout);
+    assert_eq!(report["inputs"][1]["duplicates"], 1);
+    assert_eq!(report["total"]["spans"], 2, "spans read");
+    assert_eq!(report["total"]["duplicates"], 1);
+    assert_eq!(report["total"]["traces"], 1);
+}
+
+#[test]
+fn directories_are_read_recursively_and_stdin_is_dash() {
+    let Some(dir) = corpus("traces/otlp-json") else {
+        return;
+    };
+    let output = bin()
+        .args(["inspect", "--format", "json"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let report = json(&output.stdout);
+    assert_eq!(report["inputs"].as_array().unwrap().len(), 4);
+    assert_eq!(report["total"]["spans"], 11);
+
+    let text = std::fs::read(dir.join("otel-proto_examples_trace.json")).unwrap();
+    let output = bin()
+        .args(["inspect", "--format", "json", "-"])
+        .write_stdin(text)
+        .output()
+        .unwrap();
+    let report = json(&output.stdout);
+    assert_eq!(report["inputs"][0]["path"], "<stdin>");
+    assert_eq!(report["inputs"][0]["spans"], 1);
+}
+
+#[test]
+fn an_unreadable_input_is_exit_2_with_one_line_naming_it() {
+    let output = bin()
+        .args(["inspect", "no/such/file.json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("no/such/file.json") && errors[0].contains("cannot read"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_truncated_last_line_is_a_warning_and_the_rest_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"a","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+    let path = dir.path().join("export.jsonl");
+    std::fs::write(&path, format!("{line}\n{}", &line[..60])).unwrap();
+    let output = bin()
+        .args(["inspect", "--format", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let report = json(&output.stdout);
+    let input = &report["inputs"][0];
+    assert_eq!(input["spans"], 1);
+    assert_eq!(input["diagnostics"][0]["code"], "truncated-line");
+    assert_eq!(input["diagnostics"][0]["severity"], "warning");
+    assert_eq!(input["diagnostics"][0]["line"], 2);
+}
+
+#[test]
+fn an_input_with_no_spans_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty-traces.json");
+    std::fs::write(&path, r#"{"resourceSpans":[]}"#).unwrap();
+    let output = bin().arg("inspect").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("holds no spans"));
+}

@@ -1,0 +1,118 @@
+//! Hostile input: random bytes, truncated records and deep nesting never panic the reader;
+//! each gives a diagnostic or an error.
+
+use abortaudit::ingest::parse_input;
+
+/// A small deterministic generator, so a failure reproduces.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+const RECORD: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"api"}}]},"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","parentSpanId":"eee19b7ec3c1b173","name":"POST /x","kind":2,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000","attributes":[{"key":"n","value":{"intValue":"3"}},{"key":"d","value":{"doubleValue":"NaN"}},{"key":"a","value":{"arrayValue":{"values":[{"boolValue":true}]}}}],"events":[{"timeUnixNano":"1544712660500000000","name":"abort"}],"links":[{"traceId":"5b8efff798038103d269b633813fc60d","spanId":"eee19b7ec3c1b175"}],"status":{"code":2,"message":"x"}}]}]}]}"#;
+
+fn outcome_is_reported(name: &str, bytes: &[u8]) {
+    let (report, spans) = parse_input(name, bytes);
+    let reported = report.error.is_some() || !report.diagnostics.is_empty();
+    let clean = spans.len() as u64 == report.counts.spans && report.counts.spans > 0;
+    let empty = bytes.iter().all(u8::is_ascii_whitespace);
+    assert!(
+        reported || clean || empty,
+        "{name}: neither spans nor a diagnostic nor an error"
+    );
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+    for case in 0..2_000 {
+        let len = (rng.next() % 300) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        outcome_is_reported(&format!("random-{case}"), &bytes);
+    }
+}
+
+#[test]
+fn every_truncation_of_a_record_is_a_diagnostic_or_an_error() {
+    for cut in 1..RECORD.len() {
+        let text = format!("{RECORD}\n{}", &RECORD[..cut]);
+        let (report, spans) = parse_input("truncated.jsonl", text.as_bytes());
+        assert_eq!(
+            spans.len(),
+            1,
+            "the whole first line is still read (cut {cut})"
+        );
+        assert!(!report.diagnostics.is_empty(), "cut {cut} is reported");
+        // A single document cut short cannot be read at all.
+        let (report, _) = parse_input("truncated.json", &RECORD.as_bytes()[..cut]);
+        assert!(
+            report.error.is_some() || !report.diagnostics.is_empty(),
+            "cut {cut}"
+        );
+    }
+}
+
+#[test]
+fn mutated_records_never_panic() {
+    let mut rng = XorShift(42);
+    let pieces = [
+        "\"",
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "null",
+        "-1",
+        "1e999",
+        "\"\\u0000\"",
+        "\u{202e}",
+        "\"NaN\"",
+    ];
+    for case in 0..2_000 {
+        let mut text = RECORD.to_owned();
+        for _ in 0..(1 + rng.next() % 4) {
+            let at = (rng.next() as usize) % text.len();
+            if !text.is_char_boundary(at) {
+                continue;
+            }
+            let piece = pieces[(rng.next() as usize) % pieces.len()];
+            if rng.next().is_multiple_of(2) {
+                text.insert_str(at, piece);
+            } else {
+                let end = (at + piece.len()).min(text.len());
+                if text.is_char_boundary(end) {
+                    text.replace_range(at..end, piece);
+                }
+            }
+        }
+        outcome_is_reported(&format!("mutated-{case}"), text.as_bytes());
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    for depth in [200, 100_000] {
+        let value = format!(
+            "{}{}",
+            r#"{"arrayValue":{"values":["#.repeat(depth),
+            "]}}".repeat(depth)
+        );
+        let nested = format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","attributes":[{{"key":"k","value":{value}}}]}}]}}]}}]}}"#
+        );
+        outcome_is_reported("deep.json", nested.as_bytes());
+        let (report, _) = parse_input("deep.json", nested.as_bytes());
+        assert!(report.error.is_some() || !report.diagnostics.is_empty());
+        let brackets = "[".repeat(depth);
+        let (report, _) = parse_input("brackets.json", brackets.as_bytes());
+        assert!(report.error.is_some());
+    }
+}

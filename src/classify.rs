@@ -7,8 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Rules;
-use crate::correlate::{Joined, Reached, ToolCall, Turn, Via};
-use crate::model::{Span, SpanId, SpanKind, StatusCode, TraceId};
+use crate::correlate::{EventJoin, Joined, Reached, ToolCall, Turn, Via};
+use crate::model::{Role, Span, SpanId, SpanKind, StatusCode, TraceId};
 
 /// What happened downstream of a tool call that the user's Stop did not reach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -76,8 +76,10 @@ pub struct Finding {
     pub abort: AbortInfo,
     pub tool_call: ToolCallInfo,
     pub write: Option<WriteInfo>,
-    /// How the write was reached from the tool call: `parent` or `link`.
-    pub join: &'static str,
+    /// How the write was reached from the tool call: `parent`, `link`, or the key a vendor
+    /// event was joined on (`idempotency_key`, …; `conversation_id (weak)`).
+    /// `None` when no downstream write was found (`unverified`, a dispatched call with no write).
+    pub join: Option<String>,
     pub evidence: Vec<String>,
 }
 
@@ -98,13 +100,17 @@ pub struct ToolCallInfo {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct WriteInfo {
+    /// The service whose span shows the write, or the vendor whose event does.
     pub service: String,
     pub operation: String,
-    pub span_id: SpanId,
+    pub span_id: Option<SpanId>,
+    pub event_id: Option<String>,
     /// When the write committed (or rolled back, for `pre_commit_abort`); `None` if unknown.
     pub commit_time: Option<u64>,
     /// The commit time is a write-method server span's end, not a recorded commit.
     pub inferred: bool,
+    /// How coarse the commit time is (1 ns for spans, 1 s for Stripe's `created`).
+    pub precision: u64,
 }
 
 impl Finding {
@@ -144,16 +150,30 @@ enum Outcome {
     Accepted,
 }
 
+/// What shows a write: a span (the COMMIT, the write statement, the server span…) or a
+/// vendor event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Span(usize),
+    Event(usize),
+}
+
 #[derive(Clone, Debug)]
 struct Write {
     outcome: Outcome,
-    /// The span that shows the outcome (the COMMIT, the write statement, the server span…).
-    span: usize,
+    source: Source,
     operation: String,
-    via: Via,
+    /// How it was reached from the tool call: `parent`, `link`, or the key a vendor event
+    /// was joined on.
+    join: String,
+    /// It ran later from a queue: reached through a span link, or a vendor event that
+    /// followed an `accepted` one.
+    queued: bool,
     outbound: Option<usize>,
     /// The server or consumer span that handled the write, if any.
     handler: Option<usize>,
+    /// How coarse the outcome's time is, in nanoseconds.
+    precision: u64,
     evidence: Vec<String>,
 }
 
@@ -174,7 +194,8 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
             if !dispatched {
                 audit.tool_calls_at_risk += 1;
             }
-            let writes = writes_of(joined, tool, rules);
+            let mut writes = writes_of(joined, tool, rules);
+            add_event_writes(joined, tool, &mut writes);
             let context = Context {
                 joined,
                 turn,
@@ -255,6 +276,13 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
     audit
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Order {
+    Before,
+    Ambiguous,
+    After,
+}
+
 enum Judgement {
     Before,
     Unrelated,
@@ -290,38 +318,67 @@ impl Context<'_, '_> {
         &self.joined.spans[i]
     }
 
-    /// The window around the abort inside which the order of a timestamp against it cannot be
-    /// told: the skew tolerance when the clocks differ (span timestamps are exact to the ns).
-    fn tolerance(&self, span: &Span) -> u64 {
-        if same_clock(span, self.abort_span) {
-            0
+    /// The skew tolerated between the write's clock and the abort's: none on the same host
+    /// (span timestamps are exact to the nanosecond), the configured skew across hosts, and
+    /// a vendor's clock is always another host's.
+    fn tolerance(&self, write: &Write) -> u64 {
+        match write.source {
+            Source::Span(i) if same_clock(self.span(i), self.abort_span) => 0,
+            _ => self.skew,
+        }
+    }
+
+    /// Where a time with the given precision and tolerance falls against the abort. The true
+    /// time lies in `[time, time + precision)`, give or take the tolerance.
+    fn order(&self, time: u64, precision: u64, tolerance: u64) -> Order {
+        let abort = self.abort_time;
+        if time
+            .saturating_add(precision.max(1))
+            .saturating_add(tolerance)
+            <= abort
+        {
+            Order::Before
+        } else if time > abort.saturating_add(tolerance) {
+            Order::After
         } else {
-            self.skew
+            Order::Ambiguous
         }
     }
 
     fn judge(&self, write: &Write) -> Judgement {
-        let shown = self.span(write.span);
-        let tolerance = self.tolerance(shown);
+        let tolerance = self.tolerance(write);
         let abort = self.abort_time;
         let mut evidence = write.evidence.clone();
         match write.outcome {
             Outcome::Committed { time, inferred } => {
-                let ambiguous = time.abs_diff(abort) <= tolerance;
-                if time < abort && !ambiguous {
+                let order = self.order(time, write.precision, tolerance);
+                if order == Order::Before {
                     return Judgement::Before;
                 }
-                let category = if write.via == Via::Link {
+                let ambiguous = order == Order::Ambiguous;
+                let category = if write.queued {
                     Category::LateQueued
                 } else {
                     Category::ClientGone
                 };
                 if ambiguous {
-                    evidence.push(format!(
-                        "the commit is {} from the abort, within the {} tolerance for clocks of different hosts, so its order against the abort cannot be told",
-                        human_gap(time.abs_diff(abort)),
-                        human_gap(tolerance)
-                    ));
+                    let gap = if time >= abort {
+                        format!("{} after", human_gap(time - abort))
+                    } else {
+                        format!("{} before", human_gap(abort - time))
+                    };
+                    evidence.push(if write.precision > 1 {
+                        format!(
+                            "the commit time ({gap} the abort) is only known to {} (plus {} of clock skew), so its order against the abort cannot be told",
+                            human_gap(write.precision),
+                            human_gap(tolerance)
+                        )
+                    } else {
+                        format!(
+                            "the commit is {gap} the abort, within the {} tolerance for clocks of different hosts, so its order against the abort cannot be told",
+                            human_gap(tolerance)
+                        )
+                    });
                 }
                 if category == Category::ClientGone {
                     evidence.extend(self.client_gone_evidence(write));
@@ -335,7 +392,7 @@ impl Context<'_, '_> {
                 )))
             }
             Outcome::RolledBack { time } => {
-                if time + tolerance < abort {
+                if self.order(time, write.precision, tolerance) == Order::Before {
                     return Judgement::Unrelated;
                 }
                 Judgement::Finding(Box::new(self.finding(
@@ -376,14 +433,21 @@ impl Context<'_, '_> {
                     human_gap(server_end - outbound.end.unwrap_or(server_end))
                 ));
             }
-            if http_status(outbound).is_none() && outbound.kind == SpanKind::Client {
+            if http_status(outbound).is_none()
+                && outbound.kind == SpanKind::Client
+                && http_method(outbound).is_some()
+            {
                 out.push(format!(
                     "the client span {:?} ended without a response status",
                     outbound.name
                 ));
             }
         }
-        if let (Some(commit_end), Some(server_end)) = (self.span(write.span).end, handler.end)
+        let commit_end = match write.source {
+            Source::Span(i) => self.span(i).end,
+            Source::Event(_) => None,
+        };
+        if let (Some(commit_end), Some(server_end)) = (commit_end, handler.end)
             && commit_end > server_end
         {
             out.push("the commit ended after its server span ended".to_owned());
@@ -404,18 +468,33 @@ impl Context<'_, '_> {
     ) -> Finding {
         let tool_span = self.span(self.tool.span);
         let write_info = write.map(|w| {
-            let span = self.span(w.span);
+            let (service, span_id, event_id) = match w.source {
+                Source::Span(i) => {
+                    let span = self.span(i);
+                    (span.service().to_owned(), Some(span.span_id), None)
+                }
+                Source::Event(e) => {
+                    let event = &self.joined.events[e];
+                    (event.vendor.clone(), None, Some(event.id.clone()))
+                }
+            };
             WriteInfo {
-                service: span.service().to_owned(),
+                service,
                 operation: w.operation.clone(),
-                span_id: span.span_id,
+                span_id,
+                event_id,
                 commit_time: commit.map(|c| c.0),
                 inferred: commit.is_some_and(|c| c.1),
+                precision: w.precision,
             }
         });
         let write_span_id = write_info
             .as_ref()
-            .map(|w| w.span_id.to_string())
+            .map(|w| match (&w.span_id, &w.event_id) {
+                (Some(span), _) => span.to_string(),
+                (None, Some(event)) => format!("{}:{event}", w.service),
+                (None, None) => String::new(),
+            })
             .unwrap_or_default();
         let id = fingerprint(&[
             category.as_str(),
@@ -442,7 +521,7 @@ impl Context<'_, '_> {
                 end: tool_span.end,
             },
             write: write_info,
-            join: write.map_or("parent", |w| w.via.as_str()),
+            join: write.map(|w| w.join.clone()),
             evidence,
         }
     }
@@ -450,20 +529,19 @@ impl Context<'_, '_> {
     fn dispatched(&self, write: Option<&Write>, request_after_abort: bool) -> Finding {
         let tool_span = self.span(self.tool.span);
         let mut evidence = Vec::new();
-        if request_after_abort {
-            let request = write.and_then(|w| w.outbound).map(|o| self.span(o));
-            if let Some(request) = request {
+        let request = write.and_then(|w| w.outbound).map(|o| self.span(o));
+        match request {
+            Some(request) if request_after_abort && tool_span.start < self.abort_time => {
                 evidence.push(format!(
-                    "the request {:?} started {} after the abort",
+                    "the tool call started before the abort, but its request {:?} started {} after it",
                     request.name,
                     human_gap(request.start - self.abort_time)
                 ));
             }
-        } else {
-            evidence.push(format!(
-                "the tool call started {} after the abort, in the aborted turn",
-                human_gap(tool_span.start - self.abort_time)
-            ));
+            _ => evidence.push(format!(
+                "the tool call started {} after the abort, in the aborted turn: the runtime ignored the abort",
+                human_gap(tool_span.start.saturating_sub(self.abort_time))
+            )),
         }
         let commit = write.and_then(|w| match w.outcome {
             Outcome::Committed { time, inferred } => Some((time, inferred)),
@@ -485,11 +563,13 @@ impl Context<'_, '_> {
         let span = self.span(request);
         let write = Write {
             outcome: Outcome::Unfinished,
-            span: request,
+            source: Source::Span(request),
             operation: span.name.clone(),
-            via: Via::Parent,
+            join: Via::Parent.as_str().to_owned(),
+            queued: false,
             outbound: Some(request),
             handler: None,
+            precision: 1,
             evidence: vec!["no write was found downstream of it".to_owned()],
         };
         self.dispatched(Some(&write), true)
@@ -521,7 +601,11 @@ impl Context<'_, '_> {
             .map(|r| r.span)
             .collect();
         for request in requests.iter().map(|r| self.span(*r)) {
-            if request.kind == SpanKind::Client && http_status(request).is_none() {
+            // Only HTTP requests have a response status; a database client span has none.
+            let is_http = http_method(request).is_some()
+                || request.attributes.get("url.full").is_some()
+                || request.attributes.get("http.url").is_some();
+            if request.kind == SpanKind::Client && is_http && http_status(request).is_none() {
                 reasons.push(format!(
                     "its request {:?} never received a response status",
                     request.name
@@ -538,7 +622,7 @@ impl Context<'_, '_> {
             .downstream
             .iter()
             .any(|r| r.outbound.is_some() && r.outbound != Some(r.span));
-        if known_downstream {
+        if known_downstream || !self.tool.events.is_empty() {
             return None;
         }
         let mut evidence = reasons;
@@ -547,16 +631,7 @@ impl Context<'_, '_> {
         } else {
             "no server span or vendor event was found for its request".to_owned()
         });
-        let write = requests.first().map(|&request| Write {
-            outcome: Outcome::Unfinished,
-            span: request,
-            operation: self.span(request).name.clone(),
-            via: Via::Parent,
-            outbound: None,
-            handler: None,
-            evidence: Vec::new(),
-        });
-        Some(self.finding(Category::Unverified, false, write.as_ref(), None, evidence))
+        Some(self.finding(Category::Unverified, false, None, None, evidence))
     }
 }
 
@@ -682,11 +757,13 @@ fn writes_of(joined: &Joined<'_>, tool: &ToolCall, rules: &Rules) -> Vec<Write> 
         let r = reached[&i];
         Write {
             outcome,
-            span: i,
+            source: Source::Span(i),
             operation,
-            via: r.via,
+            join: r.via.as_str().to_owned(),
+            queued: r.via == Via::Link,
             outbound: r.outbound,
             handler: handler_of(i),
+            precision: 1,
             evidence,
         }
     };
@@ -833,7 +910,13 @@ fn writes_of(joined: &Joined<'_>, tool: &ToolCall, rules: &Rules) -> Vec<Write> 
     // Write-method server spans with no finer evidence under them: the end is an inferred
     // commit, an error status is rollback evidence, and 202 or a producer means the work was
     // only queued.
-    let evidence_spans: Vec<usize> = writes.iter().map(|w| w.span).collect();
+    let evidence_spans: Vec<usize> = writes
+        .iter()
+        .filter_map(|w| match w.source {
+            Source::Span(i) => Some(i),
+            Source::Event(_) => None,
+        })
+        .collect();
     for r in &tool.downstream {
         let span = &spans[r.span];
         if span.kind != SpanKind::Server {
@@ -924,6 +1007,159 @@ fn writes_of(joined: &Joined<'_>, tool: &ToolCall, rules: &Rules) -> Vec<Write> 
     writes
 }
 
+/// Writes shown by the vendor events joined to a tool call, one per piece of work the events
+/// are about. An event that joined through a request whose spans already show the write
+/// corroborates that write instead of reporting it twice.
+fn add_event_writes(joined: &Joined<'_>, tool: &ToolCall, writes: &mut Vec<Write>) {
+    let events = joined.events;
+    let mut groups: Vec<((&str, &str), Vec<&EventJoin>)> = Vec::new();
+    for join in &tool.events {
+        let event = &events[join.event];
+        let key = (
+            event.vendor.as_str(),
+            event.subject.as_deref().unwrap_or(event.id.as_str()),
+        );
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(join),
+            None => groups.push((key, vec![join])),
+        }
+    }
+    let role_order = |j: &&EventJoin| match events[j.event].role {
+        Some(Role::Accepted) => 0,
+        Some(Role::Started) => 1,
+        Some(Role::Commit) => 2,
+        Some(Role::Cancelled) | Some(Role::Failed) => 3,
+        None => 4,
+    };
+    let outbound_of = |carrier: usize| {
+        tool.downstream
+            .iter()
+            .find(|r| r.span == carrier)
+            .and_then(|r| r.outbound)
+    };
+    for (_, mut members) in groups {
+        members.sort_by_key(|j| (events[j.event].time, role_order(j), j.event));
+        let last_with = |roles: &[Role]| {
+            members
+                .iter()
+                .copied()
+                .rev()
+                .find(|j| events[j.event].role.is_some_and(|r| roles.contains(&r)))
+        };
+        // The work's fate is its last word: an object created and then paid landed when it
+        // was paid; one created and then cancelled did not land.
+        let commit = last_with(&[Role::Commit]);
+        let stopped = last_with(&[Role::Cancelled, Role::Failed]);
+        let accepted = members.iter().copied().find(|j| {
+            matches!(
+                events[j.event].role,
+                Some(Role::Accepted) | Some(Role::Started)
+            ) && commit.is_none_or(|c| events[j.event].time <= events[c.event].time)
+        });
+        let stopped_last =
+            stopped.filter(|x| commit.is_none_or(|c| events[x.event].time >= events[c.event].time));
+        let (outcome, shown) = if let Some(stop) = stopped_last {
+            (
+                Outcome::RolledBack {
+                    time: events[stop.event].time,
+                },
+                stop,
+            )
+        } else if let Some(c) = commit {
+            (
+                Outcome::Committed {
+                    time: events[c.event].time,
+                    inferred: false,
+                },
+                c,
+            )
+        } else {
+            match accepted {
+                Some(a) => (Outcome::Accepted, a),
+                None => continue,
+            }
+        };
+        let event = &events[shown.event];
+        let outbound = outbound_of(shown.carrier);
+        // The group is joined by the most specific key any of its events carried.
+        let strongest = members
+            .iter()
+            .copied()
+            .min_by_key(|j| (j.weak, crate::correlate::key_preference(j.key)))
+            .unwrap_or(shown);
+        let describe = |j: &EventJoin| {
+            let e = &events[j.event];
+            format!(
+                "{} event {} ({}{}) at {}",
+                e.vendor,
+                e.id,
+                e.kind,
+                e.role
+                    .map(|r| format!(", {}", r.as_str()))
+                    .unwrap_or_default(),
+                crate::report::rfc3339(e.time)
+            )
+        };
+        let corroborates = !matches!(outcome, Outcome::Accepted)
+            && writes.iter().any(|w| {
+                matches!(w.source, Source::Span(_))
+                    && (outbound.is_none() || w.outbound == outbound)
+            });
+        if corroborates {
+            for w in writes.iter_mut().filter(|w| {
+                matches!(w.source, Source::Span(_))
+                    && (outbound.is_none() || w.outbound == outbound)
+            }) {
+                w.evidence
+                    .push(format!("corroborated by {}", describe(shown)));
+            }
+            continue;
+        }
+        let mut evidence: Vec<String> = members.iter().take(4).map(|j| describe(j)).collect();
+        if members.len() > 4 {
+            evidence.push(format!(
+                "and {} more events about the same work",
+                members.len() - 4
+            ));
+        }
+        let key = if strongest.weak {
+            evidence.push(
+                "joined on the conversation id alone: the event does not name the call, so it goes to the call that was running when it happened".to_owned(),
+            );
+            format!("{} (weak)", strongest.key.as_str())
+        } else {
+            evidence.push(format!(
+                "joined on {} {:?}",
+                strongest.key.as_str(),
+                strongest.value
+            ));
+            strongest.key.as_str().to_owned()
+        };
+        let queued = accepted.is_some() && matches!(outcome, Outcome::Committed { .. });
+        if queued {
+            evidence.push(
+                "the work was accepted first and committed later: it ran from a queue".to_owned(),
+            );
+        }
+        if matches!(outcome, Outcome::Accepted) {
+            evidence.push(
+                "no event says the accepted work completed, failed or was cancelled".to_owned(),
+            );
+        }
+        writes.push(Write {
+            outcome,
+            source: Source::Event(shown.event),
+            operation: event.kind.clone(),
+            join: key,
+            queued,
+            outbound,
+            handler: None,
+            precision: event.precision.max(1),
+            evidence,
+        });
+    }
+}
+
 fn describe_statement(span: &Span) -> String {
     let op = db_operation(span);
     match span
@@ -970,10 +1206,11 @@ mod tests {
     use crate::correlate::join;
     use crate::correlate::tests::{agent_turn, span, tool};
     use crate::model::SpanKind::*;
+    use crate::model::{KeyKind, VendorEvent};
 
     fn audit(spans: &[Span]) -> Audit {
         let rules = Rules::default();
-        classify(&join(spans, &rules), &rules)
+        classify(&join(spans, &[], &rules), &rules)
     }
 
     fn categories(audit: &Audit) -> Vec<(Category, bool)> {
@@ -1034,7 +1271,7 @@ mod tests {
         );
         assert!(!finding.write.as_ref().unwrap().inferred);
         assert_eq!(finding.delay_ns(), Some(401_000_000));
-        assert_eq!(finding.join, "parent");
+        assert_eq!(finding.join.as_deref(), Some("parent"));
         assert!(
             finding.evidence.iter().any(|e| e.contains("outlived")),
             "{:?}",
@@ -1121,7 +1358,7 @@ mod tests {
         ];
         let audit = audit(&spans);
         assert_eq!(categories(&audit), [(Category::LateQueued, false)]);
-        assert_eq!(audit.findings[0].join, "link");
+        assert_eq!(audit.findings[0].join.as_deref(), Some("link"));
     }
 
     #[test]
@@ -1314,6 +1551,210 @@ mod tests {
         );
         let audit = audit(&spans);
         assert_eq!(categories(&audit), [(Category::LateQueued, false)]);
+    }
+
+    fn vendor_event(
+        id: &str,
+        kind: &str,
+        role: Option<Role>,
+        at_ms: u64,
+        precision_ms: u64,
+        keys: &[(KeyKind, &str)],
+    ) -> VendorEvent {
+        VendorEvent {
+            vendor: "stripe".into(),
+            id: id.into(),
+            kind: kind.into(),
+            role,
+            time: at_ms * 1_000_000,
+            precision: precision_ms * 1_000_000,
+            keys: keys.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+            subject: Some("pi_1".into()),
+            origin: crate::model::Origin {
+                input: std::sync::Arc::from("events.jsonl"),
+                line: 1,
+            },
+        }
+    }
+
+    /// A tool call whose request carries an idempotency key to a vendor with no spans.
+    fn vendor_only_call() -> Vec<Span> {
+        vec![
+            agent_turn(1, "c1", 0, 1000)
+                .event("abort", 300, &[])
+                .build(),
+            tool(1, 2, "call_a", 10, 301).build(),
+            span(1, 3, "POST", "agent", 20, 301)
+                .parent(2)
+                .kind(Client)
+                .attr("http.request.header.idempotency-key", "key-1")
+                .build(),
+        ]
+    }
+
+    fn audit_with_events(spans: &[Span], events: &[VendorEvent]) -> Audit {
+        let rules = Rules::default();
+        classify(&join(spans, events, &rules), &rules)
+    }
+
+    #[test]
+    fn a_vendor_commit_after_the_abort_joined_by_idempotency_key_is_client_gone() {
+        let events = [vendor_event(
+            "evt_1",
+            "payment_intent.succeeded",
+            Some(Role::Commit),
+            700,
+            1,
+            &[(KeyKind::IdempotencyKey, "key-1")],
+        )];
+        let audit = audit_with_events(&vendor_only_call(), &events);
+        assert_eq!(categories(&audit), [(Category::ClientGone, false)]);
+        let finding = &audit.findings[0];
+        assert_eq!(finding.join.as_deref(), Some("idempotency_key"));
+        let write = finding.write.as_ref().unwrap();
+        assert_eq!(write.event_id.as_deref(), Some("evt_1"));
+        assert_eq!(write.service, "stripe");
+        assert_eq!(write.commit_time, Some(700_000_000));
+    }
+
+    #[test]
+    fn a_one_second_timestamp_around_the_abort_is_ambiguous() {
+        // Stripe's `created` is whole seconds: 0 s stands for [0 s, 1 s), which holds the abort.
+        let events = [vendor_event(
+            "evt_1",
+            "charge.succeeded",
+            Some(Role::Commit),
+            0,
+            1000,
+            &[(KeyKind::IdempotencyKey, "key-1")],
+        )];
+        let audit = audit_with_events(&vendor_only_call(), &events);
+        assert_eq!(categories(&audit), [(Category::ClientGone, true)]);
+        // A second later it is unambiguous.
+        let events = [vendor_event(
+            "evt_1",
+            "charge.succeeded",
+            Some(Role::Commit),
+            1000,
+            1000,
+            &[(KeyKind::IdempotencyKey, "key-1")],
+        )];
+        assert_eq!(
+            categories(&audit_with_events(&vendor_only_call(), &events)),
+            [(Category::ClientGone, false)]
+        );
+    }
+
+    #[test]
+    fn accepted_then_committed_after_the_abort_is_late_queued() {
+        let events = [
+            vendor_event(
+                "evt_1",
+                "job.queued",
+                Some(Role::Accepted),
+                100,
+                1,
+                &[(KeyKind::IdempotencyKey, "key-1")],
+            ),
+            vendor_event(
+                "evt_2",
+                "job.succeeded",
+                Some(Role::Commit),
+                2000,
+                1,
+                &[(KeyKind::IdempotencyKey, "key-1")],
+            ),
+        ];
+        let audit = audit_with_events(&vendor_only_call(), &events);
+        assert_eq!(categories(&audit), [(Category::LateQueued, false)]);
+        assert_eq!(
+            audit.findings[0]
+                .write
+                .as_ref()
+                .unwrap()
+                .event_id
+                .as_deref(),
+            Some("evt_2")
+        );
+    }
+
+    #[test]
+    fn a_cancelled_event_before_any_commit_is_pre_commit_abort() {
+        let events = [vendor_event(
+            "evt_1",
+            "payment_intent.canceled",
+            Some(Role::Cancelled),
+            400,
+            1,
+            &[(KeyKind::IdempotencyKey, "key-1")],
+        )];
+        assert_eq!(
+            categories(&audit_with_events(&vendor_only_call(), &events)),
+            [(Category::PreCommitAbort, false)]
+        );
+    }
+
+    #[test]
+    fn a_vendor_event_for_a_write_the_spans_show_corroborates_it() {
+        let mut spans = synchronous_call(800, &[(5, "INSERT", 400, 410)]);
+        spans[2].attributes.0.push(crate::model::KeyValue {
+            key: "http.request.header.idempotency-key".into(),
+            value: crate::model::Value::Array(vec![crate::model::Value::String("key-1".into())]),
+        });
+        let events = [vendor_event(
+            "evt_1",
+            "payment_intent.succeeded",
+            Some(Role::Commit),
+            420,
+            1,
+            &[(KeyKind::IdempotencyKey, "key-1")],
+        )];
+        let audit = audit_with_events(&spans, &events);
+        assert_eq!(categories(&audit), [(Category::ClientGone, false)]);
+        assert!(
+            audit.findings[0]
+                .evidence
+                .iter()
+                .any(|e| e.contains("corroborated by stripe event evt_1"))
+        );
+    }
+
+    #[test]
+    fn a_conversation_only_join_is_weak_and_a_new_turn_keeps_its_own_events() {
+        let mut spans = vendor_only_call();
+        spans.push(agent_turn(9, "c1", 2000, 3000).build());
+        spans.push(tool(9, 2, "call_b", 2010, 2100).build());
+        let late = vendor_event(
+            "evt_1",
+            "charge.succeeded",
+            Some(Role::Commit),
+            900,
+            1,
+            &[(KeyKind::ConversationId, "c1")],
+        );
+        let next_turn = vendor_event(
+            "evt_2",
+            "charge.succeeded",
+            Some(Role::Commit),
+            2050,
+            1,
+            &[(KeyKind::ConversationId, "c1")],
+        );
+        let audit = audit_with_events(&spans, &[late, next_turn]);
+        assert_eq!(categories(&audit), [(Category::ClientGone, false)]);
+        assert_eq!(
+            audit.findings[0].join.as_deref(),
+            Some("conversation_id (weak)")
+        );
+        assert_eq!(
+            audit.findings[0]
+                .write
+                .as_ref()
+                .unwrap()
+                .event_id
+                .as_deref(),
+            Some("evt_1")
+        );
     }
 
     #[test]

@@ -45,9 +45,20 @@ pub struct InputArgs {
     #[arg(value_name = "INPUT", required = true)]
     pub inputs: Vec<PathBuf>,
 
+    /// Vendor event logs (Stripe, Mailgun, SendGrid, GitHub, Temporal, Standard Webhooks, or
+    /// any JSON log through a [[vendor]] mapping in the rules); event logs given as INPUT are
+    /// recognised too
+    #[arg(long, value_name = "LOG")]
+    pub events: Vec<PathBuf>,
+
     /// Exit with status 2 if any input produced a diagnostic (a malformed line, a bad id…)
     #[arg(long)]
     pub strict: bool,
+
+    /// The most one compressed input may decompress to (`512MiB`, `8GiB`, `unlimited`);
+    /// guards against decompression bombs [default: $ABORTAUDIT_MAX_DECOMPRESSED, else 1GiB]
+    #[arg(long, value_name = "SIZE")]
+    pub max_decompressed: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +124,9 @@ pub struct ExplainArgs {
 pub struct InspectArgs {
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub rules: RulesFileArgs,
 
     /// Output format
     #[arg(long, short = 'f', value_enum, default_value_t = InspectFormat::Table)]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classify::Category;
 use crate::cli::{Cli, Command, InputArgs, InspectFormat, RulesFileArgs, ScanFormat};
-use crate::ingest::Source;
+use crate::ingest::{IngestOptions, Source, parse_size};
 
 /// What the user asked for, resolved.
 #[derive(Debug)]
@@ -21,14 +21,19 @@ pub enum Task {
 
 #[derive(Debug)]
 pub struct InspectConfig {
+    pub ingest: IngestOptions,
     pub sources: Vec<Source>,
+    pub event_sources: Vec<Source>,
     pub strict: bool,
     pub format: OutputFormat,
+    pub rules: Rules,
 }
 
 #[derive(Debug)]
 pub struct ScanConfig {
+    pub ingest: IngestOptions,
     pub sources: Vec<Source>,
+    pub event_sources: Vec<Source>,
     pub strict: bool,
     pub format: OutputFormat,
     pub rules: Rules,
@@ -38,8 +43,10 @@ pub struct ScanConfig {
 
 #[derive(Debug)]
 pub struct ExplainConfig {
+    pub ingest: IngestOptions,
     pub conversation: String,
     pub sources: Vec<Source>,
+    pub event_sources: Vec<Source>,
     pub strict: bool,
     pub rules: Rules,
 }
@@ -52,14 +59,20 @@ pub enum OutputFormat {
 
 pub fn resolve(cli: Cli) -> Result<Task> {
     Ok(match cli.command {
-        Command::Inspect(args) => Task::Inspect(InspectConfig {
-            sources: sources(&args.input),
-            strict: args.input.strict,
-            format: match args.format {
-                InspectFormat::Table => OutputFormat::Table,
-                InspectFormat::Json => OutputFormat::Json,
-            },
-        }),
+        Command::Inspect(args) => {
+            let rules = load_rules(&args.rules)?;
+            Task::Inspect(InspectConfig {
+                ingest: ingest_options(&args.input, &rules)?,
+                sources: sources(&args.input.inputs),
+                event_sources: sources(&args.input.events),
+                strict: args.input.strict,
+                format: match args.format {
+                    InspectFormat::Table => OutputFormat::Table,
+                    InspectFormat::Json => OutputFormat::Json,
+                },
+                rules,
+            })
+        }
         Command::Scan(args) => {
             let mut rules = load_rules(&args.rules)?;
             if let Some(skew) = args.skew {
@@ -71,7 +84,9 @@ pub fn resolve(cli: Cli) -> Result<Task> {
                 None => rules.gate.fail_on.clone(),
             };
             Task::Scan(ScanConfig {
-                sources: sources(&args.input),
+                ingest: ingest_options(&args.input, &rules)?,
+                sources: sources(&args.input.inputs),
+                event_sources: sources(&args.input.events),
                 strict: args.input.strict,
                 format: match args.format {
                     ScanFormat::Table => OutputFormat::Table,
@@ -89,8 +104,10 @@ pub fn resolve(cli: Cli) -> Result<Task> {
                 rules.time.skew = skew;
             }
             Task::Explain(ExplainConfig {
+                ingest: ingest_options(&args.input, &rules)?,
                 conversation: args.conversation,
-                sources: sources(&args.input),
+                sources: sources(&args.input.inputs),
+                event_sources: sources(&args.input.events),
                 strict: args.input.strict,
                 rules,
             })
@@ -99,8 +116,20 @@ pub fn resolve(cli: Cli) -> Result<Task> {
     })
 }
 
-fn sources(args: &InputArgs) -> Vec<Source> {
-    args.inputs
+/// Reading options: the flag, else the environment, else the defaults.
+fn ingest_options(args: &InputArgs, rules: &Rules) -> Result<IngestOptions> {
+    let mut options = IngestOptions::from_env().map_err(|e| anyhow!(e))?;
+    options.vendors = rules.effective_vendors();
+    if let Some(size) = &args.max_decompressed {
+        options.max_decompressed = parse_size(size)
+            .map_err(|e| anyhow!(e))
+            .with_context(|| format!("--max-decompressed {size:?}"))?;
+    }
+    Ok(options)
+}
+
+fn sources(paths: &[PathBuf]) -> Vec<Source> {
+    paths
         .iter()
         .map(|p| {
             if p.as_os_str() == "-" {
@@ -149,7 +178,7 @@ fn load_rules(args: &RulesFileArgs) -> Result<Rules> {
 // abortaudit.toml. Every struct denies unknown keys, so a typo is an error naming the key
 // instead of a rule that silently never matches.
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Rules {
     pub conversation: ConversationRules,
@@ -161,9 +190,45 @@ pub struct Rules {
     pub queued: QueuedRules,
     pub time: TimeRules,
     pub gate: GateRules,
+    /// Span attributes that carry the keys vendor events are joined on.
+    pub join: JoinRules,
+    /// How to read vendor event logs. The built-in mappings are always there; a mapping here
+    /// with the name of a built-in one replaces it, any other is added before them.
+    #[serde(rename = "vendor")]
+    pub vendors: Vec<VendorMapping>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            conversation: ConversationRules::default(),
+            turn: TurnRules::default(),
+            tool_call: ToolCallRules::default(),
+            abort: AbortRules::default(),
+            commit: CommitRules::default(),
+            client_gone: ClientGoneRules::default(),
+            queued: QueuedRules::default(),
+            time: TimeRules::default(),
+            gate: GateRules::default(),
+            join: JoinRules::default(),
+            vendors: builtin_vendor_mappings(),
+        }
+    }
 }
 
 impl Rules {
+    /// The vendor mappings in the order they are tried: the user's first, then the built-in
+    /// ones they did not replace.
+    pub fn effective_vendors(&self) -> Vec<VendorMapping> {
+        let mut out: Vec<VendorMapping> = self.vendors.clone();
+        for builtin in builtin_vendor_mappings() {
+            if !out.iter().any(|m| m.name == builtin.name) {
+                out.push(builtin);
+            }
+        }
+        out
+    }
+
     pub fn from_file(path: &Path) -> Result<Rules> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read rules file {}", path.display()))?;
@@ -183,6 +248,11 @@ impl Rules {
     fn validate(&self) -> Result<()> {
         parse_duration(&self.time.skew).context("time.skew")?;
         parse_duration(&self.time.in_flight_margin).context("time.in_flight_margin")?;
+        for mapping in &self.vendors {
+            mapping
+                .validate()
+                .with_context(|| format!("[[vendor]] {:?}", mapping.name))?;
+        }
         Ok(())
     }
 
@@ -353,6 +423,10 @@ pub struct AbortRules {
     /// `exception.type` / `error.type` values of a cancellation; the part after the last `.`
     /// or `:` is compared too, so `asyncio.exceptions.CancelledError` matches `CancelledError`.
     pub exception_types: Vec<String>,
+    /// Text in an exception event's `exception.message` (case-insensitive substring) that names
+    /// a cancellation. OpenTelemetry JS records an error's `code` as `exception.type` when it has
+    /// one, so a DOMException AbortError arrives as type `20` and only its message tells.
+    pub exception_messages: Vec<String>,
     /// `rpc.grpc.status_code` / `rpc.response.status_code` values meaning CANCELLED.
     pub rpc_cancelled_codes: Vec<String>,
     /// MCP methods of a cancellation notification.
@@ -377,6 +451,14 @@ impl Default for AbortRules {
                 "OperationCanceledException",
                 "TaskCanceledException",
                 "context.Canceled",
+                "ABORT_ERR",
+            ]),
+            exception_messages: strings(&[
+                "operation was aborted",
+                "signal is aborted",
+                "user aborted",
+                "aborted by the user",
+                "request was aborted",
             ]),
             rpc_cancelled_codes: strings(&["1", "CANCELLED"]),
             mcp_methods: strings(&["notifications/cancelled"]),
@@ -514,6 +596,384 @@ impl Default for GateRules {
             ],
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JoinRules {
+    /// Span attributes holding an idempotency key the client sent.
+    pub idempotency_key: Vec<String>,
+    /// Span attributes holding the request id a vendor answered with.
+    pub request_id: Vec<String>,
+    /// Span attributes holding a message id (e-mail, queue message).
+    pub message_id: Vec<String>,
+    /// Span attributes holding a job, run or workflow id.
+    pub job_id: Vec<String>,
+    /// Span attributes holding the id of an object the request created or changed.
+    pub object_id: Vec<String>,
+}
+
+impl Default for JoinRules {
+    fn default() -> Self {
+        JoinRules {
+            idempotency_key: strings(&[
+                "http.request.header.idempotency-key",
+                "http.request.header.idempotency_key",
+                "http.request.header.x-idempotency-key",
+                "idempotency_key",
+                "idempotency.key",
+            ]),
+            request_id: strings(&[
+                "http.response.header.request-id",
+                "http.response.header.x-request-id",
+                "http.request.header.x-request-id",
+            ]),
+            message_id: strings(&[
+                "messaging.message.id",
+                "messaging.message_id",
+                "http.response.header.x-message-id",
+            ]),
+            job_id: strings(&[
+                "job.id",
+                "http.response.header.x-job-id",
+                "workflow.run.id",
+                "temporal.workflow_id",
+                "temporal.workflowId",
+            ]),
+            object_id: strings(&["vendor.object.id"]),
+        }
+    }
+}
+
+/// How a vendor's JSON event log is read: where each field is (JSON pointers, RFC 6901; the
+/// first one present wins), in which unit the time is, and which event types mean what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VendorMapping {
+    pub name: String,
+    /// A record belongs to this vendor when every pointer here holds one of the listed
+    /// values; `"*"` accepts any value that is not null.
+    #[serde(rename = "match")]
+    pub matches: std::collections::BTreeMap<String, Vec<String>>,
+    /// Envelopes: when one of these pointers is present, the event is the object it points to
+    /// (Mailgun's webhooks put the event under `/event-data`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unwrap: Vec<String>,
+    pub id: Vec<String>,
+    #[serde(rename = "type")]
+    pub kind: Vec<String>,
+    pub time: Vec<String>,
+    pub time_unit: TimeUnit,
+    /// What the events are about, so that accepted → started → commit of the same work read
+    /// as one sequence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject: Vec<String>,
+    #[serde(default)]
+    pub keys: KeyPointers,
+    /// Objects whose entries become keys by their names (`conversation_id`, `tool_call_id`,
+    /// `idempotency_key`, `traceparent`, …): Stripe's metadata, Mailgun's user-variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<String>,
+    /// Event types (a `*` matches any run of characters) and their roles; the first rule that
+    /// matches wins. Types no rule matches have no role and count only as context.
+    #[serde(default)]
+    pub roles: Vec<RoleRule>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    /// Unix seconds, whole or with a fraction (its digits set the precision).
+    S,
+    Ms,
+    Us,
+    Ns,
+    /// An RFC 3339 timestamp; its fractional digits set the precision.
+    Rfc3339,
+    /// Unix seconds or milliseconds, told apart by magnitude (SendGrid writes both).
+    #[serde(rename = "s_or_ms")]
+    SOrMs,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyPointers {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub idempotency_key: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub request_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub object_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub job_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub message_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_call_id: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conversation_id: Vec<String>,
+    /// W3C `traceparent` values (`00-<trace id>-<span id>-<flags>`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traceparent: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRule {
+    /// An event type pattern: `*.succeeded`, `delivered`, `*`.
+    #[serde(rename = "type")]
+    pub pattern: String,
+    /// Further conditions, as in `match`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub when: std::collections::BTreeMap<String, Vec<String>>,
+    pub role: crate::model::Role,
+    /// Where this kind of event keeps its time, when not where the mapping's `time` says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time: Vec<String>,
+}
+
+impl VendorMapping {
+    fn validate(&self) -> Result<()> {
+        let pointers = self
+            .matches
+            .keys()
+            .chain(&self.unwrap)
+            .chain(&self.id)
+            .chain(&self.kind)
+            .chain(&self.time)
+            .chain(&self.subject)
+            .chain(&self.metadata)
+            .chain(self.roles.iter().flat_map(|r| r.when.keys().chain(&r.time)));
+        for pointer in pointers {
+            if !pointer.is_empty() && !pointer.starts_with('/') {
+                bail!("{pointer:?} is not a JSON pointer: it must be empty or start with '/'");
+            }
+        }
+        if self.matches.is_empty() {
+            bail!("`match` is empty, so every record would be read as this vendor's");
+        }
+        if self.time.is_empty() {
+            bail!("`time` names no pointer");
+        }
+        Ok(())
+    }
+}
+
+fn pointer_list(items: &[&str]) -> Vec<String> {
+    strings(items)
+}
+
+fn role(pattern: &str, role: crate::model::Role) -> RoleRule {
+    RoleRule {
+        pattern: pattern.to_owned(),
+        when: Default::default(),
+        role,
+        time: Vec::new(),
+    }
+}
+
+fn role_when(
+    pattern: &str,
+    when: &[(&str, &[&str])],
+    role: crate::model::Role,
+    time: &[&str],
+) -> RoleRule {
+    RoleRule {
+        pattern: pattern.to_owned(),
+        when: when
+            .iter()
+            .map(|(p, v)| ((*p).to_owned(), strings(v)))
+            .collect(),
+        role,
+        time: strings(time),
+    }
+}
+
+/// The mappings shipped with the tool, in the order they are tried (the most specific match
+/// first: Stripe and SendGrid records would also satisfy looser mappings).
+pub fn builtin_vendor_mappings() -> Vec<VendorMapping> {
+    use crate::model::Role::*;
+    let matches = |pairs: &[(&str, &[&str])]| -> std::collections::BTreeMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(p, v)| ((*p).to_owned(), strings(v)))
+            .collect()
+    };
+    vec![
+        VendorMapping {
+            name: "stripe".into(),
+            matches: matches(&[("/object", &["event"]), ("/type", &["*"])]),
+            unwrap: Vec::new(),
+            id: pointer_list(&["/id"]),
+            kind: pointer_list(&["/type"]),
+            time: pointer_list(&["/created"]),
+            time_unit: TimeUnit::S,
+            subject: pointer_list(&["/data/object/id"]),
+            keys: KeyPointers {
+                idempotency_key: pointer_list(&["/request/idempotency_key"]),
+                request_id: pointer_list(&["/request/id"]),
+                object_id: pointer_list(&["/data/object/id"]),
+                ..KeyPointers::default()
+            },
+            metadata: pointer_list(&["/data/object/metadata"]),
+            roles: vec![
+                role("*.succeeded", Commit),
+                role("*.created", Commit),
+                role("*.paid", Commit),
+                role("*.captured", Commit),
+                role("*.canceled", Cancelled),
+                role("*.failed", Failed),
+                role("*.payment_failed", Failed),
+                // Accepted, completes later: ACH and other asynchronous payment methods.
+                role("*.processing", Accepted),
+                role("*.pending", Accepted),
+            ],
+        },
+        VendorMapping {
+            name: "sendgrid".into(),
+            matches: matches(&[("/sg_event_id", &["*"]), ("/event", &["*"])]),
+            unwrap: Vec::new(),
+            id: pointer_list(&["/sg_event_id"]),
+            kind: pointer_list(&["/event"]),
+            time: pointer_list(&["/timestamp"]),
+            time_unit: TimeUnit::SOrMs,
+            subject: pointer_list(&["/smtp-id", "/sg_message_id"]),
+            keys: KeyPointers {
+                message_id: pointer_list(&["/sg_message_id", "/smtp-id"]),
+                ..KeyPointers::default()
+            },
+            // SendGrid puts custom arguments at the top level of the event.
+            metadata: pointer_list(&[""]),
+            roles: vec![
+                role("processed", Accepted),
+                role("delivered", Commit),
+                role("dropped", Failed),
+                role("bounce", Failed),
+            ],
+        },
+        VendorMapping {
+            name: "mailgun".into(),
+            matches: matches(&[("/event", &["*"]), ("/timestamp", &["*"])]),
+            unwrap: pointer_list(&["/event-data"]),
+            id: pointer_list(&["/id"]),
+            kind: pointer_list(&["/event"]),
+            time: pointer_list(&["/timestamp"]),
+            time_unit: TimeUnit::S,
+            subject: pointer_list(&["/message/headers/message-id"]),
+            keys: KeyPointers {
+                message_id: pointer_list(&["/message/headers/message-id"]),
+                ..KeyPointers::default()
+            },
+            metadata: pointer_list(&["/user-variables"]),
+            roles: vec![
+                role("accepted", Accepted),
+                role("delivered", Commit),
+                role("failed", Failed),
+                role("rejected", Failed),
+            ],
+        },
+        VendorMapping {
+            name: "github-workflow-job".into(),
+            matches: matches(&[("/workflow_job", &["*"]), ("/action", &["*"])]),
+            unwrap: Vec::new(),
+            id: pointer_list(&["/workflow_job/id"]),
+            kind: pointer_list(&["/action"]),
+            time: pointer_list(&["/workflow_job/created_at"]),
+            time_unit: TimeUnit::Rfc3339,
+            subject: pointer_list(&["/workflow_job/id"]),
+            keys: KeyPointers {
+                job_id: pointer_list(&["/workflow_job/run_id", "/workflow_job/id"]),
+                ..KeyPointers::default()
+            },
+            metadata: Vec::new(),
+            roles: vec![
+                role_when("queued", &[], Accepted, &["/workflow_job/created_at"]),
+                role_when("waiting", &[], Accepted, &["/workflow_job/created_at"]),
+                role_when("in_progress", &[], Started, &["/workflow_job/started_at"]),
+                role_when(
+                    "completed",
+                    &[("/workflow_job/conclusion", &["success"])],
+                    Commit,
+                    &["/workflow_job/completed_at"],
+                ),
+                role_when(
+                    "completed",
+                    &[("/workflow_job/conclusion", &["cancelled", "skipped"])],
+                    Cancelled,
+                    &["/workflow_job/completed_at"],
+                ),
+                role_when("completed", &[], Failed, &["/workflow_job/completed_at"]),
+            ],
+        },
+        VendorMapping {
+            name: "github-workflow-run".into(),
+            matches: matches(&[("/workflow_run", &["*"]), ("/action", &["*"])]),
+            unwrap: Vec::new(),
+            id: pointer_list(&["/workflow_run/id"]),
+            kind: pointer_list(&["/action"]),
+            time: pointer_list(&["/workflow_run/created_at"]),
+            time_unit: TimeUnit::Rfc3339,
+            subject: pointer_list(&["/workflow_run/id"]),
+            keys: KeyPointers {
+                job_id: pointer_list(&["/workflow_run/id"]),
+                ..KeyPointers::default()
+            },
+            metadata: Vec::new(),
+            roles: vec![
+                role_when("requested", &[], Accepted, &["/workflow_run/created_at"]),
+                role_when(
+                    "in_progress",
+                    &[],
+                    Started,
+                    &["/workflow_run/run_started_at", "/workflow_run/updated_at"],
+                ),
+                role_when(
+                    "completed",
+                    &[("/workflow_run/conclusion", &["success"])],
+                    Commit,
+                    &["/workflow_run/updated_at"],
+                ),
+                role_when(
+                    "completed",
+                    &[("/workflow_run/conclusion", &["cancelled", "skipped"])],
+                    Cancelled,
+                    &["/workflow_run/updated_at"],
+                ),
+                role_when("completed", &[], Failed, &["/workflow_run/updated_at"]),
+            ],
+        },
+        VendorMapping {
+            name: "standard-webhooks".into(),
+            matches: matches(&[("/type", &["*"]), ("/timestamp", &["*"]), ("/data", &["*"])]),
+            unwrap: Vec::new(),
+            id: pointer_list(&["/webhook-id", "/headers/webhook-id", "/id", "/msg_id"]),
+            kind: pointer_list(&["/type"]),
+            time: pointer_list(&["/timestamp"]),
+            time_unit: TimeUnit::Rfc3339,
+            subject: pointer_list(&["/data/id"]),
+            keys: KeyPointers {
+                object_id: pointer_list(&["/data/id"]),
+                idempotency_key: pointer_list(&["/data/idempotency_key"]),
+                ..KeyPointers::default()
+            },
+            metadata: pointer_list(&["/data/metadata"]),
+            roles: vec![
+                role("*.succeeded", Commit),
+                role("*.completed", Commit),
+                role("*.created", Commit),
+                role("*.delivered", Commit),
+                role("*.sent", Commit),
+                role("*.queued", Accepted),
+                role("*.scheduled", Accepted),
+                role("*.accepted", Accepted),
+                role("*.started", Started),
+                role("*.processing", Started),
+                role("*.canceled", Cancelled),
+                role("*.cancelled", Cancelled),
+                role("*.failed", Failed),
+            ],
+        },
+    ]
 }
 
 /// Parses `250ms`, `1.5s`, `500us`, `2m`, `0` into nanoseconds, without going through floats.

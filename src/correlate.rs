@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::config::{Rules, ToolMatcher};
-use crate::model::{Span, SpanId, SpanKind, TraceId, Value};
+use crate::model::{KeyKind, Span, SpanId, SpanKind, TraceId, Value, VendorEvent};
 
 /// Spans joined into conversations, with the graph the join walked.
 #[derive(Debug)]
@@ -21,6 +21,10 @@ pub struct Joined<'s> {
     /// Conversations by id.
     pub conversations: Vec<Conversation>,
     pub turns: Vec<Turn>,
+    pub events: &'s [VendorEvent],
+    /// Vendor events no tool call's keys matched: their keys are probably not captured on
+    /// the spans (see `inspect`).
+    pub unmatched_events: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +75,21 @@ pub struct ToolCall {
     pub call_id: Option<String>,
     /// Everything the tool call caused, in breadth-first order from the tool span.
     pub downstream: Vec<Reached>,
+    /// Vendor events joined to the tool call by a key found on its spans.
+    pub events: Vec<EventJoin>,
+}
+
+/// A vendor event joined to a tool call, and the key that joined it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventJoin {
+    pub event: usize,
+    pub key: KeyKind,
+    pub value: String,
+    /// The span the key was found on (the tool span itself for a tool call id).
+    pub carrier: usize,
+    /// Joined on the conversation id alone: the event names the conversation but not the
+    /// call, so it was given to the call that was running when it happened.
+    pub weak: bool,
 }
 
 /// How a downstream span was reached from its tool call.
@@ -127,7 +146,7 @@ impl Joined<'_> {
 }
 
 /// Joins the spans. Pure: the same spans and rules give the same result whatever their order.
-pub fn join<'s>(spans: &'s [Span], rules: &Rules) -> Joined<'s> {
+pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> Joined<'s> {
     let mut by_id: HashMap<(TraceId, SpanId), usize> = HashMap::with_capacity(spans.len());
     for (i, span) in spans.iter().enumerate() {
         by_id.entry((span.trace_id, span.span_id)).or_insert(i);
@@ -220,13 +239,220 @@ pub fn join<'s>(spans: &'s [Span], rules: &Rules) -> Joined<'s> {
         }
     }
 
+    let unmatched_events = join_events(spans, events, &conversations, &mut turns, rules);
     Joined {
         spans,
         children,
         parent,
         conversations,
         turns,
+        events,
+        unmatched_events,
     }
+}
+
+/// The order in which keys are preferred when several join the same event: the most specific
+/// first.
+const KEY_PREFERENCE: [KeyKind; 9] = [
+    KeyKind::IdempotencyKey,
+    KeyKind::RequestId,
+    KeyKind::MessageId,
+    KeyKind::JobId,
+    KeyKind::ObjectId,
+    KeyKind::ToolCallId,
+    KeyKind::SpanId,
+    KeyKind::TraceId,
+    KeyKind::ConversationId,
+];
+
+pub fn key_preference(kind: KeyKind) -> usize {
+    KEY_PREFERENCE
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(KEY_PREFERENCE.len())
+}
+
+/// The keys a tool call's spans carry, with the span each was found on.
+fn tool_keys(spans: &[Span], tool: &ToolCall, rules: &Rules) -> Vec<(KeyKind, String, usize)> {
+    let mut keys = Vec::new();
+    if let Some(id) = &tool.call_id {
+        keys.push((KeyKind::ToolCallId, id.clone(), tool.span));
+    }
+    let attribute_lists = [
+        (KeyKind::IdempotencyKey, &rules.join.idempotency_key),
+        (KeyKind::RequestId, &rules.join.request_id),
+        (KeyKind::MessageId, &rules.join.message_id),
+        (KeyKind::JobId, &rules.join.job_id),
+        (KeyKind::ObjectId, &rules.join.object_id),
+    ];
+    for i in std::iter::once(tool.span).chain(tool.downstream.iter().map(|r| r.span)) {
+        let span = &spans[i];
+        for (kind, attributes) in &attribute_lists {
+            for key in attributes.iter() {
+                match span.attributes.get(key) {
+                    Some(Value::Array(items)) => {
+                        for item in items {
+                            if let Some(text) = item.as_text() {
+                                keys.push((*kind, normalise_key(*kind, &text), i));
+                            }
+                        }
+                    }
+                    Some(value) => {
+                        if let Some(text) = value.as_text() {
+                            keys.push((*kind, normalise_key(*kind, &text), i));
+                        }
+                    }
+                    None => {}
+                }
+            }
+        }
+        keys.push((KeyKind::SpanId, span.span_id.to_string(), i));
+        keys.push((KeyKind::TraceId, span.trace_id.to_string(), i));
+    }
+    keys.retain(|(_, v, _)| !v.is_empty());
+    keys
+}
+
+/// Keys are compared as the vendor readers normalise them: hex ids in lower case, e-mail
+/// message ids without their angle brackets.
+pub fn normalise_key(kind: KeyKind, value: &str) -> String {
+    let value = value.trim();
+    match kind {
+        KeyKind::TraceId | KeyKind::SpanId => value.to_ascii_lowercase(),
+        KeyKind::MessageId => value
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_owned(),
+        _ => value.to_owned(),
+    }
+}
+
+/// Joins vendor events to tool calls by the keys on the tool calls' spans; returns the events
+/// that joined nothing.
+fn join_events(
+    spans: &[Span],
+    events: &[VendorEvent],
+    conversations: &[Conversation],
+    turns: &mut [Turn],
+    rules: &Rules,
+) -> Vec<usize> {
+    if events.is_empty() {
+        return Vec::new();
+    }
+    let mut index: HashMap<(KeyKind, &str), Vec<usize>> = HashMap::new();
+    for (e, event) in events.iter().enumerate() {
+        for (kind, value) in &event.keys {
+            index.entry((*kind, value.as_str())).or_default().push(e);
+        }
+    }
+    let mut by_subject: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (e, event) in events.iter().enumerate() {
+        if let Some(subject) = &event.subject {
+            by_subject
+                .entry((event.vendor.as_str(), subject.as_str()))
+                .or_default()
+                .push(e);
+        }
+    }
+    let mut joined = vec![false; events.len()];
+    for turn in turns.iter_mut() {
+        for tool in &mut turn.tool_calls {
+            let mut best: HashMap<usize, EventJoin> = HashMap::new();
+            for (kind, value, carrier) in tool_keys(spans, tool, rules) {
+                for &e in index.get(&(kind, value.as_str())).into_iter().flatten() {
+                    // A traceparent names the span that started the vendor's work; the trace
+                    // alone would join every call of the turn.
+                    if kind == KeyKind::TraceId
+                        && events[e].keys.iter().any(|(k, _)| *k == KeyKind::SpanId)
+                    {
+                        continue;
+                    }
+                    let candidate = EventJoin {
+                        event: e,
+                        key: kind,
+                        value: value.clone(),
+                        carrier,
+                        weak: false,
+                    };
+                    match best.get(&e) {
+                        Some(current) if key_preference(current.key) <= key_preference(kind) => {}
+                        _ => {
+                            best.insert(e, candidate);
+                        }
+                    }
+                }
+            }
+            // Events about the same work (the same vendor and subject) as a joined one belong
+            // to the call too, though they may carry no key of their own: Stripe leaves
+            // `request` empty on events that asynchronous processing emits.
+            let direct: Vec<EventJoin> = best.values().cloned().collect();
+            for join in direct {
+                let event = &events[join.event];
+                let Some(subject) = &event.subject else {
+                    continue;
+                };
+                for &e in by_subject
+                    .get(&(event.vendor.as_str(), subject.as_str()))
+                    .into_iter()
+                    .flatten()
+                {
+                    best.entry(e).or_insert_with(|| EventJoin {
+                        event: e,
+                        key: join.key,
+                        value: join.value.clone(),
+                        carrier: join.carrier,
+                        weak: false,
+                    });
+                }
+            }
+            let mut found: Vec<EventJoin> = best.into_values().collect();
+            found.sort_by_key(|j| (events[j.event].time, j.event));
+            for j in &found {
+                joined[j.event] = true;
+            }
+            tool.events = found;
+        }
+    }
+
+    // Events that name only the conversation go to the tool call of that conversation that
+    // was running when they happened: the latest one started before them. A new turn's call
+    // thus keeps its own writes, and they are never findings of the aborted turn.
+    for (e, event) in events.iter().enumerate() {
+        if joined[e] {
+            continue;
+        }
+        let Some(conversation) = event
+            .keys
+            .iter()
+            .filter(|(k, _)| *k == KeyKind::ConversationId)
+            .find_map(|(_, v)| conversations.iter().find(|c| c.id == *v))
+        else {
+            continue;
+        };
+        let latest = conversation
+            .turns
+            .iter()
+            .flat_map(|t| {
+                turns[*t]
+                    .tool_calls
+                    .iter()
+                    .enumerate()
+                    .map(move |(c, tool)| (*t, c, tool.span))
+            })
+            .filter(|(_, _, span)| spans[*span].start <= event.time.saturating_add(event.precision))
+            .max_by_key(|(_, _, span)| (spans[*span].start, *span));
+        if let Some((t, c, span)) = latest {
+            turns[t].tool_calls[c].events.push(EventJoin {
+                event: e,
+                key: KeyKind::ConversationId,
+                value: conversation.id.clone(),
+                carrier: span,
+                weak: true,
+            });
+            joined[e] = true;
+        }
+    }
+    (0..events.len()).filter(|e| !joined[*e]).collect()
 }
 
 struct Graph<'a> {
@@ -412,6 +638,7 @@ impl Graph<'_> {
                         .unwrap_or_else(|| spans[i].name.clone()),
                     call_id: first_text(&spans[i], &matcher.id_attributes),
                     downstream: Vec::new(),
+                    events: Vec::new(),
                 });
             }
             turn.is_agent_turn |= !turn.tool_calls.is_empty();
@@ -450,11 +677,22 @@ impl Graph<'_> {
                         .attributes
                         .text("exception.type")
                         .or_else(|| event.attributes.text("error.type"));
-                    if let Some(kind) = kind.filter(|k| is_cancellation(k, rules)) {
+                    let message = event.attributes.text("exception.message");
+                    let by_type = kind.as_deref().is_some_and(|k| is_cancellation(k, rules));
+                    let by_message = message.as_deref().is_some_and(|m| {
+                        let m = m.to_ascii_lowercase();
+                        rules
+                            .abort
+                            .exception_messages
+                            .iter()
+                            .any(|want| m.contains(&want.to_ascii_lowercase()))
+                    });
+                    if by_type || by_message {
+                        let what = kind.or(message).unwrap_or_default();
                         consider(
                             event.time,
                             i,
-                            format!("exception event ({kind}) on {:?}", span.name),
+                            format!("exception event ({what}) on {:?}", span.name),
                         );
                     }
                 }
@@ -680,7 +918,7 @@ pub(crate) mod tests {
             agent_turn(1, "c1", 0, 400).build(),
             tool(1, 2, "call_a", 10, 100).build(),
         ];
-        let joined = join(&spans, &Rules::default());
+        let joined = join(&spans, &[], &Rules::default());
         assert_eq!(joined.conversations.len(), 1);
         let conversation = &joined.conversations[0];
         assert_eq!(conversation.id, "c1");
@@ -714,10 +952,50 @@ pub(crate) mod tests {
                 .event("abort", 100, &[])
                 .build(),
         ];
-        let joined = join(&spans, &Rules::default());
+        let joined = join(&spans, &[], &Rules::default());
         let abort = joined.turns[0].abort.as_ref().unwrap();
         assert_eq!(abort.time, 300_000_000);
         assert!(abort.signal.contains("\"abort\""), "{}", abort.signal);
+    }
+
+    #[test]
+    fn javascript_abort_errors_are_recognised_by_type_code_or_message() {
+        for attrs in [
+            vec![("exception.type", "AbortError"), ("exception.message", "x")],
+            vec![("exception.type", "ABORT_ERR")],
+            vec![
+                ("exception.type", "20"),
+                ("exception.message", "This operation was aborted"),
+            ],
+        ] {
+            let spans = vec![
+                span(1, 1, "ai.streamText", "chat", 0, 1000)
+                    .attr("ai.telemetry.metadata.chatId", "c9")
+                    .event("exception", 250, &attrs)
+                    .build(),
+            ];
+            let joined = join(&spans, &[], &Rules::default());
+            assert_eq!(joined.conversations[0].id, "c9");
+            assert_eq!(
+                joined.turns[0].abort.as_ref().map(|a| a.time),
+                Some(250_000_000),
+                "{attrs:?}"
+            );
+        }
+        let spans = vec![
+            span(1, 1, "ai.streamText", "chat", 0, 1000)
+                .event(
+                    "exception",
+                    250,
+                    &[("exception.type", "20"), ("exception.message", "quota")],
+                )
+                .build(),
+        ];
+        assert!(
+            join(&spans, &[], &Rules::default()).turns[0]
+                .abort
+                .is_none()
+        );
     }
 
     #[test]
@@ -748,7 +1026,7 @@ pub(crate) mod tests {
                 .link(7, 6)
                 .build(),
         ];
-        let joined = join(&spans, &Rules::default());
+        let joined = join(&spans, &[], &Rules::default());
         let tool = &joined
             .turns
             .iter()
@@ -781,7 +1059,7 @@ pub(crate) mod tests {
                 .kind(SpanKind::Server)
                 .build(),
         ];
-        let joined = join(&spans, &Rules::default());
+        let joined = join(&spans, &[], &Rules::default());
         assert_eq!(joined.conversations[0].id, trace(9).to_string());
         assert_eq!(joined.conversations[0].source, ConversationSource::Trace);
         assert_eq!(joined.agent_conversations(), 0);

@@ -31,6 +31,16 @@ pub enum Code {
     NotTraces,
     /// A span without a start or end time.
     MissingTime,
+    /// Valid JSON whose fields do not have the types of its format (Jaeger, Zipkin).
+    InvalidRecord,
+    /// A message of OTLP/protobuf that does not decode.
+    InvalidProtobuf,
+    /// The last message of a length-framed stream is cut short: a file still being written.
+    TruncatedFrame,
+    /// Compressed data (gzip, zstd) that is corrupt or cut short.
+    CorruptCompression,
+    /// Two spans with the same trace id, span id and start but different contents.
+    ConflictingDuplicate,
 }
 
 impl Code {
@@ -43,6 +53,11 @@ impl Code {
             Code::InvalidValue => "invalid-value",
             Code::NotTraces => "not-traces",
             Code::MissingTime => "missing-time",
+            Code::InvalidRecord => "invalid-record",
+            Code::InvalidProtobuf => "invalid-protobuf",
+            Code::TruncatedFrame => "truncated-frame",
+            Code::CorruptCompression => "corrupt-compression",
+            Code::ConflictingDuplicate => "conflicting-duplicate",
         }
     }
 
@@ -62,6 +77,19 @@ impl Code {
             Code::NotTraces => "a record of other telemetry (metrics or logs); it is skipped",
             Code::MissingTime => {
                 "a span with no start time (taken as 0) or no end time (taken as still open)"
+            }
+            Code::InvalidRecord => {
+                "a Jaeger or Zipkin record whose fields do not have the format's types; it is skipped"
+            }
+            Code::InvalidProtobuf => "a protobuf message that is not OTLP traces; it is skipped",
+            Code::TruncatedFrame => {
+                "the last message of a length-framed stream is incomplete, as when a file is still being written"
+            }
+            Code::CorruptCompression => {
+                "gzip or zstd data that is corrupt or cut short; what decoded before it is read"
+            }
+            Code::ConflictingDuplicate => {
+                "two spans share trace id, span id and start but differ; the first is kept"
             }
         }
     }

@@ -50,7 +50,13 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
             Ok(ExitStatus::Success)
         }
         Task::Inspect(config) => {
-            let ingested = ingest::ingest(&config.sources);
+            let mut ingested =
+                ingest::ingest_inputs(&config.sources, &config.event_sources, &config.ingest);
+            if !ingested.events.is_empty() {
+                let joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);
+                let unmatched: Vec<usize> = joined.unmatched_events.clone();
+                ingested.count_unmatched_events(&unmatched);
+            }
             match config.format {
                 OutputFormat::Table => {
                     report::table::inspect(&ingested, out)?;
@@ -61,7 +67,8 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
             Ok(input_status(&ingested, config.strict, err)?.unwrap_or(ExitStatus::Success))
         }
         Task::Scan(config) => {
-            let ingested = ingest::ingest(&config.sources);
+            let ingested =
+                ingest::ingest_inputs(&config.sources, &config.event_sources, &config.ingest);
             if ingested.has_errors() {
                 return input_status(&ingested, config.strict, err)
                     .map(|s| s.unwrap_or(ExitStatus::Error));
@@ -69,9 +76,9 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
             if ingested.spans.is_empty() {
                 bail!("no spans were read from the inputs: there is nothing to audit");
             }
-            let joined = correlate::join(&ingested.spans, &config.rules);
+            let joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);
             let audit = classify::classify(&joined, &config.rules);
-            let summary = report::Summary::new(&ingested, &audit, &config.fail_on);
+            let summary = report::Summary::new(&ingested, &joined, &audit, &config.fail_on);
             match config.format {
                 OutputFormat::Table => {
                     report::table::scan(&audit, &summary, out)?;
@@ -89,12 +96,13 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
             })
         }
         Task::Explain(config) => {
-            let ingested = ingest::ingest(&config.sources);
+            let ingested =
+                ingest::ingest_inputs(&config.sources, &config.event_sources, &config.ingest);
             if ingested.has_errors() {
                 return input_status(&ingested, config.strict, err)
                     .map(|s| s.unwrap_or(ExitStatus::Error));
             }
-            let joined = correlate::join(&ingested.spans, &config.rules);
+            let joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);
             let audit = classify::classify(&joined, &config.rules);
             if !joined.has_conversation(&config.conversation) {
                 let known = joined.conversation_ids();

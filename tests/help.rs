@@ -29,9 +29,15 @@ fn inspect_help() {
 fn usage_errors_exit_2() {
     let output = bin().args(["scan"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));
-    let output = bin().args(["scan", "--format", "xml", "x.json"]).output().unwrap();
+    let output = bin()
+        .args(["scan", "--format", "xml", "x.json"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    let output = bin().args(["scan", "--fail-on", "late", "x.json"]).output().unwrap();
+    let output = bin()
+        .args(["scan", "--fail-on", "late", "x.json"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("unknown category \"late\""), "{stderr}");

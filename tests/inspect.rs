@@ -149,32 +149,54 @@ fn base64_ids_and_enum_names_are_read() {
 
 #[test]
 fn foreign_json_is_an_error_saying_what_it_looks_like() {
-    let Some(dir) = corpus("traces") else { return };
-    for (file, looks_like) in [
-        (
-            "jaeger-json/jaeger_query_otlp2jaeger-out_api-envelope.json",
-            "Jaeger JSON",
-        ),
-        (
-            "jaeger-json/jaeger_anonymizer_trace_success_span-array.json",
-            "Jaeger JSON",
-        ),
-        (
-            "jaeger-json/jaeger_uimodel_ui_01_bare-trace.json",
-            "Jaeger JSON trace",
-        ),
-        ("zipkin-v2/zipkin-lens_yelp.json", "Zipkin v2 JSON"),
-        (
-            "zipkin-v2/zipkin_benchmarks_zipkin2-client_single-span.json",
-            "Zipkin v2 span",
-        ),
-    ] {
-        let output = bin().arg("inspect").arg(dir.join(file)).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{file}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(looks_like), "{file}: {stderr}");
-        assert!(stderr.contains(file), "the error names the input: {stderr}");
-    }
+    // Jaeger and Zipkin JSON are read (tests/formats.rs), vendor event logs too
+    // (tests/events.rs); other JSON is refused with what it looks like and what would read it.
+    let Some(dir) = corpus("events") else { return };
+    let output = bin()
+        .args(["inspect", "--format", "json"])
+        .arg(dir.join("stripe/openapi_fixtures3_event.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let report = json(&output.stdout);
+    assert_eq!(report["inputs"][0]["format"], "vendor-json");
+    assert_eq!(report["inputs"][0]["vendor_events"], 1);
+    assert_eq!(report["inputs"][0]["vendors"]["stripe"], 1);
+
+    let output = bin()
+        .arg("inspect")
+        .arg(dir.join("stripe/openapi_fixtures3_charge.json"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("charge object, not an event"), "{stderr}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let other = tmp.path().join("other.json");
+    std::fs::write(&other, r#"{"hello": "world", "n": 1}"#).unwrap();
+    let output = bin().arg("inspect").arg(&other).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("a JSON object with keys"), "{stderr}");
+    assert!(
+        stderr.contains("other.json"),
+        "the error names the input: {stderr}"
+    );
+    assert!(
+        stderr.contains("[[vendor]] mapping"),
+        "points at the mappings: {stderr}"
+    );
+    let v1 = tmp.path().join("zipkin-v1.json");
+    std::fs::write(
+        &v1,
+        r#"[{"traceId":"1","id":"2","name":"get","timestamp":1,"binaryAnnotations":[]}]"#,
+    )
+    .unwrap();
+    let output = bin().arg("inspect").arg(&v1).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Zipkin v1 JSON"), "{stderr}");
 }
 
 #[test]

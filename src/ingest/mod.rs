@@ -1,10 +1,23 @@
-//! Reading inputs into the span model: finding the files, sniffing each one's format by its
-//! content (never its extension), parsing, and removing the duplicates that Collector retries
-//! leave behind.
+//! Reading inputs into the span model: finding the files (directories, globs), sniffing each
+//! one's format and compression by its content (never its extension), decompressing under a
+//! size limit, parsing, and removing the duplicates that Collector retries leave behind.
+//!
+//! One file per input format: `otlp_json` (OTLP/JSON documents and JSON Lines), `otlp_proto`
+//! (OTLP/protobuf, unframed or length-framed), `jaeger` and `zipkin` (with what they share in
+//! `foreign`); `compress` handles gzip and zstd.
 
+mod compress;
+mod foreign;
+mod jaeger;
+mod locate;
 mod otlp_json;
+mod otlp_proto;
+pub(crate) mod temporal;
+pub mod vendor;
+mod zipkin;
 
-use std::collections::{BTreeMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet, hash_map};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,16 +25,41 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::diagnostic::{Diagnostic, Severity};
-use crate::model::{Span, SpanId, TraceId};
+pub use compress::parse_size;
 
-/// What an input turned out to be.
+use crate::config::VendorMapping;
+use crate::diagnostic::{Code, Diagnostic, Severity};
+use crate::model::{Attributes, Span, SpanId, TraceId, Value, VendorEvent};
+
+/// What an input turned out to be. The names are part of the `inspect` JSON schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Format {
     #[serde(rename = "otlp-json-lines")]
     OtlpJsonLines,
     #[serde(rename = "otlp-json")]
     OtlpJson,
+    /// OTLP/JSON messages in the Collector's length-framed stream (its legacy zstd mode).
+    #[serde(rename = "otlp-json-framed")]
+    OtlpJsonFramed,
+    /// One binary `TracesData` / `ExportTraceServiceRequest` message.
+    #[serde(rename = "otlp-protobuf")]
+    OtlpProtobuf,
+    /// The Collector file exporter's stream: 4-byte big-endian length, then a message.
+    #[serde(rename = "otlp-protobuf-framed")]
+    OtlpProtobufFramed,
+    #[serde(rename = "jaeger-json")]
+    JaegerJson,
+    #[serde(rename = "zipkin-v2-json")]
+    ZipkinV2Json,
+    /// A vendor event log, one event a line.
+    #[serde(rename = "vendor-json-lines")]
+    VendorJsonLines,
+    /// A vendor event log as one document: an event, an array, or a list envelope.
+    #[serde(rename = "vendor-json")]
+    VendorJson,
+    /// A Temporal workflow history.
+    #[serde(rename = "temporal-history")]
+    TemporalHistory,
     /// Zero bytes, or only white space: nothing to read, which is not an error.
     #[serde(rename = "empty")]
     Empty,
@@ -31,13 +69,51 @@ pub enum Format {
 }
 
 impl Format {
+    /// Whether inputs of this format hold vendor events rather than spans.
+    pub fn is_events(self) -> bool {
+        matches!(
+            self,
+            Format::VendorJsonLines | Format::VendorJson | Format::TemporalHistory
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Format::OtlpJsonLines => "otlp-json-lines",
             Format::OtlpJson => "otlp-json",
+            Format::OtlpJsonFramed => "otlp-json-framed",
+            Format::OtlpProtobuf => "otlp-protobuf",
+            Format::OtlpProtobufFramed => "otlp-protobuf-framed",
+            Format::JaegerJson => "jaeger-json",
+            Format::ZipkinV2Json => "zipkin-v2-json",
+            Format::VendorJsonLines => "vendor-json-lines",
+            Format::VendorJson => "vendor-json",
+            Format::TemporalHistory => "temporal-history",
             Format::Empty => "empty",
             Format::Unknown => "unknown",
         }
+    }
+
+    /// The format as people name it, for messages.
+    fn describe(self) -> &'static str {
+        match self {
+            Format::OtlpJsonLines | Format::OtlpJson | Format::OtlpJsonFramed => "OTLP/JSON",
+            Format::OtlpProtobuf | Format::OtlpProtobufFramed => "OTLP/protobuf",
+            Format::JaegerJson => "Jaeger JSON",
+            Format::ZipkinV2Json => "Zipkin v2 JSON",
+            Format::VendorJsonLines | Format::VendorJson => "vendor event log",
+            Format::TemporalHistory => "Temporal history",
+            Format::Empty | Format::Unknown => "input",
+        }
+    }
+
+    /// Binary formats have no lines: a span's `line` is the number of its message, and
+    /// diagnostics give byte offsets in their text.
+    fn is_binary(self) -> bool {
+        matches!(
+            self,
+            Format::OtlpProtobuf | Format::OtlpProtobufFramed | Format::OtlpJsonFramed
+        )
     }
 }
 
@@ -52,12 +128,72 @@ pub(crate) enum Shape {
 /// One input as a reader left it.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
+    /// Lines of a text input; messages of a binary one.
     pub lines: u64,
     /// Every span record seen, including those whose ids made them unusable.
     pub spans_read: u64,
     pub spans_unjoinable: u64,
     pub spans: Vec<Span>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Vendor events, when the input is an event log.
+    pub events: Vec<VendorEvent>,
+    pub events_by_vendor: BTreeMap<String, u64>,
+}
+
+impl Parsed {
+    /// Appends what was read from the next part of the same input.
+    fn append(&mut self, part: Parsed) {
+        self.lines = self.lines.max(part.lines);
+        self.spans_read += part.spans_read;
+        self.spans_unjoinable += part.spans_unjoinable;
+        self.spans.extend(part.spans);
+        self.diagnostics.extend(part.diagnostics);
+    }
+}
+
+/// How inputs are read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IngestOptions {
+    /// The most bytes one compressed input may decompress to (a whole file, or all the frames
+    /// of a framed stream together). Past it the input is refused as a likely decompression
+    /// bomb.
+    pub max_decompressed: u64,
+    /// How vendor event logs are read, in the order the mappings are tried.
+    pub vendors: Vec<VendorMapping>,
+}
+
+/// 1 GiB. Genuine exports are far smaller (the Collector rotates its files at 100 MiB by
+/// default, and query APIs return single traces), while a bomb is limited to this much memory
+/// per input being read (inputs are read on as many threads as there are cores). A ratio to the
+/// compressed size would not do: highly repetitive JSON compresses well past 100:1 with zstd,
+/// and a fixed ceiling is one number a user can reason about and raise.
+pub const DEFAULT_MAX_DECOMPRESSED: u64 = 1 << 30;
+
+/// The environment variable that overrides `DEFAULT_MAX_DECOMPRESSED` (`4GiB`, `512MiB`,
+/// `unlimited`…).
+pub const MAX_DECOMPRESSED_ENV: &str = "ABORTAUDIT_MAX_DECOMPRESSED";
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            max_decompressed: DEFAULT_MAX_DECOMPRESSED,
+            vendors: crate::config::builtin_vendor_mappings(),
+        }
+    }
+}
+
+impl IngestOptions {
+    /// The defaults, with `ABORTAUDIT_MAX_DECOMPRESSED` applied when it is set. `Err` names the
+    /// variable and says what a size looks like.
+    pub fn from_env() -> Result<Self, String> {
+        let mut options = IngestOptions::default();
+        if let Some(raw) = std::env::var_os(MAX_DECOMPRESSED_ENV) {
+            let raw = raw.to_string_lossy();
+            options.max_decompressed =
+                parse_size(&raw).map_err(|e| format!("{MAX_DECOMPRESSED_ENV}: {e}"))?;
+        }
+        Ok(options)
+    }
 }
 
 /// Counts for one input, as `inspect` shows them.
@@ -73,6 +209,13 @@ pub struct Counts {
     pub duplicates: u64,
     /// Spans with an unusable trace or span id: counted, diagnosed, not joined.
     pub unjoinable: u64,
+    /// Events read from vendor event logs (`events` counts span events).
+    pub vendor_events: u64,
+    /// Vendor events per vendor or mapping name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vendors: BTreeMap<String, u64>,
+    /// Vendor events that no tool call's keys matched (filled in once spans are joined).
+    pub unmatched_vendor_events: u64,
 }
 
 impl Counts {
@@ -83,6 +226,11 @@ impl Counts {
         self.links += other.links;
         self.duplicates += other.duplicates;
         self.unjoinable += other.unjoinable;
+        self.vendor_events += other.vendor_events;
+        self.unmatched_vendor_events += other.unmatched_vendor_events;
+        for (vendor, n) in &other.vendors {
+            *self.vendors.entry(vendor.clone()).or_default() += n;
+        }
         for (kind, n) in &other.kinds {
             *self.kinds.entry(kind).or_default() += n;
         }
@@ -93,6 +241,8 @@ impl Counts {
 pub struct InputReport {
     pub path: String,
     pub format: Format,
+    /// `none`, `gzip`, `zstd` (whole file), `zstd-framed` (each message of a length-framed
+    /// stream), or a whole-file compression around a framed stream (`gzip+zstd-framed`).
     pub compression: &'static str,
     #[serde(flatten)]
     pub counts: Counts,
@@ -100,6 +250,17 @@ pub struct InputReport {
     /// Why the input could not be used at all; the run then exits with status 2.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl InputReport {
+    /// Format and compression together, for a table column: `otlp-json-lines`,
+    /// `otlp-protobuf-framed+zstd-framed`, `jaeger-json+gzip`.
+    pub fn format_label(&self) -> String {
+        match self.compression {
+            "none" => self.format.as_str().to_owned(),
+            compression => format!("{}+{compression}", self.format.as_str()),
+        }
+    }
 }
 
 /// Everything read from all inputs.
@@ -110,9 +271,23 @@ pub struct Ingested {
     pub inputs: Vec<InputReport>,
     /// The inputs' counts added up; traces and services counted once across all inputs.
     pub total: Counts,
+    /// Vendor events from the event logs, in input order.
+    pub events: Vec<crate::model::VendorEvent>,
 }
 
 impl Ingested {
+    /// Records, per input, how many of its vendor events (indices into `events`) joined no
+    /// tool call.
+    pub fn count_unmatched_events(&mut self, unmatched: &[usize]) {
+        for &e in unmatched {
+            let input = &self.events[e].origin.input;
+            if let Some(report) = self.inputs.iter_mut().find(|r| *r.path == **input) {
+                report.counts.unmatched_vendor_events += 1;
+            }
+        }
+        self.total.unmatched_vendor_events += unmatched.len() as u64;
+    }
+
     pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
         self.inputs.iter().flat_map(|i| i.diagnostics.iter())
     }
@@ -142,17 +317,57 @@ impl Source {
     }
 }
 
-/// Expands directories (recursively, in name order, skipping hidden entries) into the files
-/// to read. A path that does not exist is kept, so reading it reports the error.
+/// Expands directories (recursively, in name order, skipping hidden entries) and glob patterns
+/// (a path with `*`, `?` or `[` that does not exist as written; matches in name order) into the
+/// files to read. Rotated Collector files (`traces-2024-05-01T10-00-00.000.json`, possibly
+/// gzipped) sort before the file still being written (`traces.json`), so a directory is read
+/// oldest first. A path that does not exist, or a pattern that matches nothing, is kept, so
+/// reading it reports the error.
 pub fn expand(sources: &[Source]) -> Vec<Source> {
     let mut out = Vec::new();
     for source in sources {
         match source {
             Source::Path(p) if p.is_dir() => walk(p, &mut out),
+            Source::Path(p) if is_glob(p) && !p.exists() => match glob_matches(p) {
+                Some(paths) if !paths.is_empty() => {
+                    for path in paths {
+                        if path.is_dir() {
+                            walk(&path, &mut out);
+                        } else {
+                            out.push(Source::Path(path));
+                        }
+                    }
+                }
+                _ => out.push(source.clone()),
+            },
             other => out.push(other.clone()),
         }
     }
     out
+}
+
+fn is_glob(path: &Path) -> bool {
+    path.to_str().is_some_and(|s| s.contains(['*', '?', '[']))
+}
+
+/// The paths a glob pattern matches, sorted; `None` for a pattern that is not valid.
+fn glob_matches(pattern: &Path) -> Option<Vec<PathBuf>> {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    let paths = glob::glob_with(pattern.to_str()?, options).ok()?;
+    let mut matched: Vec<PathBuf> = paths
+        .map(|entry| match entry {
+            Ok(path) => path,
+            // An unreadable directory: reading it reports the error with its cause.
+            Err(e) => e.path().to_owned(),
+        })
+        .collect();
+    matched.sort();
+    matched.dedup();
+    Some(matched)
 }
 
 fn walk(dir: &Path, out: &mut Vec<Source>) {
@@ -181,23 +396,79 @@ fn walk(dir: &Path, out: &mut Vec<Source>) {
     }
 }
 
-/// Reads every source (in parallel) and deduplicates spans across all of them, keeping the
-/// first copy in input order so the result does not depend on thread scheduling.
+/// Reads every source with the default options (and `ABORTAUDIT_MAX_DECOMPRESSED`); see
+/// `ingest_with`. A malformed `ABORTAUDIT_MAX_DECOMPRESSED` makes every input an error.
 pub fn ingest(sources: &[Source]) -> Ingested {
-    let files = expand(sources);
-    let results: Vec<(InputReport, Vec<Span>)> = files.par_iter().map(read_source).collect();
+    match IngestOptions::from_env() {
+        Ok(options) => ingest_with(sources, &options),
+        Err(message) => {
+            let mut ingested = Ingested::default();
+            for source in expand(sources) {
+                let (mut report, _) =
+                    parse_input_with(&source.display(), b"", &IngestOptions::default());
+                report.format = Format::Unknown;
+                report.error = Some(format!("{}: not read: {message}", source.display()));
+                ingested.inputs.push(report);
+            }
+            ingested
+        }
+    }
+}
 
-    let mut seen: HashSet<(TraceId, SpanId, u64)> = HashSet::new();
+/// Reads every source (files in parallel, and large JSON Lines files in parallel chunks) and
+/// deduplicates spans across all of them, keeping the first copy in input order, so the result
+/// does not depend on thread scheduling or the number of threads.
+///
+/// A duplicate is a span with the trace id, span id and start of one already read. Collector
+/// retries write identical copies, which are only counted; a copy whose contents differ (two
+/// different operations exported under one span id, as in Jaeger's UI test trace) is also
+/// dropped, since one id cannot be joined two ways, but with a `conflicting-duplicate`
+/// warning naming where the kept copy was read.
+pub fn ingest_with(sources: &[Source], options: &IngestOptions) -> Ingested {
+    ingest_inputs(sources, &[], options)
+}
+
+/// Reads trace inputs and vendor event logs together. `traces` may hold event logs too (they
+/// are recognised by content); `event_logs` must be event logs, so anything else there is an
+/// error that points at the `[[vendor]]` mappings.
+pub fn ingest_inputs(
+    traces: &[Source],
+    event_logs: &[Source],
+    options: &IngestOptions,
+) -> Ingested {
+    let files: Vec<(Source, bool)> = expand(traces)
+        .into_iter()
+        .map(|s| (s, false))
+        .chain(expand(event_logs).into_iter().map(|s| (s, true)))
+        .collect();
+    let results: Vec<(InputReport, Vec<Span>, Vec<VendorEvent>)> = files
+        .par_iter()
+        .map(|(source, events_only)| read_source(source, options, *events_only))
+        .collect();
+
+    let mut seen: HashMap<(TraceId, SpanId, u64), usize> = HashMap::new();
     let mut all_traces = HashSet::new();
     let mut all_services = HashSet::new();
     let mut ingested = Ingested::default();
-    for (mut report, spans) in results {
+    for (mut report, spans, events) in results {
+        ingested.events.extend(events);
         let mut traces = HashSet::new();
         let mut services = HashSet::new();
         for span in spans {
-            if !seen.insert((span.trace_id, span.span_id, span.start)) {
-                report.counts.duplicates += 1;
-                continue;
+            match seen.entry((span.trace_id, span.span_id, span.start)) {
+                hash_map::Entry::Occupied(first) => {
+                    report.counts.duplicates += 1;
+                    let kept = &ingested.spans[*first.get()];
+                    if !same_content(kept, &span) {
+                        report
+                            .diagnostics
+                            .push(conflicting_duplicate(kept, &span, report.format));
+                    }
+                    continue;
+                }
+                hash_map::Entry::Vacant(slot) => {
+                    slot.insert(ingested.spans.len());
+                }
             }
             traces.insert(span.trace_id);
             services.insert(span.service().to_owned());
@@ -219,22 +490,133 @@ pub fn ingest(sources: &[Source]) -> Ingested {
     ingested
 }
 
-fn read_source(source: &Source) -> (InputReport, Vec<Span>) {
+fn conflicting_duplicate(kept: &Span, dropped: &Span, format: Format) -> Diagnostic {
+    let (line, at) = if format.is_binary() {
+        (None, format!("message {}: ", dropped.origin.line))
+    } else {
+        (Some(dropped.origin.line), String::new())
+    };
+    Diagnostic::warning(
+        &dropped.origin.input,
+        line,
+        Code::ConflictingDuplicate,
+        format!(
+            "{at}span {:?} (trace {}, span {}) has the trace id, span id and start of span {:?} read from {} (line or message {}), but different contents; the first is kept and this one dropped",
+            dropped.name,
+            dropped.trace_id,
+            dropped.span_id,
+            kept.name,
+            kept.origin.input,
+            kept.origin.line
+        ),
+    )
+}
+
+/// Whether two spans are the same record (wherever each was read): NaN attributes compare
+/// equal to themselves, so retried copies of a span with a NaN are still plain duplicates.
+fn same_content(a: &Span, b: &Span) -> bool {
+    a.trace_id == b.trace_id
+        && a.span_id == b.span_id
+        && a.parent_span_id == b.parent_span_id
+        && a.name == b.name
+        && a.kind == b.kind
+        && a.start == b.start
+        && a.end == b.end
+        && a.status == b.status
+        && attributes_eq(&a.attributes, &b.attributes)
+        && a.resource.service_name == b.resource.service_name
+        && attributes_eq(&a.resource.attributes, &b.resource.attributes)
+        && a.events.len() == b.events.len()
+        && a.events.iter().zip(&b.events).all(|(x, y)| {
+            x.name == y.name && x.time == y.time && attributes_eq(&x.attributes, &y.attributes)
+        })
+        && a.links.len() == b.links.len()
+        && a.links.iter().zip(&b.links).all(|(x, y)| {
+            x.trace_id == y.trace_id
+                && x.span_id == y.span_id
+                && attributes_eq(&x.attributes, &y.attributes)
+        })
+}
+
+fn attributes_eq(a: &Attributes, b: &Attributes) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b.iter())
+            .all(|(x, y)| x.key == y.key && value_eq(&x.value, &y.value))
+}
+
+fn value_eq(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Double(x), Value::Double(y)) => x == y || x.to_bits() == y.to_bits(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| value_eq(x, y))
+        }
+        (Value::KvList(x), Value::KvList(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(x, y)| x.key == y.key && value_eq(&x.value, &y.value))
+        }
+        _ => a == b,
+    }
+}
+
+fn read_source(
+    source: &Source,
+    options: &IngestOptions,
+    events_only: bool,
+) -> (InputReport, Vec<Span>, Vec<VendorEvent>) {
     let path = source.display();
     match read_bytes(source) {
-        Ok(bytes) => parse_input(&path, &bytes),
+        Ok(bytes) => parse_any(&path, &bytes, options, events_only),
         Err(e) => {
-            let (mut report, spans) = parse_input(&path, b"");
-            report.error = Some(format!("{path}: cannot read: {e}"));
+            let (mut report, spans, events) = parse_any(&path, b"", options, events_only);
+            report.error = Some(match source {
+                Source::Path(p) if is_glob(p) && !p.exists() => match glob::Pattern::new(&path) {
+                    Err(e) => format!("{path}: not a valid glob pattern: {e}"),
+                    Ok(_) => format!("{path}: the pattern matches no file"),
+                },
+                _ => format!("{path}: cannot read: {e}"),
+            });
             report.format = Format::Unknown;
-            (report, spans)
+            (report, spans, events)
         }
     }
 }
 
-/// Parses one input's bytes, named `path` in diagnostics. Never panics, whatever the bytes:
-/// problems become diagnostics, or the report's `error` when nothing can be read.
+/// Parses one input's bytes, named `path` in diagnostics, with the default options (and
+/// `ABORTAUDIT_MAX_DECOMPRESSED`). Never panics, whatever the bytes: problems become
+/// diagnostics, or the report's `error` when nothing can be read.
 pub fn parse_input(path: &str, bytes: &[u8]) -> (InputReport, Vec<Span>) {
+    match IngestOptions::from_env() {
+        Ok(options) => parse_input_with(path, bytes, &options),
+        Err(message) => {
+            let (mut report, _) = parse_input_with(path, b"", &IngestOptions::default());
+            report.format = Format::Unknown;
+            report.error = Some(format!("{path}: not read: {message}"));
+            (report, Vec::new())
+        }
+    }
+}
+
+/// `parse_input` with explicit options.
+pub fn parse_input_with(
+    path: &str,
+    bytes: &[u8],
+    options: &IngestOptions,
+) -> (InputReport, Vec<Span>) {
+    let (report, spans, _) = parse_any(path, bytes, options, false);
+    (report, spans)
+}
+
+/// Parses one input of any kind: traces, or (recognised by content, or because the user said
+/// so with `events_only`) a vendor event log.
+fn parse_any(
+    path: &str,
+    bytes: &[u8],
+    options: &IngestOptions,
+    events_only: bool,
+) -> (InputReport, Vec<Span>, Vec<VendorEvent>) {
     let mut report = InputReport {
         path: path.to_owned(),
         format: Format::Unknown,
@@ -244,32 +626,56 @@ pub fn parse_input(path: &str, bytes: &[u8]) -> (InputReport, Vec<Span>) {
         error: None,
     };
     let input: Arc<str> = Arc::from(path);
-    match parse(&input, bytes) {
-        Ok((format, parsed)) => {
+    match parse(&input, bytes, options, events_only) {
+        Ok(Outcome {
+            format,
+            compression,
+            parsed,
+        }) => {
             report.format = format;
+            report.compression = compression;
             report.counts.lines = parsed.lines;
             report.counts.spans = parsed.spans_read;
             report.counts.unjoinable = parsed.spans_unjoinable;
+            report.counts.vendor_events = parsed.events.len() as u64;
+            report.counts.vendors = parsed.events_by_vendor;
             report.diagnostics = parsed.diagnostics;
+            if format.is_events() {
+                if parsed.events.is_empty() {
+                    let errors = report.diagnostics.len();
+                    report.error = Some(format!(
+                        "{path}: holds no usable vendor events ({errors} records skipped, see the diagnostics)"
+                    ));
+                }
+                return (report, Vec::new(), parsed.events);
+            }
             if parsed.spans_read == 0 && format != Format::Empty {
                 let errors = report
                     .diagnostics
                     .iter()
                     .filter(|d| d.severity == Severity::Error)
                     .count();
+                let what = if format.is_binary() {
+                    "messages"
+                } else {
+                    "records"
+                };
                 report.error = Some(if errors > 0 {
                     format!(
-                        "{path}: no spans could be read ({errors} malformed records, see the diagnostics)"
+                        "{path}: no spans could be read ({errors} malformed {what}, see the diagnostics)"
                     )
                 } else {
-                    format!("{path}: holds no spans: the OTLP/JSON records in it are empty")
+                    format!(
+                        "{path}: holds no spans: the {} {what} in it are empty",
+                        format.describe()
+                    )
                 });
             }
-            (report, parsed.spans)
+            (report, parsed.spans, Vec::new())
         }
         Err(message) => {
             report.error = Some(format!("{path}: {message}"));
-            (report, Vec::new())
+            (report, Vec::new(), Vec::new())
         }
     }
 }
@@ -285,18 +691,168 @@ fn read_bytes(source: &Source) -> std::io::Result<Vec<u8>> {
     }
 }
 
-/// Sniffs the format from the bytes and parses. `Err` is an input that cannot be used at all.
-fn parse(input: &Arc<str>, bytes: &[u8]) -> Result<(Format, Parsed), String> {
+/// What one input was read as.
+#[derive(Debug)]
+struct Outcome {
+    format: Format,
+    compression: &'static str,
+    parsed: Parsed,
+}
+
+/// Removes a whole-file compression (gzip or zstd, by their magic bytes), then sniffs the
+/// format and parses. `Err` is an input that cannot be used at all.
+fn parse(
+    input: &Arc<str>,
+    bytes: &[u8],
+    options: &IngestOptions,
+    events_only: bool,
+) -> Result<Outcome, String> {
+    let mut budget = compress::Budget::new(options.max_decompressed);
+    let (outer, data, corrupt) = if bytes.starts_with(&compress::GZIP_MAGIC) {
+        let d = compress::gunzip(bytes, &mut budget).map_err(compress::Failure::message)?;
+        ("gzip", Cow::Owned(d.data), d.corrupt)
+    } else if bytes.starts_with(&compress::ZSTD_MAGIC) {
+        let d = compress::unzstd(bytes, &mut budget, "the zstd data", 0)
+            .map_err(compress::Failure::message)?;
+        ("zstd", Cow::Owned(d.data), d.corrupt)
+    } else {
+        ("none", Cow::Borrowed(bytes), None)
+    };
+    if outer != "none"
+        && (data.starts_with(&compress::GZIP_MAGIC) || data.starts_with(&compress::ZSTD_MAGIC))
+    {
+        return Err(format!(
+            "{outer}-compressed data that is compressed again inside; decompress it first"
+        ));
+    }
+    let (format, framed_zstd, mut parsed) =
+        match parse_plain(input, &data, &mut budget, &options.vendors, events_only) {
+            Ok(read) => read,
+            Err(why) => {
+                return Err(match corrupt {
+                    Some(corrupt) => {
+                        format!("{corrupt}; what decoded before it is not usable: {why}")
+                    }
+                    None => why,
+                });
+            }
+        };
+    if let Some(why) = corrupt {
+        parsed.diagnostics.insert(
+            0,
+            Diagnostic::error(
+                input,
+                None,
+                Code::CorruptCompression,
+                format!("{why}; what decoded before it is read"),
+            ),
+        );
+    }
+    let compression = match (outer, framed_zstd) {
+        (outer, false) => outer,
+        ("gzip", true) => "gzip+zstd-framed",
+        ("zstd", true) => "zstd+zstd-framed",
+        (_, true) => "zstd-framed",
+    };
+    Ok(Outcome {
+        format,
+        compression,
+        parsed,
+    })
+}
+
+/// Sniffs an uncompressed input. The bool: the messages of a framed stream were zstd frames.
+fn parse_plain(
+    input: &Arc<str>,
+    bytes: &[u8],
+    budget: &mut compress::Budget,
+    vendors: &[VendorMapping],
+    events_only: bool,
+) -> Result<(Format, bool, Parsed), String> {
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let Some(first) = text.iter().position(|b| !b.is_ascii_whitespace()) else {
-        return Ok((Format::Empty, Parsed::default()));
+        return Ok((Format::Empty, false, Parsed::default()));
     };
-    match text[first] {
-        b'{' => {}
-        b'[' => return Err(describe_not_otlp(text)),
-        _ => return Err(describe_binary(text)),
+    if events_only {
+        return read_vendor_events(input, text, vendors).map(|(f, p)| (f, false, p));
     }
+    match text[first] {
+        b'{' | b'[' => match parse_json(input, text, first) {
+            Ok((format, parsed)) => Ok((format, false, parsed)),
+            // Not traces: a vendor event log given among the trace inputs is read as one.
+            Err(_) if vendor::looks_like_events(text, vendors) => {
+                read_vendor_events(input, text, vendors).map(|(f, p)| (f, false, p))
+            }
+            // A TracesData message starts with 0x0a (a newline to JSON) and then the length
+            // of its first ResourceSpans, which may happen to be the byte `{` or `[`.
+            Err(json_error) if bytes.first() == Some(&0x0a) => {
+                parse_binary(input, bytes, budget).map_err(|_| json_error)
+            }
+            Err(json_error) => Err(format!(
+                "{json_error}; if it is a vendor event log, describe it with a [[vendor]] mapping in abortaudit.toml (`abortaudit rules` shows the built-in ones)"
+            )),
+        },
+        _ => parse_binary(input, bytes, budget),
+    }
+}
 
+/// A vendor event log, through the mappings.
+fn read_vendor_events(
+    input: &Arc<str>,
+    text: &[u8],
+    vendors: &[VendorMapping],
+) -> Result<(Format, Parsed), String> {
+    let read = vendor::read_events(input, text, vendors)?;
+    let format = match read.format {
+        vendor::FORMAT_JSON_LINES => Format::VendorJsonLines,
+        vendor::FORMAT_TEMPORAL => Format::TemporalHistory,
+        _ => Format::VendorJson,
+    };
+    let parsed = Parsed {
+        lines: read.lines,
+        diagnostics: read.diagnostics,
+        events: read.events,
+        events_by_vendor: read.by_vendor,
+        ..Parsed::default()
+    };
+    Ok((format, parsed))
+}
+
+/// OTLP/protobuf: the legacy zstd-framed stream, one message, or a length-framed stream.
+fn parse_binary(
+    input: &Arc<str>,
+    bytes: &[u8],
+    budget: &mut compress::Budget,
+) -> Result<(Format, bool, Parsed), String> {
+    let framed = otlp_proto::sniff_framed(bytes);
+    let read_framed = |budget: &mut compress::Budget| {
+        let mut parsed = Parsed::default();
+        let (content, zstd) = otlp_proto::read_framed(input, bytes, budget, &mut parsed)?;
+        let format = match content {
+            otlp_proto::FrameContent::Protobuf => Format::OtlpProtobufFramed,
+            otlp_proto::FrameContent::Json => Format::OtlpJsonFramed,
+        };
+        Ok((format, zstd, parsed))
+    };
+    if framed == Ok(true) {
+        return read_framed(budget);
+    }
+    let unframed_why = match otlp_proto::decode_plausible(bytes) {
+        Ok(data) => {
+            let mut parsed = Parsed::default();
+            otlp_proto::read_unframed(input, data, &mut parsed);
+            return Ok((Format::OtlpProtobuf, false, parsed));
+        }
+        Err(why) => why,
+    };
+    match framed {
+        Ok(_) => read_framed(budget),
+        Err(framed_why) => Err(describe_binary(bytes, &unframed_why, &framed_why)),
+    }
+}
+
+/// The JSON formats: OTLP/JSON (a document or JSON Lines), Jaeger JSON, Zipkin v2 JSON.
+fn parse_json(input: &Arc<str>, text: &[u8], first: usize) -> Result<(Format, Parsed), String> {
     let mut parsed = Parsed::default();
     let first_line_end = text[first..]
         .iter()
@@ -305,75 +861,117 @@ fn parse(input: &Arc<str>, bytes: &[u8]) -> Result<(Format, Parsed), String> {
     let first_line = &text[first..first_line_end];
     let is_json_lines = serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok();
     let first_record = if is_json_lines { first_line } else { text };
-    match otlp_json::classify(first_record) {
-        Shape::OtlpTraces | Shape::OtlpOther => {}
-        Shape::Other => {
-            // A document that fails to parse at all is reported with serde's position.
-            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(first_record) {
-                return Err(syntax_error(&e, is_json_lines));
+    if text[first] == b'{'
+        && matches!(
+            otlp_json::classify(first_record),
+            Shape::OtlpTraces | Shape::OtlpOther
+        )
+    {
+        if is_json_lines {
+            otlp_json::read_lines(input, text, &mut parsed);
+            return Ok((Format::OtlpJsonLines, parsed));
+        }
+        otlp_json::read_document(input, text, &mut parsed).map_err(|e| syntax_error(&e, false))?;
+        return Ok((Format::OtlpJson, parsed));
+    }
+
+    // A document that fails to parse at all is reported with serde's position.
+    let value: serde_json::Value =
+        serde_json::from_slice(first_record).map_err(|e| syntax_error(&e, is_json_lines))?;
+    let format = if jaeger::sniff(&value).is_some() {
+        Format::JaegerJson
+    } else {
+        match zipkin::sniff(&value) {
+            Ok(Some(_)) => Format::ZipkinV2Json,
+            Ok(None) => return Err(describe_not_traces(&value)),
+            Err(v1) => return Err(format!("this is {v1}")),
+        }
+    };
+    let read = |value: serde_json::Value, record: &[u8], line: u64, parsed: &mut Parsed| {
+        if format == Format::JaegerJson {
+            jaeger::read(input, value, record, line, parsed);
+        } else {
+            zipkin::read(input, value, record, line, parsed);
+        }
+    };
+    if !is_json_lines {
+        parsed.lines =
+            locate::count_newlines(text) + u64::from(!text.ends_with(b"\n") && !text.is_empty());
+        read(value, text, 1, &mut parsed);
+        return Ok((format, parsed));
+    }
+    // JSON Lines of Jaeger or Zipkin records (as written by collectors' file dumps).
+    drop(value);
+    let ends_with_newline = text.ends_with(b"\n");
+    let line_count = text.split(|b| *b == b'\n').count() - usize::from(ends_with_newline);
+    for (i, line) in text.split(|b| *b == b'\n').enumerate() {
+        let line_no = i as u64 + 1;
+        if i >= line_count {
+            break;
+        }
+        parsed.lines = line_no;
+        let line = locate::trim_ascii_end(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<serde_json::Value>(line) {
+            Ok(value) => read(value, line, line_no, &mut parsed),
+            Err(e) if i + 1 == line_count && !ends_with_newline && e.is_eof() => {
+                parsed.diagnostics.push(Diagnostic::warning(
+                    input,
+                    Some(line_no),
+                    Code::TruncatedLine,
+                    format!(
+                        "last line ends mid-record ({e}); the file may still be being written; the partial record is skipped"
+                    ),
+                ))
             }
-            return Err(describe_not_otlp(first_record));
+            Err(e) => parsed.diagnostics.push(Diagnostic::error(
+                input,
+                Some(line_no),
+                Code::MalformedJson,
+                format!(
+                    "not valid JSON: {e}; expected one {} record per line; skipped",
+                    format.describe()
+                ),
+            )),
         }
     }
-    if is_json_lines {
-        otlp_json::read_lines(input, text, &mut parsed);
-        Ok((Format::OtlpJsonLines, parsed))
-    } else {
-        otlp_json::read_document(input, text, &mut parsed).map_err(|e| syntax_error(&e, false))?;
-        Ok((Format::OtlpJson, parsed))
-    }
+    Ok((format, parsed))
 }
+
+const EXPECTED: &str = "expected OTLP/JSON (a TracesData object, or one per line), OTLP/protobuf, Jaeger JSON or Zipkin v2 JSON traces, optionally gzip- or zstd-compressed";
 
 fn syntax_error(e: &serde_json::Error, json_lines: bool) -> String {
     let what = if json_lines { "first line" } else { "document" };
     format!(
-        "line {}, column {}: the {what} is not valid JSON ({e}); expected an OTLP/JSON document or JSON Lines",
+        "line {}, column {}: the {what} is not valid JSON ({e}); {EXPECTED}",
         e.line(),
         e.column()
     )
 }
 
-fn describe_binary(text: &[u8]) -> String {
-    let what = if text.starts_with(&[0x1f, 0x8b]) {
-        "gzip-compressed data; decompress it first (gzip -d)".to_owned()
-    } else if text.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        "zstd-compressed data; decompress it first (zstd -d)".to_owned()
-    } else {
-        format!(
-            "not JSON (it starts with byte 0x{:02x}); binary OTLP/protobuf is not read yet, export OTLP/JSON instead",
-            text.first().copied().unwrap_or(0)
-        )
-    };
-    format!("{what}; expected OTLP/JSON (a TracesData object, or one per line)")
+fn describe_binary(bytes: &[u8], unframed: &str, framed: &str) -> String {
+    let start: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "not JSON (it starts with bytes {}) and not OTLP/protobuf: as one message it {unframed}; as a length-framed stream, {framed}; {EXPECTED}",
+        start.join(" ")
+    )
 }
 
-/// Names what a JSON input that is not OTLP traces looks like, so the user knows what they gave.
-fn describe_not_otlp(text: &[u8]) -> String {
-    let value: serde_json::Value = match serde_json::from_slice(text) {
-        Ok(v) => v,
-        Err(e) => return syntax_error(&e, false),
-    };
-    let looks_like = match &value {
+/// Names what a JSON input that is not traces looks like, so the user knows what they gave.
+fn describe_not_traces(value: &serde_json::Value) -> String {
+    let looks_like = match value {
         serde_json::Value::Array(items) => match items.first() {
-            Some(serde_json::Value::Array(_)) => "Zipkin v2 JSON (a list of traces)".to_owned(),
-            Some(serde_json::Value::Object(o)) if is_zipkin_span(o) => {
-                "Zipkin v2 JSON (a list of spans)".to_owned()
-            }
-            Some(serde_json::Value::Object(o)) if o.contains_key("traceID") => {
-                "Jaeger JSON (an array of spans)".to_owned()
-            }
             None => "an empty JSON array".to_owned(),
+            Some(serde_json::Value::Array(_)) => "a JSON array of arrays".to_owned(),
             _ => "a JSON array".to_owned(),
         },
         serde_json::Value::Object(o) => {
-            if o.get("data").is_some_and(|d| d.is_array()) {
-                "Jaeger JSON (the query API's {\"data\": [...]} envelope)".to_owned()
-            } else if o.contains_key("traceID") && o.contains_key("spans") {
-                "a Jaeger JSON trace".to_owned()
-            } else if is_zipkin_span(o) {
-                "a Zipkin v2 span".to_owned()
-            } else if o.get("object").and_then(|v| v.as_str()) == Some("event") {
+            if o.get("object").and_then(|v| v.as_str()) == Some("event") {
                 "a Stripe event: vendor event logs are not trace inputs".to_owned()
+            } else if o.contains_key("resourceMetrics") || o.contains_key("resourceLogs") {
+                "OTLP metrics or logs, not traces".to_owned()
             } else {
                 let keys: Vec<&str> = o.keys().take(5).map(String::as_str).collect();
                 format!("a JSON object with keys {keys:?}")
@@ -381,66 +979,89 @@ fn describe_not_otlp(text: &[u8]) -> String {
         }
         _ => "a JSON scalar".to_owned(),
     };
-    format!(
-        "this is {looks_like}, not OTLP/JSON; expected a TracesData object with \"resourceSpans\" (or one per line)"
-    )
-}
-
-fn is_zipkin_span(o: &serde_json::Map<String, serde_json::Value>) -> bool {
-    o.contains_key("traceId")
-        && o.contains_key("id")
-        && (o.contains_key("localEndpoint")
-            || o.contains_key("timestamp")
-            || o.contains_key("duration"))
+    format!("this is {looks_like}, not trace data; {EXPECTED}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse_str(text: &str) -> Result<(Format, Parsed), String> {
-        parse(&Arc::from("test.json"), text.as_bytes())
+    fn parse_str(text: &str) -> Result<Outcome, String> {
+        parse(
+            &Arc::from("test.json"),
+            text.as_bytes(),
+            &IngestOptions::default(),
+            false,
+        )
     }
 
     #[test]
     fn sniffs_json_lines_and_documents_by_content() {
         let line = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"a","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
-        let (format, parsed) = parse_str(&format!("{line}\n{line}\n")).unwrap();
-        assert_eq!(format, Format::OtlpJsonLines);
-        assert_eq!(parsed.spans.len(), 2);
+        let outcome = parse_str(&format!("{line}\n{line}\n")).unwrap();
+        assert_eq!(outcome.format, Format::OtlpJsonLines);
+        assert_eq!(outcome.parsed.spans.len(), 2);
         let pretty =
             serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(line).unwrap())
                 .unwrap();
-        let (format, parsed) = parse_str(&pretty).unwrap();
-        assert_eq!(format, Format::OtlpJson);
-        assert_eq!(parsed.spans.len(), 1);
+        let outcome = parse_str(&pretty).unwrap();
+        assert_eq!(outcome.format, Format::OtlpJson);
+        assert_eq!(outcome.parsed.spans.len(), 1);
         let span_id_line = pretty
             .lines()
             .position(|l| l.contains("\"spanId\""))
             .unwrap() as u64
             + 1;
         assert_eq!(
-            parsed.spans[0].origin.line, span_id_line,
+            outcome.parsed.spans[0].origin.line, span_id_line,
             "line of the spanId field"
         );
     }
 
     #[test]
-    fn names_what_a_foreign_format_looks_like() {
+    fn sniffs_jaeger_and_zipkin_and_names_what_else_it_looks_like() {
         let zipkin =
             r#"[{"traceId":"1","id":"2","timestamp":1,"localEndpoint":{"serviceName":"a"}}]"#;
-        assert!(parse_str(zipkin).unwrap_err().contains("Zipkin v2 JSON"));
+        assert_eq!(parse_str(zipkin).unwrap().format, Format::ZipkinV2Json);
         let jaeger = r#"{"data":[{"traceID":"1","spans":[]}]}"#;
-        assert!(parse_str(jaeger).unwrap_err().contains("Jaeger JSON"));
+        assert_eq!(parse_str(jaeger).unwrap().format, Format::JaegerJson);
+        let v1 = r#"[{"traceId":"1","id":"2","binaryAnnotations":[]}]"#;
+        assert!(parse_str(v1).unwrap_err().contains("Zipkin v1"));
+        let stripe = r#"{"object":"list","data":[{"id":"ch_1","object":"charge"}]}"#;
+        let error = parse_str(stripe).unwrap_err();
+        assert!(error.contains("charge objects, not of events"), "{error}");
+        assert!(parse_str("[]").unwrap_err().contains("empty JSON array"));
         assert!(
             parse_str("\x00\x01binary")
                 .unwrap_err()
-                .contains("not JSON")
+                .contains("not OTLP/protobuf")
         );
     }
 
     #[test]
     fn empty_input_is_empty_not_an_error() {
-        assert_eq!(parse_str("  \n").unwrap().0, Format::Empty);
+        assert_eq!(parse_str("  \n").unwrap().format, Format::Empty);
+    }
+
+    #[test]
+    fn globs_expand_in_name_order_and_skip_hidden_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.json", "a.json", ".hidden.json", "c.txt"] {
+            std::fs::write(dir.path().join(name), "{}").unwrap();
+        }
+        let pattern = dir.path().join("*.json");
+        let files = expand(&[Source::Path(pattern)]);
+        assert_eq!(
+            files,
+            vec![
+                Source::Path(dir.path().join("a.json")),
+                Source::Path(dir.path().join("b.json"))
+            ]
+        );
+        let none = dir.path().join("*.nothing");
+        assert_eq!(
+            expand(&[Source::Path(none.clone())]),
+            vec![Source::Path(none)]
+        );
     }
 }

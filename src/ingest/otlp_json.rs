@@ -13,9 +13,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine as _;
+use rayon::prelude::*;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 
+use super::locate::{Locator, count_newlines, trim_ascii_end};
 use super::{Parsed, Shape};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{
@@ -367,93 +369,6 @@ pub(crate) fn decode_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
 // ---------------------------------------------------------------------------------------------
 // Conversion to the model.
 
-/// Line numbers for records of a pretty-printed document, found by searching the text: serde
-/// does not report positions of values it parsed successfully, and we only need them for spans
-/// (in document order) and for the rare diagnostic.
-struct Locator<'t> {
-    text: &'t [u8],
-    /// Byte position of the last span located; the next is searched for after it.
-    cursor: usize,
-    cursor_line: u64,
-    /// Where the search for the current span began: its other fields lie after this.
-    span_from: usize,
-    span_from_line: u64,
-}
-
-impl<'t> Locator<'t> {
-    fn new(text: &'t [u8]) -> Self {
-        Locator {
-            text,
-            cursor: 0,
-            cursor_line: 1,
-            span_from: 0,
-            span_from_line: 1,
-        }
-    }
-
-    /// The line of the first `"<key>": "<raw>"` (any key spelling given) after the cursor.
-    fn find(&self, keys: &[&str], raw: &str) -> Option<(usize, u64)> {
-        self.find_from(self.cursor, self.cursor_line, keys, raw)
-    }
-
-    /// The same, searching from where the current span's search began, for its other fields.
-    fn find_in_span(&self, keys: &[&str], raw: &str) -> Option<(usize, u64)> {
-        self.find_from(self.span_from, self.span_from_line, keys, raw)
-    }
-
-    fn find_from(
-        &self,
-        from_pos: usize,
-        from_line: u64,
-        keys: &[&str],
-        raw: &str,
-    ) -> Option<(usize, u64)> {
-        let needle = format!("\"{raw}\"");
-        let hay = &self.text[from_pos..];
-        let mut from = 0;
-        while let Some(at) = find_bytes(&hay[from..], needle.as_bytes()) {
-            let pos = from + at;
-            let before = trim_ascii_end(&hay[..pos]);
-            if let Some(before) = before.strip_suffix(b":") {
-                let before = trim_ascii_end(before);
-                if keys
-                    .iter()
-                    .any(|k| before.ends_with(format!("\"{k}\"").as_bytes()))
-                {
-                    let abs = from_pos + pos;
-                    let line = from_line + count_newlines(&self.text[from_pos..abs]);
-                    return Some((abs, line));
-                }
-            }
-            from = pos + 1;
-        }
-        None
-    }
-
-    fn advance_to(&mut self, pos: usize, line: u64) {
-        self.span_from = self.cursor;
-        self.span_from_line = self.cursor_line;
-        self.cursor = pos;
-        self.cursor_line = line;
-    }
-}
-
-fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn trim_ascii_end(b: &[u8]) -> &[u8] {
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    &b[..end]
-}
-
-fn count_newlines(b: &[u8]) -> u64 {
-    b.iter().filter(|c| **c == b'\n').count() as u64
-}
-
 /// Where the records being converted sit in the input.
 enum Position<'t> {
     /// JSON Lines: every span of the record is on this line.
@@ -493,15 +408,7 @@ impl Converter<'_, '_> {
     fn span_line(&mut self, raw_span_id: &str) -> u64 {
         match &mut self.position {
             Position::Line(line) => *line,
-            Position::Document(locator) => {
-                match locator.find(&["spanId", "span_id"], raw_span_id) {
-                    Some((pos, line)) => {
-                        locator.advance_to(pos, line);
-                        line
-                    }
-                    None => locator.cursor_line,
-                }
-            }
+            Position::Document(locator) => locator.next_span(&["spanId", "span_id"], raw_span_id),
         }
     }
 
@@ -914,10 +821,87 @@ impl Envelope<'_> {
     }
 }
 
+/// JSON Lines inputs larger than this are split at line boundaries and read on several threads.
+pub(crate) const PARALLEL_LINES_ABOVE: usize = 8 << 20;
+
 /// Reads JSON Lines: one OTLP record a line. A bad line is a diagnostic and the run goes on.
+///
+/// A large input is cut into one chunk per thread at line boundaries; each chunk is read into
+/// its own `Parsed` with absolute line numbers and the results are appended in input order, so
+/// the outcome is the same whatever the number of threads.
 pub(crate) fn read_lines(input: &Arc<str>, text: &[u8], out: &mut Parsed) {
+    read_lines_split(
+        input,
+        text,
+        out,
+        PARALLEL_LINES_ABOVE,
+        rayon::current_num_threads(),
+    );
+}
+
+pub(crate) fn read_lines_split(
+    input: &Arc<str>,
+    text: &[u8],
+    out: &mut Parsed,
+    threshold: usize,
+    threads: usize,
+) {
+    if text.len() <= threshold || threads < 2 {
+        read_chunk(input, text, 1, out);
+        return;
+    }
+    let chunks = split_at_lines(text, threads);
+    // Every chunk but the last ends with its newline, so the next one starts a line.
+    let mut first_lines = Vec::with_capacity(chunks.len());
+    let newlines: Vec<u64> = chunks.par_iter().map(|c| count_newlines(c)).collect();
+    let mut next = 1;
+    for n in &newlines {
+        first_lines.push(next);
+        next += n;
+    }
+    let parts: Vec<Parsed> = chunks
+        .par_iter()
+        .zip(first_lines)
+        .map(|(chunk, first_line)| {
+            let mut part = Parsed::default();
+            read_chunk(input, chunk, first_line, &mut part);
+            part
+        })
+        .collect();
+    for part in parts {
+        out.append(part);
+    }
+}
+
+/// Cuts `text` into at most `n` pieces of about equal size, each ending just after a newline
+/// (except the last).
+fn split_at_lines(text: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut chunks = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 1..n {
+        let target = (text.len() / n).saturating_mul(k).max(start);
+        if target >= text.len() {
+            break;
+        }
+        match text[target..].iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                let end = target + i + 1;
+                chunks.push(&text[start..end]);
+                start = end;
+            }
+            None => break,
+        }
+    }
+    if start < text.len() {
+        chunks.push(&text[start..]);
+    }
+    chunks
+}
+
+/// Reads the lines of `text`, the first of which is line `first_line` of the input.
+fn read_chunk(input: &Arc<str>, text: &[u8], first_line: u64, out: &mut Parsed) {
     let ends_with_newline = text.ends_with(b"\n");
-    let mut line_no = 0u64;
+    let mut line_no = first_line - 1;
     let mut rest = text;
     while !rest.is_empty() {
         line_no += 1;
@@ -927,54 +911,65 @@ pub(crate) fn read_lines(input: &Arc<str>, text: &[u8], out: &mut Parsed) {
         };
         rest = next;
         out.lines = line_no;
-        let line = trim_ascii_end(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        read_record(input, line, line_no, is_last && !ends_with_newline, out);
+    }
+}
+
+/// Reads one OTLP/JSON record (a line, or one message of a length-framed stream) whose spans
+/// are all said to be on `line_no`. `may_be_cut`: the record is the end of a file that may still
+/// be being written, so a record cut short is a warning.
+pub(crate) fn read_record(
+    input: &Arc<str>,
+    record: &[u8],
+    line_no: u64,
+    may_be_cut: bool,
+    out: &mut Parsed,
+) {
+    let record = trim_ascii_end(record);
+    if record.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    match serde_json::from_slice::<Envelope<'_>>(record) {
+        Ok(env) if env.is_traces() => {
+            let mut converter = Converter {
+                input,
+                position: Position::Line(line_no),
+                out,
+            };
+            converter.envelope(env);
         }
-        match serde_json::from_slice::<Envelope<'_>>(line) {
-            Ok(env) if env.is_traces() => {
-                let mut converter = Converter {
-                    input,
-                    position: Position::Line(line_no),
-                    out,
-                };
-                converter.envelope(env);
-            }
-            Ok(env) if env.is_other_telemetry() => out.diagnostics.push(Diagnostic::warning(
-                input,
-                Some(line_no),
-                Code::NotTraces,
-                "record holds metrics, logs or profiles, not traces; skipped",
-            )),
-            Ok(_) => out.diagnostics.push(Diagnostic::error(
-                input,
-                Some(line_no),
-                Code::InvalidOtlp,
-                "record has no resourceSpans: expected an OTLP TracesData object; skipped",
-            )),
-            Err(e) if is_last && !ends_with_newline && e.is_eof() => {
-                out.diagnostics.push(Diagnostic::warning(
-                    input,
-                    Some(line_no),
-                    Code::TruncatedLine,
-                    format!(
-                        "last line ends mid-record ({e}); the file may still be being written; the partial record is skipped"
-                    ),
-                ))
-            }
-            Err(e) if e.is_data() => out.diagnostics.push(Diagnostic::error(
-                input,
-                Some(line_no),
-                Code::InvalidOtlp,
-                format!("record is not OTLP/JSON: {e}; skipped"),
-            )),
-            Err(e) => out.diagnostics.push(Diagnostic::error(
-                input,
-                Some(line_no),
-                Code::MalformedJson,
-                format!("not valid JSON: {e}; expected one OTLP/JSON record per line; skipped"),
-            )),
-        }
+        Ok(env) if env.is_other_telemetry() => out.diagnostics.push(Diagnostic::warning(
+            input,
+            Some(line_no),
+            Code::NotTraces,
+            "record holds metrics, logs or profiles, not traces; skipped",
+        )),
+        Ok(_) => out.diagnostics.push(Diagnostic::error(
+            input,
+            Some(line_no),
+            Code::InvalidOtlp,
+            "record has no resourceSpans: expected an OTLP TracesData object; skipped",
+        )),
+        Err(e) if may_be_cut && e.is_eof() => out.diagnostics.push(Diagnostic::warning(
+            input,
+            Some(line_no),
+            Code::TruncatedLine,
+            format!(
+                "last line ends mid-record ({e}); the file may still be being written; the partial record is skipped"
+            ),
+        )),
+        Err(e) if e.is_data() => out.diagnostics.push(Diagnostic::error(
+            input,
+            Some(line_no),
+            Code::InvalidOtlp,
+            format!("record is not OTLP/JSON: {e}; skipped"),
+        )),
+        Err(e) => out.diagnostics.push(Diagnostic::error(
+            input,
+            Some(line_no),
+            Code::MalformedJson,
+            format!("not valid JSON: {e}; expected one OTLP/JSON record per line; skipped"),
+        )),
     }
 }
 
@@ -1051,6 +1046,42 @@ mod tests {
             Flexible::Text("STATUS_CODE_ERROR".into()).as_enum("STATUS_CODE_", STATUS_NAMES),
             Some(2)
         );
+    }
+
+    #[test]
+    fn json_lines_split_into_chunks_read_the_same_as_in_one_piece() {
+        let input: Arc<str> = Arc::from("x.jsonl");
+        let good = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"a","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+        let mut text = String::new();
+        for i in 0..40 {
+            match i % 5 {
+                0 => text.push_str("not json\n"),
+                1 => text.push('\n'),
+                _ => {
+                    text.push_str(good);
+                    text.push('\n');
+                }
+            }
+        }
+        text.push_str(&good[..30]);
+        let whole = {
+            let mut out = Parsed::default();
+            read_lines_split(&input, text.as_bytes(), &mut out, usize::MAX, 1);
+            out
+        };
+        assert_eq!(whole.lines, 41);
+        for threads in [2, 3, 7, 64, 1000] {
+            let mut out = Parsed::default();
+            read_lines_split(&input, text.as_bytes(), &mut out, 0, threads);
+            assert_eq!(out.lines, whole.lines, "{threads} chunks");
+            assert_eq!(out.spans, whole.spans, "{threads} chunks");
+            assert_eq!(out.diagnostics, whole.diagnostics, "{threads} chunks");
+            assert_eq!(out.spans_read, whole.spans_read);
+        }
+        let chunks = split_at_lines(b"a\nbb\nccc\n", 3);
+        assert_eq!(chunks.concat(), b"a\nbb\nccc\n");
+        assert!(chunks.iter().all(|c| c.ends_with(b"\n")));
+        assert_eq!(split_at_lines(b"no newline", 4), vec![&b"no newline"[..]]);
     }
 
     #[test]

@@ -47,6 +47,8 @@ struct JsonSummary {
     late_writes: u64,
     ambiguous: u64,
     committed_before_abort: u64,
+    vendor_events: u64,
+    unmatched_vendor_events: u64,
     diagnostics: usize,
     gate: Gate,
 }
@@ -69,7 +71,7 @@ struct JsonFinding<'a> {
     tool_call: JsonToolCall<'a>,
     write: Option<JsonWrite<'a>>,
     delay_ms: Option<f64>,
-    join: &'a str,
+    join: Option<&'a str>,
     evidence: &'a [String],
 }
 
@@ -95,9 +97,14 @@ struct JsonToolCall<'a> {
 struct JsonWrite<'a> {
     service: &'a str,
     operation: &'a str,
-    span_id: String,
+    /// The span that shows the write, or null when a vendor event does.
+    span_id: Option<String>,
+    /// The vendor event that shows the write, or null when a span does.
+    event_id: Option<&'a str>,
     commit_time: Option<String>,
     commit_time_unix_nano: Option<String>,
+    /// How coarse the commit time is, in nanoseconds, as a string (1 for spans).
+    commit_time_precision_ns: String,
     inferred: bool,
 }
 
@@ -126,14 +133,16 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
         write: f.write.as_ref().map(|w| JsonWrite {
             service: &w.service,
             operation: &w.operation,
-            span_id: w.span_id.to_string(),
+            span_id: w.span_id.map(|s| s.to_string()),
+            event_id: w.event_id.as_deref(),
             commit_time: w.commit_time.map(rfc3339),
             commit_time_unix_nano: w.commit_time.map(|c| c.to_string()),
+            commit_time_precision_ns: w.precision.to_string(),
             inferred: w.inferred,
         }),
         // Rounded to the microsecond; the exact value is in the two *_unix_nano fields.
         delay_ms: f.delay_ns().map(|ns| (ns / 1_000) as f64 / 1_000.0),
-        join: f.join,
+        join: f.join.as_deref(),
         evidence: &f.evidence,
     }
 }
@@ -160,6 +169,8 @@ pub fn scan(
             late_writes: summary.late_writes,
             ambiguous: summary.ambiguous,
             committed_before_abort: summary.committed_before_abort,
+            vendor_events: summary.vendor_events,
+            unmatched_vendor_events: summary.unmatched_vendor_events,
             diagnostics: summary.diagnostics,
             gate: Gate {
                 fail_on: summary.fail_on.iter().map(|c| c.as_str()).collect(),

@@ -90,6 +90,7 @@ mod tests {
 use std::io::Write;
 
 use crate::classify::{Audit, Category};
+use crate::correlate::Joined;
 use crate::ingest::Ingested;
 
 /// The summary of a scan, shared by every output format.
@@ -105,13 +106,21 @@ pub struct Summary {
     pub late_writes: u64,
     pub ambiguous: u64,
     pub committed_before_abort: u64,
+    pub vendor_events: u64,
+    /// Vendor events no tool call's keys matched.
+    pub unmatched_vendor_events: u64,
     pub diagnostics: usize,
     pub fail_on: Vec<Category>,
     pub gate_failed: bool,
 }
 
 impl Summary {
-    pub fn new(ingested: &Ingested, audit: &Audit, fail_on: &[Category]) -> Summary {
+    pub fn new(
+        ingested: &Ingested,
+        joined: &Joined<'_>,
+        audit: &Audit,
+        fail_on: &[Category],
+    ) -> Summary {
         let count = |c: Category| audit.findings.iter().filter(|f| f.category == c).count() as u64;
         Summary {
             inputs: ingested.inputs.len(),
@@ -123,47 +132,76 @@ impl Summary {
             late_writes: audit.findings.iter().filter(|f| f.late).count() as u64,
             ambiguous: audit.findings.iter().filter(|f| f.ambiguous).count() as u64,
             committed_before_abort: audit.committed_before_abort,
+            vendor_events: ingested.events.len() as u64,
+            unmatched_vendor_events: joined.unmatched_events.len() as u64,
             diagnostics: ingested.diagnostics().count(),
             fail_on: fail_on.to_vec(),
             gate_failed: audit.findings.iter().any(|f| fail_on.contains(&f.category)),
         }
     }
 
-    /// The summary as one line of prose, for terminals and postmortems.
-    pub fn sentence(&self) -> String {
-        let counts: Vec<String> = self
-            .by_category
+    /// The summary as a few lines of prose (under 100 columns), for terminals and postmortems.
+    pub fn lines(&self) -> Vec<String> {
+        // Late writes first: they are what a reader is looking for.
+        let order = [
+            Category::ClientGone,
+            Category::LateQueued,
+            Category::DispatchedAfterAbort,
+            Category::Unverified,
+            Category::PreCommitAbort,
+        ];
+        let counts: Vec<String> = order
             .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(c, n)| format!("{c} {n}"))
+            .filter_map(|c| {
+                let n = self
+                    .by_category
+                    .iter()
+                    .find(|(k, _)| k == c)
+                    .map_or(0, |(_, n)| *n);
+                (n > 0).then(|| format!("{c} {n}"))
+            })
             .collect();
-        let findings = if counts.is_empty() {
-            "no findings".to_owned()
-        } else {
-            format!("{} late writes ({})", self.late_writes, counts.join(", "))
-        };
-        let ambiguous = if self.ambiguous > 0 {
-            format!(", {} ambiguous", self.ambiguous)
-        } else {
-            String::new()
-        };
-        let gate = if self.fail_on.is_empty() {
-            "gate: off (--fail-on none)".to_owned()
-        } else {
-            let names: Vec<&str> = self.fail_on.iter().map(|c| c.as_str()).collect();
-            format!(
-                "gate: {} (fails on {})",
-                if self.gate_failed { "FAILED" } else { "passed" },
-                names.join(", ")
-            )
-        };
-        format!(
-            "{} conversations, {} aborted turns, {} tool calls at risk: {findings}{ambiguous}; {} writes committed before their abort. {gate}",
+        let findings: u64 = self.by_category.iter().map(|(_, n)| n).sum();
+        let mut lines = vec![format!(
+            "{} conversations · {} aborted turns · {} tool calls at risk · {} writes committed before the abort",
             self.conversations,
             self.aborted_turns,
             self.tool_calls_at_risk,
             self.committed_before_abort
-        )
+        )];
+        lines.push(if findings > 0 {
+            format!("{findings} findings: {}", counts.join(", "))
+        } else {
+            "0 findings".to_owned()
+        });
+        let late = match self.ambiguous {
+            0 => format!("{} late writes.", self.late_writes),
+            n => format!("{} late writes, {n} ambiguous.", self.late_writes),
+        };
+        let gate = if self.fail_on.is_empty() {
+            "Gate: off (--fail-on none).".to_owned()
+        } else {
+            let names: Vec<&str> = self.fail_on.iter().map(|c| c.as_str()).collect();
+            format!(
+                "Gate: {} (fails on {}).",
+                if self.gate_failed { "FAILED" } else { "passed" },
+                names.join(", ")
+            )
+        };
+        if self.vendor_events > 0 {
+            lines.push(format!(
+                "{} vendor events read, {} joined to no tool call{}",
+                self.vendor_events,
+                self.unmatched_vendor_events,
+                if self.unmatched_vendor_events > 0 {
+                    " (are their keys captured on the spans? see `abortaudit inspect`)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        lines.push(format!("{late} {gate}"));
+        lines
     }
 }
 

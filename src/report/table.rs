@@ -38,13 +38,26 @@ fn write_table(out: &mut dyn Write, table: &Table) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What an input held: span kinds for traces, events per vendor for event logs.
 fn kinds(counts: &Counts) -> String {
-    counts
+    let mut parts: Vec<String> = counts
         .kinds
         .iter()
         .map(|(kind, n)| format!("{kind} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    parts.extend(
+        counts
+            .vendors
+            .iter()
+            .map(|(vendor, n)| format!("{} events {n}", sanitize(vendor))),
+    );
+    if counts.unmatched_vendor_events > 0 {
+        parts.push(format!(
+            "{} events joined no tool call",
+            counts.unmatched_vendor_events
+        ));
+    }
+    parts.join(", ")
 }
 
 fn count_row(name: String, format: &str, counts: &Counts, diagnostics: usize) -> Vec<String> {
@@ -81,27 +94,18 @@ pub fn inspect(ingested: &Ingested, out: &mut dyn Write) -> std::io::Result<()> 
         )?;
     }
     let mut table = new_table(&[
-        "input",
-        "format",
-        "lines",
-        "spans",
-        "traces",
-        "svcs",
-        "events",
-        "links",
-        "dups",
-        "diags",
-        "span kinds",
+        "input", "format", "lines", "spans", "traces", "svcs", "events", "links", "dups", "diags",
+        "contents",
     ]);
     table.load_style(LISTING);
     for (n, input) in ingested.inputs.iter().enumerate() {
         let format = match &input.error {
-            Some(_) => "error",
-            None => input.format.as_str(),
+            Some(_) => "error".to_owned(),
+            None => input.format_label(),
         };
         table.add_row(count_row(
             format!("[{}]", n + 1),
-            format,
+            &format,
             &input.counts,
             input.diagnostics.len(),
         ));
@@ -161,24 +165,27 @@ fn common_directory<'a>(paths: &[&'a str]) -> &'a str {
 }
 
 fn commit_cell(f: &Finding) -> String {
-    let Some(write) = &f.write else {
-        return "—".to_owned();
-    };
+    if f.write.is_none() && f.category != Category::DispatchedAfterAbort {
+        return "unknown".to_owned();
+    }
     let Some(delay) = f.delay_ns() else {
-        return "not committed".to_owned();
-    };
-    let relation = if delay >= 0 {
-        "after abort"
-    } else {
-        "before abort"
+        return match f.category {
+            Category::Unverified => "unknown",
+            _ => "none found",
+        }
+        .to_owned();
     };
     let verb = if f.category == Category::PreCommitAbort {
-        "rolled back "
+        "rolled back\n"
     } else {
         ""
     };
-    let inferred = if write.inferred { "\n(inferred)" } else { "" };
-    format!("{verb}{} {relation}{inferred}", offset(delay))
+    let inferred = if f.write.as_ref().is_some_and(|w| w.inferred) {
+        "\n(inferred)"
+    } else {
+        ""
+    };
+    format!("{verb}{}{inferred}", offset(delay))
 }
 
 fn category_cell(f: &Finding) -> String {
@@ -189,14 +196,27 @@ fn category_cell(f: &Finding) -> String {
     }
 }
 
+fn write_cell(f: &Finding) -> String {
+    match &f.write {
+        Some(w) => format!(
+            "{}\n{}\nvia {}",
+            sanitize(&w.operation),
+            sanitize(&w.service),
+            sanitize(f.join.as_deref().unwrap_or("?"))
+        ),
+        None if f.category == Category::Unverified => "unknown".to_owned(),
+        None => "none found".to_owned(),
+    }
+}
+
 pub fn scan(audit: &Audit, summary: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
     let mut findings = audit.findings.iter().peekable();
     while let Some(first) = findings.peek().copied() {
         let conversation = &first.conversation_id;
+        writeln!(out, "conversation {}", sanitize(conversation))?;
         writeln!(
             out,
-            "conversation {}: aborted at {} ({})",
-            sanitize(conversation),
+            "  aborted at {} by {}",
             rfc3339(first.abort.time),
             sanitize(&first.abort.signal)
         )?;
@@ -204,28 +224,28 @@ pub fn scan(audit: &Audit, summary: &Summary, out: &mut dyn Write) -> std::io::R
             "tool call",
             "downstream write",
             "category",
-            "commit",
-            "join",
+            "commit vs abort",
         ]);
+        let mut tool_width = 9;
         while let Some(f) = findings.next_if(|f| f.conversation_id == *conversation) {
+            let name = sanitize(&f.tool_call.name).into_owned();
             let tool = match &f.tool_call.tool_call_id {
-                Some(id) => format!("{}\n{}", sanitize(&f.tool_call.name), sanitize(id)),
-                None => sanitize(&f.tool_call.name).into_owned(),
+                Some(id) => format!("{name}\n{}", sanitize(id)),
+                None => name,
             };
-            let write = match &f.write {
-                Some(w) => format!("{}\n{}", sanitize(&w.operation), sanitize(&w.service)),
-                None => "—".to_owned(),
-            };
-            table.add_row(vec![
-                tool,
-                write,
-                category_cell(f),
-                commit_cell(f),
-                f.join.to_owned(),
-            ]);
+            tool_width = tool
+                .lines()
+                .map(|l| l.chars().count())
+                .max()
+                .unwrap_or(0)
+                .max(tool_width);
+            table.add_row(vec![tool, write_cell(f), category_cell(f), commit_cell(f)]);
         }
-        // Keep the category and commit columns whole; names wrap instead.
-        for (column, width) in [(2, 24), (3, 22), (4, 6)] {
+        // Ids and categories read badly when wrapped: keep them whole, and let the
+        // operation and service wrap instead.
+        // Widths count the cell padding, one space each side.
+        let tool_width = tool_width.min(32) as u16 + 2;
+        for (column, width) in [(0, tool_width), (2, 24), (3, 17)] {
             if let Some(c) = table.column_mut(column) {
                 c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(width)));
             }
@@ -233,11 +253,17 @@ pub fn scan(audit: &Audit, summary: &Summary, out: &mut dyn Write) -> std::io::R
         write_table(out, &table)?;
         writeln!(
             out,
-            "  details: abortaudit explain {} <inputs>\n",
+            "  timeline: abortaudit explain {} <inputs>\n",
             shell_quote(&sanitize(conversation))
         )?;
     }
-    writeln!(out, "{}", summary.sentence())
+    if audit.findings.is_empty() {
+        writeln!(out, "No writes landed after an abort.")?;
+    }
+    for line in summary.lines() {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }
 
 /// Quotes a conversation id for a copy-pasteable command line when it needs it.

@@ -96,7 +96,7 @@ pub fn explain(
                 let key = joined
                     .spans
                     .iter()
-                    .find(|s| s.span_id == w.span_id && s.service() == w.service)
+                    .find(|s| Some(s.span_id) == w.span_id && s.service() == w.service)
                     .map(|s| (s.trace_id, s.span_id));
                 if let Some(key) = key {
                     marks.entry(key).or_default().push(label);
@@ -138,16 +138,23 @@ pub fn explain(
                 depth.entry(r.span).or_insert(d);
             }
         }
-        let via_link: HashMap<usize, Via> = turn
+        // Spans reached by crossing a span link into another trace: the hop is worth naming.
+        let link_hops: HashMap<usize, usize> = turn
             .tool_calls
             .iter()
-            .flat_map(|t| t.downstream.iter().map(|r| (r.span, r.via)))
+            .flat_map(|t| t.downstream.iter())
+            .filter(|r| r.via == Via::Link && spans[r.span].trace_id != spans[r.from].trace_id)
+            .map(|r| (r.span, r.from))
             .collect();
         for (order, (&i, &d)) in depth.iter().enumerate() {
             let span = &spans[i];
             let mut text = describe_span(span);
-            if via_link.get(&i) == Some(&Via::Link) && span.trace_id != turn.trace_id {
-                text.push_str(&format!(" · linked trace {}", span.trace_id));
+            if let Some(from) = link_hops.get(&i) {
+                text.push_str(&format!(
+                    " · trace {} linked to {:?}",
+                    span.trace_id,
+                    sanitize(&spans[*from].name)
+                ));
             }
             if let Some(labels) = marks.get(&(span.trace_id, span.span_id)) {
                 text.push_str("  ");
@@ -159,6 +166,33 @@ pub fn explain(
                 depth: d,
                 text,
             });
+        }
+        // Vendor events joined to the turn's tool calls, under the span that carried the key.
+        for tool in &turn.tool_calls {
+            for join in &tool.events {
+                let event = &joined.events[join.event];
+                let role = event.role.map(|r| r.as_str()).unwrap_or("no role");
+                let how = if join.weak {
+                    "joined on the conversation id alone (weak)".to_owned()
+                } else {
+                    format!(
+                        "joined on {} {:?}",
+                        join.key.as_str(),
+                        sanitize(&join.value)
+                    )
+                };
+                entries.push(Entry {
+                    time: event.time,
+                    order: usize::MAX - 2,
+                    depth: depth.get(&join.carrier).copied().unwrap_or(0) + 1,
+                    text: format!(
+                        "◆ {} event {} {} ({role}) · {how}",
+                        sanitize(&event.vendor),
+                        sanitize(&event.id),
+                        sanitize(&event.kind)
+                    ),
+                });
+            }
         }
         if let Some(abort) = &turn.abort {
             entries.push(Entry {

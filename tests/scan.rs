@@ -1,0 +1,379 @@
+//! `abortaudit scan` end to end: the scenario fixtures made by real SDKs and real services
+//! (fixtures/harness) against the ground truth the harness read from the services' store,
+//! plus the gate's exit codes and the JSON contract.
+
+mod common;
+
+use common::{bin, fixture, json};
+use serde_json::Value;
+
+/// The scenario fixtures: the committed ones, or a fresh run of the harness that CI points
+/// to with ABORTAUDIT_SCENARIOS, so the same ground-truth check runs on new real output.
+fn scenarios() -> std::path::PathBuf {
+    match std::env::var_os("ABORTAUDIT_SCENARIOS") {
+        Some(dir) => dir.into(),
+        None => fixture("scenarios"),
+    }
+}
+
+fn truth() -> Value {
+    let path = scenarios().join("truth.json");
+    let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    json(&text)
+}
+
+/// The scenario inputs as `scan` arguments: the traces, and each vendor event log that the
+/// ground truth names with `--events`.
+fn scenario_inputs() -> Vec<std::ffi::OsString> {
+    let dir = scenarios();
+    let mut args = vec![dir.join("traces").into_os_string()];
+    for log in truth()["event_logs"].as_array().into_iter().flatten() {
+        args.push("--events".into());
+        args.push(dir.join(log.as_str().unwrap()).into_os_string());
+    }
+    args
+}
+
+fn scan_json(extra: &[&str]) -> (Value, i32) {
+    let output = bin()
+        .args(["scan", "--format", "json"])
+        .args(extra)
+        .args(scenario_inputs())
+        .output()
+        .unwrap();
+    (json(&output.stdout), output.status.code().unwrap())
+}
+
+fn nanos(v: &Value) -> i128 {
+    v.as_str()
+        .expect("nanoseconds are strings")
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn scenario_findings_match_the_ground_truth() {
+    let truth = truth();
+    assert_eq!(truth["schema"], "abortaudit-truth/v1");
+    let tolerance = nanos(&truth["commit_time_tolerance_ns"]);
+    let (report, code) = scan_json(&[]);
+    assert_eq!(report["schema"], "abortaudit/v1");
+    assert_eq!(code, 1, "the scenarios hold late writes, so the gate fails");
+    assert_eq!(report["summary"]["diagnostics"], 0);
+
+    let findings = report["findings"].as_array().unwrap();
+    let expected = truth["expected_findings"].as_array().unwrap();
+    let mut matched = vec![false; findings.len()];
+    for want in expected {
+        let scenario = want["scenario"].as_str().unwrap();
+        let position = findings.iter().enumerate().position(|(i, f)| {
+            !matched[i]
+                && f["conversation_id"] == want["conversation_id"]
+                && f["category"] == want["category"]
+                && f["tool_call"]["tool_call_id"] == want["tool_call_id"]
+        });
+        let Some(i) = position else {
+            panic!(
+                "{scenario}: no {} finding for tool call {} in {}",
+                want["category"], want["tool_call_id"], want["conversation_id"]
+            );
+        };
+        matched[i] = true;
+        let got = &findings[i];
+        assert_eq!(got["trace_id"], want["trace_id"], "{scenario}");
+        assert_eq!(got["late"], want["late"], "{scenario}");
+        assert_eq!(got["ambiguous"], want["ambiguous"], "{scenario}");
+        assert_eq!(got["join"], want["join"], "{scenario}: joined how");
+        if let Some(event_id) = want["event_id"].as_str() {
+            assert_eq!(
+                got["write"]["event_id"], event_id,
+                "{scenario}: the commit event"
+            );
+        }
+        let abort_gap =
+            nanos(&got["abort"]["time_unix_nano"]) - nanos(&want["abort_time_unix_nano"]);
+        assert!(
+            abort_gap.abs() <= tolerance,
+            "{scenario}: abort off by {abort_gap} ns"
+        );
+        if want["commit_time_unix_nano"].is_null() {
+            let commit = &got["write"]["commit_time_unix_nano"];
+            let rolled_back = got["category"] == "pre_commit_abort";
+            assert!(
+                commit.is_null() || rolled_back,
+                "{scenario}: nothing committed, yet {commit}"
+            );
+        } else {
+            // A vendor's timestamp is only as fine as its precision (Stripe: 1 s).
+            let precision = want["commit_time_precision_ns"]
+                .as_str()
+                .map_or(1, |p| p.parse::<i128>().unwrap());
+            let gap = nanos(&got["write"]["commit_time_unix_nano"])
+                - nanos(&want["commit_time_unix_nano"]);
+            assert!(
+                gap.abs() <= tolerance.max(precision),
+                "{scenario}: commit time off by {gap} ns"
+            );
+        }
+    }
+    let unexpected: Vec<&Value> = findings
+        .iter()
+        .zip(&matched)
+        .filter(|(_, m)| !**m)
+        .map(|(f, _)| f)
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "findings the ground truth does not have: {unexpected:#?}"
+    );
+
+    for quiet in truth["quiet_conversations"].as_array().unwrap() {
+        assert!(
+            findings
+                .iter()
+                .all(|f| f["conversation_id"] != quiet["conversation_id"]),
+            "{}: {}",
+            quiet["scenario"],
+            quiet["why"]
+        );
+    }
+}
+
+#[test]
+fn output_is_deterministic_and_ids_are_stable() {
+    let first = bin()
+        .args(["scan", "-f", "json"])
+        .arg(fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    // The same files named in another order, one by one.
+    let dir = fixture("scenarios/traces");
+    let second = bin()
+        .args(["scan", "-f", "json"])
+        .arg(dir.join("worker.jsonl"))
+        .arg(dir.join("vendor.jsonl"))
+        .arg(dir.join("agent.jsonl"))
+        .output()
+        .unwrap();
+    let strip_inputs = |bytes: &[u8]| {
+        let mut v = json(bytes);
+        v["summary"]["inputs"] = Value::Null;
+        v
+    };
+    assert_eq!(strip_inputs(&first.stdout), strip_inputs(&second.stdout));
+    let again = bin()
+        .args(["scan", "-f", "json"])
+        .arg(fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    assert_eq!(first.stdout, again.stdout, "same input, same bytes");
+    for f in json(&first.stdout)["findings"].as_array().unwrap() {
+        let id = f["id"].as_str().unwrap();
+        assert!(
+            id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn every_finding_has_the_schema_fields() {
+    let (report, _) = scan_json(&[]);
+    for key in [
+        "inputs",
+        "spans",
+        "conversations",
+        "aborted_turns",
+        "tool_calls_at_risk",
+        "categories",
+        "late_writes",
+        "gate",
+    ] {
+        assert!(!report["summary"][key].is_null(), "summary.{key}");
+    }
+    for f in report["findings"].as_array().unwrap() {
+        for key in [
+            "id",
+            "category",
+            "late",
+            "ambiguous",
+            "conversation_id",
+            "trace_id",
+            "abort",
+            "tool_call",
+            "join",
+            "evidence",
+        ] {
+            assert!(f.get(key).is_some(), "finding.{key} in {f}");
+        }
+        for key in ["time", "time_unix_nano", "signal"] {
+            assert!(f["abort"][key].is_string(), "abort.{key}");
+        }
+        for key in ["span_id", "name", "start", "end"] {
+            assert!(f["tool_call"].get(key).is_some(), "tool_call.{key}");
+        }
+        if let Some(write) = f["write"].as_object() {
+            for key in [
+                "service",
+                "operation",
+                "span_id",
+                "commit_time",
+                "commit_time_unix_nano",
+                "inferred",
+            ] {
+                assert!(write.contains_key(key), "write.{key}");
+            }
+        }
+        assert!(
+            !f["evidence"].as_array().unwrap().is_empty(),
+            "evidence is never empty: {f}"
+        );
+    }
+}
+
+#[test]
+fn fail_on_and_exit_zero_choose_the_exit_code() {
+    let (_, code) = scan_json(&["--fail-on", "unverified"]);
+    assert_eq!(
+        code, 1,
+        "the unverified scenario fails a gate on unverified"
+    );
+    let (report, code) = scan_json(&["--fail-on", "none"]);
+    assert_eq!(code, 0);
+    assert_eq!(report["summary"]["gate"]["failed"], false);
+    let (report, code) = scan_json(&["--exit-zero"]);
+    assert_eq!(code, 0, "--exit-zero reports without failing");
+    assert_eq!(
+        report["summary"]["gate"]["failed"], true,
+        "the report still says the gate failed"
+    );
+}
+
+#[test]
+fn a_scan_with_no_abort_passes_the_gate() {
+    // The worker file alone has consumers and writes but no conversation was aborted.
+    let output = bin()
+        .arg("scan")
+        .arg(fixture("scenarios/traces/worker.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("No writes landed after an abort."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Gate: passed"), "{stdout}");
+}
+
+#[test]
+fn a_larger_skew_tolerance_makes_near_ties_ambiguous() {
+    let (narrow, _) = scan_json(&["--skew", "0ms"]);
+    let (wide, _) = scan_json(&["--skew", "5s"]);
+    let ambiguous = |r: &Value| r["summary"]["ambiguous"].as_u64().unwrap();
+    assert!(ambiguous(&wide) > ambiguous(&narrow));
+    let output = bin()
+        .args(["scan", "--skew", "soon"])
+        .arg(fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn explain_shows_the_timeline_and_lists_ids_for_an_unknown_one() {
+    let (report, _) = scan_json(&[]);
+    let late_queued = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["category"] == "late_queued")
+        .unwrap();
+    let conversation = late_queued["conversation_id"].as_str().unwrap();
+    let output = bin()
+        .args(["explain", conversation])
+        .arg(fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("■ ABORT"), "{stdout}");
+    assert!(stdout.contains("◀ late_queued"), "{stdout}");
+    assert!(
+        stdout.contains("consumer"),
+        "the worker's consumer span is on the timeline: {stdout}"
+    );
+
+    let output = bin()
+        .args(["explain", "no-such-conversation"])
+        .arg(fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(conversation),
+        "the known ids are listed: {stderr}"
+    );
+}
+
+#[test]
+fn a_rules_file_with_an_unknown_key_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("abortaudit.toml");
+    std::fs::write(&rules, "[abort]\nevent_name = [\"stop\"]\n").unwrap();
+    let output = bin()
+        .arg("scan")
+        .arg("--config")
+        .arg(&rules)
+        .arg(fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("event_name"), "{stderr}");
+
+    // `rules` prints TOML that reads back as the same rules.
+    let printed = bin().arg("rules").output().unwrap();
+    std::fs::write(&rules, &printed.stdout).unwrap();
+    let output = bin()
+        .arg("rules")
+        .arg("--config")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert_eq!(output.stdout, printed.stdout);
+}
+
+#[test]
+fn terminal_output_neutralises_escape_sequences_from_span_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("evil.jsonl");
+    let line = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"agent\u001b[2J"}}]},"scopeSpans":[{"spans":[
+        {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"invoke_agent \u001b]0;pwned\u0007","startTimeUnixNano":"1000000000","endTimeUnixNano":"9000000000",
+         "attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"invoke_agent"}},{"key":"gen_ai.conversation.id","value":{"stringValue":"conv\u001b[31m-red"}}],
+         "events":[{"name":"abort","timeUnixNano":"2000000000"}]},
+        {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b175","parentSpanId":"eee19b7ec3c1b174","name":"execute_tool x","startTimeUnixNano":"1500000000",
+         "attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"execute_tool"}},{"key":"gen_ai.tool.name","value":{"stringValue":"wipe\u001b[1A"}},{"key":"gen_ai.tool.call.id","value":{"stringValue":"call\u202e1"}}]}
+    ]}]}]}"#
+        .replace('\n', "");
+    std::fs::write(&path, line).unwrap();
+    let output = bin().arg("scan").arg(&path).output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "no raw ESC reaches the terminal: {stdout}"
+    );
+    assert!(
+        !stdout.contains('\u{202e}'),
+        "no bidi override reaches the terminal"
+    );
+    assert!(stdout.contains("conv\\u{1b}[31m-red"), "{stdout}");
+    let output = bin()
+        .args(["explain", "conv\u{1b}[31m-red"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!String::from_utf8(output.stdout).unwrap().contains('\u{1b}'));
+}

@@ -42,7 +42,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// Trace files or directories (read recursively); `-` reads standard input
-    #[arg(value_name = "INPUT", required = true)]
+    #[arg(value_name = "INPUT", required_unless_present = "events")]
     pub inputs: Vec<PathBuf>,
 
     /// Vendor event logs (Stripe, Mailgun, SendGrid, GitHub, Temporal, Standard Webhooks, or

@@ -377,3 +377,62 @@ fn terminal_output_neutralises_escape_sequences_from_span_text() {
     assert_eq!(output.status.code(), Some(0));
     assert!(!String::from_utf8(output.stdout).unwrap().contains('\u{1b}'));
 }
+
+#[test]
+fn the_findings_table_is_stable() {
+    let output = bin().arg("scan").args(scenario_inputs()).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        table.lines().all(|l| l.chars().count() <= 100),
+        "fits 100 columns:\n{table}"
+    );
+    // The committed fixtures only: a fresh harness run has other ids and times.
+    if std::env::var_os("ABORTAUDIT_SCENARIOS").is_none() {
+        insta::assert_snapshot!(table);
+    }
+}
+
+#[test]
+fn the_readme_example_mapping_is_valid_rules() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```toml\n")
+        .expect("a TOML example in the README")
+        + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("abortaudit.toml");
+    std::fs::write(&rules, &readme[start..end]).unwrap();
+    let output = bin()
+        .arg("rules")
+        .arg("--config")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("acme-mailer"));
+
+    // And it reads a log of that made-up vendor.
+    let log = dir.path().join("acme.jsonl");
+    std::fs::write(
+        &log,
+        "{\"source\":\"acme\",\"event_id\":\"e1\",\"kind\":\"delivered\",\"at_ms\":1700000000123,\"message\":{\"id\":\"m1\"}}\n",
+    )
+    .unwrap();
+    let output = bin()
+        .args(["inspect", "--format", "json", "--config"])
+        .arg(&rules)
+        .arg("--events")
+        .arg(&log)
+        .output()
+        .unwrap();
+    let report = json(&output.stdout);
+    assert_eq!(report["inputs"][0]["vendors"]["acme-mailer"], 1, "{report}");
+}

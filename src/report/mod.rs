@@ -200,7 +200,8 @@ impl Summary {
                 }
             ));
         }
-        lines.push(format!("{late} {gate}"));
+        lines.push(late);
+        lines.push(gate);
         lines
     }
 }

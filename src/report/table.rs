@@ -220,12 +220,7 @@ pub fn scan(audit: &Audit, summary: &Summary, out: &mut dyn Write) -> std::io::R
             rfc3339(first.abort.time),
             sanitize(&first.abort.signal)
         )?;
-        let mut table = new_table(&[
-            "tool call",
-            "downstream write",
-            "category",
-            "commit vs abort",
-        ]);
+        let mut table = new_table(&["tool call", "downstream write", "category", "vs abort"]);
         let mut tool_width = 9;
         while let Some(f) = findings.next_if(|f| f.conversation_id == *conversation) {
             let name = sanitize(&f.tool_call.name).into_owned();
@@ -245,7 +240,7 @@ pub fn scan(audit: &Audit, summary: &Summary, out: &mut dyn Write) -> std::io::R
         // operation and service wrap instead.
         // Widths count the cell padding, one space each side.
         let tool_width = tool_width.min(32) as u16 + 2;
-        for (column, width) in [(0, tool_width), (2, 24), (3, 17)] {
+        for (column, width) in [(0, tool_width), (2, 24), (3, 13)] {
             if let Some(c) = table.column_mut(column) {
                 c.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(width)));
             }

@@ -661,41 +661,21 @@ impl Graph<'_> {
         for &i in &turn.agent_spans {
             let span = &spans[i];
             for event in &span.events {
-                if rules
-                    .abort
-                    .event_names
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(&event.name))
-                {
-                    consider(
-                        event.time,
-                        i,
-                        format!("span event {:?} on {:?}", event.name, span.name),
-                    );
-                } else if event.name == "exception" {
-                    let kind = event
-                        .attributes
-                        .text("exception.type")
-                        .or_else(|| event.attributes.text("error.type"));
-                    let message = event.attributes.text("exception.message");
-                    let by_type = kind.as_deref().is_some_and(|k| is_cancellation(k, rules));
-                    let by_message = message.as_deref().is_some_and(|m| {
-                        let m = m.to_ascii_lowercase();
-                        rules
-                            .abort
-                            .exception_messages
-                            .iter()
-                            .any(|want| m.contains(&want.to_ascii_lowercase()))
-                    });
-                    if by_type || by_message {
-                        let what = kind.or(message).unwrap_or_default();
-                        consider(
-                            event.time,
-                            i,
-                            format!("exception event ({what}) on {:?}", span.name),
-                        );
-                    }
+                let kind = event
+                    .attributes
+                    .text("exception.type")
+                    .or_else(|| event.attributes.text("error.type"));
+                let message = event.attributes.text("exception.message");
+                if !is_abort_event(&event.name, kind.as_deref(), message.as_deref(), rules) {
+                    continue;
                 }
+                let signal = if event.name == "exception" {
+                    let what = kind.or(message).unwrap_or_default();
+                    format!("exception event ({what}) on {:?}", span.name)
+                } else {
+                    format!("span event {:?} on {:?}", event.name, span.name)
+                };
+                consider(event.time, i, signal);
             }
             let end_or_start = span.end.unwrap_or(span.start);
             if let Some(kind) = span
@@ -714,11 +694,7 @@ impl Graph<'_> {
                 .text("rpc.grpc.status_code")
                 .or_else(|| span.attributes.text("rpc.response.status_code"));
             if let Some(code) = rpc_status
-                && rules
-                    .abort
-                    .rpc_cancelled_codes
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(&code))
+                && is_abort_attribute(None, Some(&code), None, rules)
             {
                 consider(
                     end_or_start,
@@ -727,7 +703,7 @@ impl Graph<'_> {
                 );
             }
             if let Some(method) = span.attributes.text("mcp.method.name")
-                && rules.abort.mcp_methods.iter().any(|m| *m == method)
+                && is_abort_attribute(None, None, Some(&method), rules)
             {
                 consider(span.start, i, format!("MCP {method} on {:?}", span.name));
             }
@@ -769,6 +745,56 @@ impl Graph<'_> {
         }
         out
     }
+}
+
+/// Whether a span event records the user's Stop: an abort event by name, or an exception
+/// whose type (or, for OpenTelemetry JS's numeric codes, message) names a cancellation.
+pub fn is_abort_event(
+    name: &str,
+    exception_type: Option<&str>,
+    message: Option<&str>,
+    rules: &Rules,
+) -> bool {
+    if rules
+        .abort
+        .event_names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+    {
+        return true;
+    }
+    if name != "exception" {
+        return false;
+    }
+    let by_type = exception_type.is_some_and(|k| is_cancellation(k, rules));
+    let by_message = message.is_some_and(|m| {
+        let m = m.to_ascii_lowercase();
+        rules
+            .abort
+            .exception_messages
+            .iter()
+            .any(|want| m.contains(&want.to_ascii_lowercase()))
+    });
+    by_type || by_message
+}
+
+/// Whether span attributes record a cancellation: `error.type`, an RPC status of CANCELLED, or
+/// an MCP cancellation notification.
+pub fn is_abort_attribute(
+    error_type: Option<&str>,
+    rpc_status: Option<&str>,
+    mcp_method: Option<&str>,
+    rules: &Rules,
+) -> bool {
+    error_type.is_some_and(|k| is_cancellation(k, rules))
+        || rpc_status.is_some_and(|code| {
+            rules
+                .abort
+                .rpc_cancelled_codes
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(code))
+        })
+        || mcp_method.is_some_and(|m| rules.abort.mcp_methods.iter().any(|want| want == m))
 }
 
 /// Whether an exception or error type names a cancellation: the whole name, or its last

@@ -67,8 +67,12 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
             Ok(input_status(&ingested, config.strict, err)?.unwrap_or(ExitStatus::Success))
         }
         Task::Scan(config) => {
-            let ingested =
-                ingest::ingest_inputs(&config.sources, &config.event_sources, &config.ingest);
+            let ingested = ingest::ingest_for_audit(
+                &config.sources,
+                &config.event_sources,
+                &config.ingest,
+                &config.rules,
+            );
             if ingested.has_errors() {
                 return input_status(&ingested, config.strict, err)
                     .map(|s| s.unwrap_or(ExitStatus::Error));

@@ -436,3 +436,43 @@ fn the_readme_example_mapping_is_valid_rules() {
     let report = json(&output.stdout);
     assert_eq!(report["inputs"][0]["vendors"]["acme-mailer"], 1, "{report}");
 }
+
+#[test]
+fn the_two_pass_read_of_large_files_finds_exactly_what_a_whole_read_finds() {
+    // ABORTAUDIT_SURVEY_ABOVE=0 makes every plain JSON Lines file "large": it is surveyed,
+    // then only the traces that matter are read. The audit must not change.
+    let dir = tempfile::tempdir().unwrap();
+    let traces = dir.path().join("traces");
+    std::fs::create_dir(&traces).unwrap();
+    for name in ["agent.jsonl", "vendor.jsonl", "worker.jsonl"] {
+        std::fs::copy(scenarios().join("traces").join(name), traces.join(name)).unwrap();
+    }
+    // A bad line and a cut-off last line are reported once, by the survey.
+    let mut worker = std::fs::read(traces.join("worker.jsonl")).unwrap();
+    worker.extend_from_slice(b"{not json\n{\"resourceSpans\":[{\"scope");
+    std::fs::write(traces.join("worker.jsonl"), worker).unwrap();
+    let run = |survey_above: &str| {
+        let output = bin()
+            .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
+            .args(["scan", "--format", "json"])
+            .arg(&traces)
+            .output()
+            .unwrap();
+        (json(&output.stdout), output.status.code())
+    };
+    let (whole, whole_code) = run("unlimited");
+    let (surveyed, surveyed_code) = run("0");
+    assert_eq!(whole_code, surveyed_code);
+    assert_eq!(whole["findings"], surveyed["findings"]);
+    assert_eq!(whole["summary"], surveyed["summary"]);
+    let codes = |r: &Value| -> Vec<String> {
+        r["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["code"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(codes(&whole), codes(&surveyed));
+    assert_eq!(codes(&surveyed), ["malformed-json", "truncated-line"]);
+}

@@ -120,7 +120,7 @@ pub(crate) fn trim_ascii_end(b: &[u8]) -> &[u8] {
 }
 
 pub(crate) fn count_newlines(b: &[u8]) -> u64 {
-    b.iter().filter(|c| **c == b'\n').count() as u64
+    memchr::memchr_iter(b'\n', b).count() as u64
 }
 
 #[cfg(test)]

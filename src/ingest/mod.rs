@@ -135,6 +135,8 @@ pub(crate) struct Parsed {
     pub spans_unjoinable: u64,
     pub spans: Vec<Span>,
     pub diagnostics: Vec<Diagnostic>,
+    /// What a survey kept of each span (see `otlp_json::SpanFilter`).
+    pub surveyed: Vec<otlp_json::SurveyedSpan>,
     /// Vendor events, when the input is an event log.
     pub events: Vec<VendorEvent>,
     pub events_by_vendor: BTreeMap<String, u64>,
@@ -147,6 +149,7 @@ impl Parsed {
         self.spans_read += part.spans_read;
         self.spans_unjoinable += part.spans_unjoinable;
         self.spans.extend(part.spans);
+        self.surveyed.extend(part.surveyed);
         self.diagnostics.extend(part.diagnostics);
     }
 }
@@ -160,7 +163,20 @@ pub struct IngestOptions {
     pub max_decompressed: u64,
     /// How vendor event logs are read, in the order the mappings are tried.
     pub vendors: Vec<VendorMapping>,
+    /// An audit reads plain OTLP/JSON Lines files larger than this in two passes (a survey,
+    /// then only the traces that matter), so memory follows the aborted turns, not the input.
+    pub survey_above: u64,
 }
+
+/// 64 MiB: below it, reading everything at once costs little memory and one pass.
+pub const DEFAULT_SURVEY_ABOVE: u64 = 64 << 20;
+
+/// The environment variable that overrides `DEFAULT_SURVEY_ABOVE` (`0` surveys every plain
+/// OTLP/JSON Lines file; `unlimited` never surveys).
+pub const SURVEY_ABOVE_ENV: &str = "ABORTAUDIT_SURVEY_ABOVE";
+
+/// How much of a large file is read and parsed at a time.
+const BLOCK_BYTES: usize = 32 << 20;
 
 /// 1 GiB. Genuine exports are far smaller (the Collector rotates its files at 100 MiB by
 /// default, and query APIs return single traces), while a bomb is limited to this much memory
@@ -178,6 +194,7 @@ impl Default for IngestOptions {
         IngestOptions {
             max_decompressed: DEFAULT_MAX_DECOMPRESSED,
             vendors: crate::config::builtin_vendor_mappings(),
+            survey_above: DEFAULT_SURVEY_ABOVE,
         }
     }
 }
@@ -187,6 +204,11 @@ impl IngestOptions {
     /// variable and says what a size looks like.
     pub fn from_env() -> Result<Self, String> {
         let mut options = IngestOptions::default();
+        if let Some(raw) = std::env::var_os(SURVEY_ABOVE_ENV) {
+            let raw = raw.to_string_lossy();
+            options.survey_above =
+                parse_size(&raw).map_err(|e| format!("{SURVEY_ABOVE_ENV}: {e}"))?;
+        }
         if let Some(raw) = std::env::var_os(MAX_DECOMPRESSED_ENV) {
             let raw = raw.to_string_lossy();
             options.max_decompressed =
@@ -273,6 +295,9 @@ pub struct Ingested {
     pub total: Counts,
     /// Vendor events from the event logs, in input order.
     pub events: Vec<crate::model::VendorEvent>,
+    /// Distinct conversation ids seen by a survey, when large inputs were surveyed rather
+    /// than read whole (the joined spans then hold only the conversations that matter).
+    pub surveyed_conversations: Option<u64>,
 }
 
 impl Ingested {
@@ -445,7 +470,14 @@ pub fn ingest_inputs(
         .par_iter()
         .map(|(source, events_only)| read_source(source, options, *events_only))
         .collect();
+    merge_inputs(results)
+}
 
+/// What reading one input gave: its report, its spans, its vendor events.
+type InputRead = (InputReport, Vec<Span>, Vec<VendorEvent>);
+
+/// Combines what each input gave, in input order, keeping the first copy of a span read twice.
+fn merge_inputs(results: Vec<InputRead>) -> Ingested {
     let mut seen: HashMap<(TraceId, SpanId, u64), usize> = HashMap::new();
     let mut all_traces = HashSet::new();
     let mut all_services = HashSet::new();
@@ -488,6 +520,237 @@ pub fn ingest_inputs(
     ingested.total.traces = all_traces.len() as u64;
     ingested.total.services = all_services.len() as u64;
     ingested
+}
+
+/// Reads inputs for an audit. Large plain OTLP/JSON Lines files (the Collector's exports) are
+/// streamed twice: a survey of every span's trace, abort signals and links, then a read of only
+/// the spans of the traces that can matter: those with an abort signal and, transitively, those
+/// whose spans link into them (queue consumers, workers). Everything else is read whole, as
+/// `ingest_inputs` does. With vendor event logs everything is read whole too, since an event
+/// joined by conversation id alone must be weighed against every turn of its conversation.
+pub fn ingest_for_audit(
+    traces: &[Source],
+    event_logs: &[Source],
+    options: &IngestOptions,
+    rules: &crate::config::Rules,
+) -> Ingested {
+    let files = expand(traces);
+    let streamed: Vec<bool> = files
+        .iter()
+        .map(|source| event_logs.is_empty() && is_streamable(source, options.survey_above))
+        .collect();
+    if !streamed.contains(&true) {
+        return ingest_inputs(traces, event_logs, options);
+    }
+    let whole: Vec<Option<InputRead>> = files
+        .par_iter()
+        .zip(&streamed)
+        .map(|(source, streamed)| (!streamed).then(|| read_source(source, options, false)))
+        .collect();
+    if whole
+        .iter()
+        .flatten()
+        .any(|(_, _, events)| !events.is_empty())
+    {
+        return ingest_inputs(traces, event_logs, options);
+    }
+
+    // The survey.
+    let survey_filter = otlp_json::SpanFilter::Survey(Arc::new(rules.clone()));
+    let surveys: Vec<Option<(Parsed, Option<String>)>> = files
+        .iter()
+        .zip(&streamed)
+        .map(|(source, streamed)| {
+            streamed.then(|| {
+                let mut parsed = Parsed::default();
+                let error = stream_blocks(source, &survey_filter, &mut parsed).err();
+                (parsed, error.map(|e| e.to_string()))
+            })
+        })
+        .collect();
+
+    // The traces that matter, and the ones linked into them, transitively.
+    let mut relevant: HashSet<TraceId> = HashSet::new();
+    let mut links_into: HashMap<TraceId, Vec<TraceId>> = HashMap::new();
+    let mut conversations: HashSet<u64> = HashSet::new();
+    for (parsed, _) in surveys.iter().flatten() {
+        for span in &parsed.surveyed {
+            let Some(trace) = span.trace_id else { continue };
+            if span.may_abort {
+                relevant.insert(trace);
+            }
+            for target in &span.links_to {
+                links_into.entry(*target).or_default().push(trace);
+            }
+            conversations.extend(span.conversation);
+        }
+    }
+    for span in whole.iter().flatten().flat_map(|(_, spans, _)| spans) {
+        let abort = span.events.iter().any(|e| {
+            let kind = e
+                .attributes
+                .text("exception.type")
+                .or_else(|| e.attributes.text("error.type"));
+            let message = e.attributes.text("exception.message");
+            crate::correlate::is_abort_event(&e.name, kind.as_deref(), message.as_deref(), rules)
+        });
+        if abort {
+            relevant.insert(span.trace_id);
+        }
+        for link in &span.links {
+            links_into
+                .entry(link.trace_id)
+                .or_default()
+                .push(span.trace_id);
+        }
+        if let Some(id) = rules
+            .conversation
+            .id_attributes
+            .iter()
+            .find_map(|k| span.attr_or_resource(k).and_then(Value::as_text))
+        {
+            conversations.insert(otlp_json::hash_text(&id));
+        }
+    }
+    let mut pending: Vec<TraceId> = relevant.iter().copied().collect();
+    while let Some(trace) = pending.pop() {
+        for source in links_into.get(&trace).into_iter().flatten() {
+            if relevant.insert(*source) {
+                pending.push(*source);
+            }
+        }
+    }
+
+    // The second read keeps only those traces. Line-level problems were reported by the
+    // survey; only what reading a kept span in full finds is new.
+    let keep_filter = otlp_json::SpanFilter::Keep(Arc::new(relevant));
+    let mut results = Vec::with_capacity(files.len());
+    for ((source, whole), survey) in files.iter().zip(whole).zip(surveys) {
+        let (survey, error) = match (whole, survey) {
+            (Some(read), _) => {
+                results.push(read);
+                continue;
+            }
+            (None, Some(survey)) => survey,
+            (None, None) => unreachable!("every input is read whole or surveyed"),
+        };
+        let path = source.display();
+        let mut kept = Parsed::default();
+        let error = error.or_else(|| {
+            stream_blocks(source, &keep_filter, &mut kept)
+                .err()
+                .map(|e| e.to_string())
+        });
+        let mut diagnostics = survey.diagnostics;
+        diagnostics.extend(kept.diagnostics.into_iter().filter(|d| {
+            !matches!(
+                d.code,
+                Code::MalformedJson | Code::TruncatedLine | Code::InvalidOtlp | Code::NotTraces
+            )
+        }));
+        diagnostics.sort_by_key(|d| d.line);
+        let error = match error {
+            Some(e) => Some(format!("{path}: cannot read: {e}")),
+            None if survey.spans_read == 0 => Some(format!(
+                "{path}: no spans could be read ({} diagnostics)",
+                diagnostics.len()
+            )),
+            None => None,
+        };
+        let report = InputReport {
+            path,
+            format: Format::OtlpJsonLines,
+            compression: "none",
+            counts: Counts {
+                lines: survey.lines,
+                spans: survey.spans_read,
+                unjoinable: survey.spans_unjoinable,
+                ..Counts::default()
+            },
+            diagnostics,
+            error,
+        };
+        results.push((report, kept.spans, Vec::new()));
+    }
+    let mut ingested = merge_inputs(results);
+    ingested.surveyed_conversations = Some(conversations.len() as u64);
+    ingested
+}
+
+/// A plain OTLP/JSON Lines file above `threshold` bytes, which can be streamed.
+fn is_streamable(source: &Source, threshold: u64) -> bool {
+    let Source::Path(path) = source else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() <= threshold {
+        return false;
+    }
+    let mut head = vec![0u8; 1 << 20];
+    let n = match std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) {
+        Ok(n) => n,
+        Err(_) => return false,
+    };
+    let head = &head[..n];
+    let Some(end) = head.iter().position(|b| *b == b'\n') else {
+        return false;
+    };
+    let first = head[..end].trim_ascii();
+    first.first() == Some(&b'{') && otlp_json::classify(first) == Shape::OtlpTraces
+}
+
+/// Reads a file in blocks of whole lines through `filter`, so that memory holds one block
+/// (read on all threads) and what the filter keeps, not the file.
+fn stream_blocks(
+    source: &Source,
+    filter: &otlp_json::SpanFilter,
+    out: &mut Parsed,
+) -> std::io::Result<()> {
+    let Source::Path(path) = source else {
+        return Ok(());
+    };
+    let input: Arc<str> = Arc::from(source.display().as_str());
+    let mut file = std::fs::File::open(path)?;
+    // `buf[..filled]` holds bytes read and not yet parsed: the start of a line.
+    let mut buf = vec![0u8; BLOCK_BYTES];
+    let mut filled = 0;
+    let mut first_line = 1u64;
+    let mut eof = false;
+    loop {
+        while filled < buf.len() && !eof {
+            let n = file.read(&mut buf[filled..])?;
+            filled += n;
+            eof = n == 0;
+        }
+        let end = if eof {
+            filled
+        } else {
+            match memchr::memrchr(b'\n', &buf[..filled]) {
+                Some(i) => i + 1,
+                None => {
+                    // One line longer than the buffer: grow it and read on.
+                    buf.resize(buf.len() * 2, 0);
+                    continue;
+                }
+            }
+        };
+        if end > 0 {
+            let block = &buf[..end];
+            let mut part = Parsed::default();
+            otlp_json::read_block(&input, block, first_line, filter, &mut part);
+            first_line += locate::count_newlines(block);
+            let lines = part.lines;
+            out.append(part);
+            out.lines = out.lines.max(lines);
+        }
+        buf.copy_within(end..filled, 0);
+        filled -= end;
+        if eof && filled == 0 {
+            return Ok(());
+        }
+    }
 }
 
 fn conflicting_duplicate(kept: &Span, dropped: &Span, format: Format) -> Diagnostic {

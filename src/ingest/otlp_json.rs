@@ -81,7 +81,231 @@ struct WireResource<'a> {
 #[serde(default)]
 struct WireScopeSpans<'a> {
     #[serde(borrow)]
-    spans: Option<Vec<WireSpan<'a>>>,
+    spans: Option<Vec<SpanSlot<'a>>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading only what an audit needs. A large export is read twice: a survey notes, per span,
+// only its trace, whether it may carry an abort signal and where its links point; then only
+// the spans of the traces that matter (aborted turns, and what links into them) are read in
+// full. The mode is set per thread for the records being read, so the wire structs above stay
+// plain derives.
+
+/// How spans are read on this thread.
+#[derive(Clone, Default)]
+pub(crate) enum SpanFilter {
+    /// Every span in full.
+    #[default]
+    All,
+    /// A survey: `SurveyedSpan`s, never the full spans.
+    Survey(Arc<crate::config::Rules>),
+    /// Only the spans of these traces, in full; the rest are skipped after their trace id.
+    Keep(Arc<std::collections::HashSet<TraceId>>),
+}
+
+thread_local! {
+    static FILTER: std::cell::RefCell<SpanFilter> = const { std::cell::RefCell::new(SpanFilter::All) };
+}
+
+/// Runs `f` with `filter` as this thread's span filter.
+pub(crate) fn with_filter<T>(filter: &SpanFilter, f: impl FnOnce() -> T) -> T {
+    let previous = FILTER.with(|current| current.replace(filter.clone()));
+    let result = f();
+    FILTER.with(|current| *current.borrow_mut() = previous);
+    result
+}
+
+/// What the survey keeps of a span.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct SurveyedSpan {
+    /// `None` when the trace id is unusable (diagnosed when the span is surveyed).
+    pub trace_id: Option<TraceId>,
+    /// It carries something that may be an abort signal (checked properly later).
+    pub may_abort: bool,
+    /// The traces its links point to.
+    pub links_to: Vec<TraceId>,
+    /// A conversation id it names, hashed, for counting conversations.
+    pub conversation: Option<u64>,
+    /// The trace id as written, when it is unusable (reported once the span is placed).
+    pub bad_trace_id: Option<String>,
+}
+
+enum SpanSlot<'a> {
+    Full(Box<WireSpan<'a>>),
+    Surveyed(SurveyedSpan),
+    Skipped,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for SpanSlot<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let filter = FILTER.with(|current| current.borrow().clone());
+        match filter {
+            SpanFilter::All => {
+                WireSpan::deserialize(deserializer).map(|s| SpanSlot::Full(Box::new(s)))
+            }
+            SpanFilter::Survey(rules) => {
+                deserializer.deserialize_map(SurveyVisitor { rules: &rules })
+            }
+            SpanFilter::Keep(traces) => {
+                deserializer.deserialize_map(KeepVisitor { traces: &traces })
+            }
+        }
+    }
+}
+
+struct SurveyVisitor<'r> {
+    rules: &'r crate::config::Rules,
+}
+
+fn wire_text<'v>(attributes: &'v [WireKeyValue<'_>], key: &str) -> Option<&'v str> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref())
+        .and_then(|v| v.string_value.as_deref())
+}
+
+impl<'de> Visitor<'de> for SurveyVisitor<'_> {
+    type Value = SpanSlot<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an OTLP span object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let rules = self.rules;
+        let mut span = SurveyedSpan::default();
+        let mut raw_trace: Option<Cow<'de, str>> = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "traceId" | "trace_id" => raw_trace = map.next_value()?,
+                "events" => {
+                    let events: Option<Vec<WireEvent<'de>>> = map.next_value()?;
+                    for event in events.iter().flatten() {
+                        let name = event.name.as_deref().unwrap_or("");
+                        let attributes = event.attributes.as_deref().unwrap_or(&[]);
+                        span.may_abort |= crate::correlate::is_abort_event(
+                            name,
+                            wire_text(attributes, "exception.type")
+                                .or_else(|| wire_text(attributes, "error.type")),
+                            wire_text(attributes, "exception.message"),
+                            rules,
+                        );
+                    }
+                }
+                "links" => {
+                    let links: Option<Vec<WireLink<'de>>> = map.next_value()?;
+                    span.links_to = links
+                        .iter()
+                        .flatten()
+                        .filter_map(|l| l.trace_id.as_deref().and_then(|t| decode_id::<16>(t).ok()))
+                        .map(TraceId)
+                        .collect();
+                }
+                "attributes" => {
+                    let attributes: Option<Vec<WireKeyValue<'de>>> = map.next_value()?;
+                    let attributes = attributes.unwrap_or_default();
+                    span.may_abort |= crate::correlate::is_abort_attribute(
+                        wire_text(&attributes, "error.type"),
+                        wire_text(&attributes, "rpc.grpc.status_code")
+                            .or_else(|| wire_text(&attributes, "rpc.response.status_code")),
+                        wire_text(&attributes, "mcp.method.name"),
+                        rules,
+                    ) || attributes.iter().any(|kv| {
+                        // gRPC status codes are integers.
+                        (kv.key == "rpc.grpc.status_code" || kv.key == "rpc.response.status_code")
+                            && kv
+                                .value
+                                .as_ref()
+                                .and_then(|v| v.int_value.as_ref())
+                                .and_then(Flexible::as_i64)
+                                == Some(1)
+                    });
+                    span.conversation = rules
+                        .conversation
+                        .id_attributes
+                        .iter()
+                        .find_map(|k| wire_text(&attributes, k).filter(|v| !v.is_empty()))
+                        .map(hash_text);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let raw_trace = raw_trace.unwrap_or_default();
+        match decode_id::<16>(&raw_trace) {
+            Ok(id) => span.trace_id = Some(TraceId(id)),
+            Err(_) => span.bad_trace_id = Some(raw_trace.into_owned()),
+        }
+        Ok(SpanSlot::Surveyed(span))
+    }
+}
+
+/// A stable 64-bit hash of a text (FNV-1a), for counting distinct values without keeping them.
+pub(crate) fn hash_text(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+struct KeepVisitor<'t> {
+    traces: &'t std::collections::HashSet<TraceId>,
+}
+
+impl<'de> Visitor<'de> for KeepVisitor<'_> {
+    type Value = SpanSlot<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an OTLP span object")
+    }
+
+    /// Fills the same fields as `WireSpan`'s derive; once the trace id shows the span is not
+    /// wanted, the rest of it is skipped without being built.
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut span = WireSpan::default();
+        let mut skip = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if skip {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            match key.as_ref() {
+                "traceId" | "trace_id" => {
+                    let raw: Option<Cow<'de, str>> = map.next_value()?;
+                    let id = raw
+                        .as_deref()
+                        .and_then(|t| decode_id::<16>(t).ok())
+                        .map(TraceId);
+                    // Unusable ids were diagnosed by the survey; wanted traces have good ids.
+                    skip = !id.is_some_and(|id| self.traces.contains(&id));
+                    span.trace_id = raw;
+                }
+                "spanId" | "span_id" => span.span_id = map.next_value()?,
+                "parentSpanId" | "parent_span_id" => span.parent_span_id = map.next_value()?,
+                "name" => span.name = map.next_value()?,
+                "kind" => span.kind = map.next_value()?,
+                "startTimeUnixNano" | "start_time_unix_nano" => {
+                    span.start_time_unix_nano = map.next_value()?
+                }
+                "endTimeUnixNano" | "end_time_unix_nano" => {
+                    span.end_time_unix_nano = map.next_value()?
+                }
+                "attributes" => span.attributes = map.next_value()?,
+                "events" => span.events = map.next_value()?,
+                "links" => span.links = map.next_value()?,
+                "status" => span.status = map.next_value()?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(if skip || span.trace_id.is_none() {
+            SpanSlot::Skipped
+        } else {
+            SpanSlot::Full(Box::new(span))
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -443,9 +667,40 @@ impl Converter<'_, '_> {
             service_name,
             attributes,
         });
+        let resource_conversation = FILTER.with(|filter| match &*filter.borrow() {
+            SpanFilter::Survey(rules) => rules
+                .conversation
+                .id_attributes
+                .iter()
+                .find_map(|k| resource.attributes.text(k).filter(|v| !v.is_empty()))
+                .map(|v| hash_text(&v)),
+            _ => None,
+        });
         for scope in wire.scope_spans.into_iter().flatten() {
-            for span in scope.spans.into_iter().flatten() {
-                self.span(span, &resource);
+            for slot in scope.spans.into_iter().flatten() {
+                match slot {
+                    SpanSlot::Full(span) => self.span(*span, &resource),
+                    SpanSlot::Surveyed(mut span) => {
+                        self.out.spans_read += 1;
+                        if let Some(raw) = span.bad_trace_id.take() {
+                            self.out.spans_unjoinable += 1;
+                            let why = decode_id::<16>(&raw).err().unwrap_or_default();
+                            let line = self.current_line();
+                            self.diag(
+                                line,
+                                Code::InvalidId,
+                                format!(
+                                    "a span's traceId {raw:?} {why}; the span is not used for joins"
+                                ),
+                            );
+                        }
+                        if span.conversation.is_none() {
+                            span.conversation = resource_conversation;
+                        }
+                        self.out.surveyed.push(span);
+                    }
+                    SpanSlot::Skipped => {}
+                }
             }
         }
     }
@@ -839,6 +1094,26 @@ pub(crate) fn read_lines(input: &Arc<str>, text: &[u8], out: &mut Parsed) {
     );
 }
 
+/// Reads a block of whole lines of a larger input, the first being line `first_line`, with a
+/// span filter, on all threads.
+pub(crate) fn read_block(
+    input: &Arc<str>,
+    block: &[u8],
+    first_line: u64,
+    filter: &SpanFilter,
+    out: &mut Parsed,
+) {
+    read_lines_from(
+        input,
+        block,
+        first_line,
+        out,
+        0,
+        rayon::current_num_threads(),
+        filter,
+    );
+}
+
 pub(crate) fn read_lines_split(
     input: &Arc<str>,
     text: &[u8],
@@ -846,15 +1121,27 @@ pub(crate) fn read_lines_split(
     threshold: usize,
     threads: usize,
 ) {
+    read_lines_from(input, text, 1, out, threshold, threads, &SpanFilter::All);
+}
+
+fn read_lines_from(
+    input: &Arc<str>,
+    text: &[u8],
+    first: u64,
+    out: &mut Parsed,
+    threshold: usize,
+    threads: usize,
+    filter: &SpanFilter,
+) {
     if text.len() <= threshold || threads < 2 {
-        read_chunk(input, text, 1, out);
+        with_filter(filter, || read_chunk(input, text, first, out));
         return;
     }
     let chunks = split_at_lines(text, threads);
     // Every chunk but the last ends with its newline, so the next one starts a line.
     let mut first_lines = Vec::with_capacity(chunks.len());
     let newlines: Vec<u64> = chunks.par_iter().map(|c| count_newlines(c)).collect();
-    let mut next = 1;
+    let mut next = first;
     for n in &newlines {
         first_lines.push(next);
         next += n;
@@ -864,7 +1151,7 @@ pub(crate) fn read_lines_split(
         .zip(first_lines)
         .map(|(chunk, first_line)| {
             let mut part = Parsed::default();
-            read_chunk(input, chunk, first_line, &mut part);
+            with_filter(filter, || read_chunk(input, chunk, first_line, &mut part));
             part
         })
         .collect();
@@ -905,7 +1192,7 @@ fn read_chunk(input: &Arc<str>, text: &[u8], first_line: u64, out: &mut Parsed) 
     let mut rest = text;
     while !rest.is_empty() {
         line_no += 1;
-        let (line, next, is_last) = match rest.iter().position(|b| *b == b'\n') {
+        let (line, next, is_last) = match memchr::memchr(b'\n', rest) {
             Some(i) => (&rest[..i], &rest[i + 1..], i + 1 == rest.len()),
             None => (rest, &rest[rest.len()..], true),
         };

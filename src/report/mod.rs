@@ -124,8 +124,10 @@ impl Summary {
         let count = |c: Category| audit.findings.iter().filter(|f| f.category == c).count() as u64;
         Summary {
             inputs: ingested.inputs.len(),
-            spans: ingested.spans.len() as u64,
-            conversations: audit.conversations,
+            spans: ingested.total.spans,
+            conversations: ingested
+                .surveyed_conversations
+                .unwrap_or(audit.conversations),
             aborted_turns: audit.aborted_turns,
             tool_calls_at_risk: audit.tool_calls_at_risk,
             by_category: Category::ALL.iter().map(|c| (*c, count(*c))).collect(),

@@ -77,7 +77,9 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
                 return input_status(&ingested, config.strict, err)
                     .map(|s| s.unwrap_or(ExitStatus::Error));
             }
-            if ingested.spans.is_empty() {
+            // A survey may keep no span at all (no turn was aborted); only an input with no
+            // spans read leaves nothing to audit.
+            if ingested.total.spans == 0 {
                 bail!("no spans were read from the inputs: there is nothing to audit");
             }
             let joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);

@@ -475,4 +475,13 @@ fn the_two_pass_read_of_large_files_finds_exactly_what_a_whole_read_finds() {
     };
     assert_eq!(codes(&whole), codes(&surveyed));
     assert_eq!(codes(&surveyed), ["malformed-json", "truncated-line"]);
+
+    // With no abort anywhere the survey keeps nothing, and that is a clean pass, not an error.
+    let output = bin()
+        .env("ABORTAUDIT_SURVEY_ABOVE", "0")
+        .arg("scan")
+        .arg(scenarios().join("traces/worker.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
 }

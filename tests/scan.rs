@@ -483,5 +483,10 @@ fn the_two_pass_read_of_large_files_finds_exactly_what_a_whole_read_finds() {
         .arg(scenarios().join("traces/worker.jsonl"))
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -125,6 +125,36 @@ pub(crate) enum Shape {
     Other,
 }
 
+/// What a survey learnt, summed over spans as they are read so that memory does not grow
+/// with them.
+#[derive(Debug, Default)]
+pub(crate) struct Survey {
+    /// Traces with a span that may carry an abort signal.
+    pub may_abort: HashSet<TraceId>,
+    /// Span links as (the trace linked to, the trace of the linking span).
+    pub links: Vec<(TraceId, TraceId)>,
+    /// Hashes of the conversation ids seen.
+    pub conversations: HashSet<u64>,
+}
+
+impl Survey {
+    pub(crate) fn add(&mut self, span: otlp_json::SurveyedSpan) {
+        let Some(trace) = span.trace_id else { return };
+        if span.may_abort {
+            self.may_abort.insert(trace);
+        }
+        self.links
+            .extend(span.links_to.into_iter().map(|to| (to, trace)));
+        self.conversations.extend(span.conversation);
+    }
+
+    fn merge(&mut self, other: Survey) {
+        self.may_abort.extend(other.may_abort);
+        self.links.extend(other.links);
+        self.conversations.extend(other.conversations);
+    }
+}
+
 /// One input as a reader left it.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
@@ -136,7 +166,7 @@ pub(crate) struct Parsed {
     pub spans: Vec<Span>,
     pub diagnostics: Vec<Diagnostic>,
     /// What a survey kept of each span (see `otlp_json::SpanFilter`).
-    pub surveyed: Vec<otlp_json::SurveyedSpan>,
+    pub survey: Survey,
     /// Vendor events, when the input is an event log.
     pub events: Vec<VendorEvent>,
     pub events_by_vendor: BTreeMap<String, u64>,
@@ -149,7 +179,7 @@ impl Parsed {
         self.spans_read += part.spans_read;
         self.spans_unjoinable += part.spans_unjoinable;
         self.spans.extend(part.spans);
-        self.surveyed.extend(part.surveyed);
+        self.survey.merge(part.survey);
         self.diagnostics.extend(part.diagnostics);
     }
 }
@@ -574,16 +604,11 @@ pub fn ingest_for_audit(
     let mut links_into: HashMap<TraceId, Vec<TraceId>> = HashMap::new();
     let mut conversations: HashSet<u64> = HashSet::new();
     for (parsed, _) in surveys.iter().flatten() {
-        for span in &parsed.surveyed {
-            let Some(trace) = span.trace_id else { continue };
-            if span.may_abort {
-                relevant.insert(trace);
-            }
-            for target in &span.links_to {
-                links_into.entry(*target).or_default().push(trace);
-            }
-            conversations.extend(span.conversation);
+        relevant.extend(&parsed.survey.may_abort);
+        for (to, from) in &parsed.survey.links {
+            links_into.entry(*to).or_default().push(*from);
         }
+        conversations.extend(&parsed.survey.conversations);
     }
     for span in whole.iter().flatten().flat_map(|(_, spans, _)| spans) {
         let abort = span.events.iter().any(|e| {

@@ -138,18 +138,15 @@ enum SpanSlot<'a> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for SpanSlot<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let filter = FILTER.with(|current| current.borrow().clone());
-        match filter {
+        // Borrowed, not cloned: an Arc clone per span would bounce its counter between
+        // threads. Spans do not nest, so nothing re-enters this while it is borrowed.
+        FILTER.with(|current| match &*current.borrow() {
             SpanFilter::All => {
                 WireSpan::deserialize(deserializer).map(|s| SpanSlot::Full(Box::new(s)))
             }
-            SpanFilter::Survey(rules) => {
-                deserializer.deserialize_map(SurveyVisitor { rules: &rules })
-            }
-            SpanFilter::Keep(traces) => {
-                deserializer.deserialize_map(KeepVisitor { traces: &traces })
-            }
-        }
+            SpanFilter::Survey(rules) => deserializer.deserialize_map(SurveyVisitor { rules }),
+            SpanFilter::Keep(traces) => deserializer.deserialize_map(KeepVisitor { traces }),
+        })
     }
 }
 
@@ -180,12 +177,11 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
             match key.as_ref() {
                 "traceId" | "trace_id" => raw_trace = map.next_value()?,
                 "events" => {
-                    let events: Option<Vec<WireEvent<'de>>> = map.next_value()?;
-                    for event in events.iter().flatten() {
-                        let name = event.name.as_deref().unwrap_or("");
-                        let attributes = event.attributes.as_deref().unwrap_or(&[]);
+                    let events = map.next_value_seed(SurveyEvents)?;
+                    for event in &events {
+                        let attributes = &event.attributes;
                         span.may_abort |= crate::correlate::is_abort_event(
-                            name,
+                            &event.name,
                             wire_text(attributes, "exception.type")
                                 .or_else(|| wire_text(attributes, "error.type")),
                             wire_text(attributes, "exception.message"),
@@ -203,8 +199,16 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                         .collect();
                 }
                 "attributes" => {
-                    let attributes: Option<Vec<WireKeyValue<'de>>> = map.next_value()?;
-                    let attributes = attributes.unwrap_or_default();
+                    let wanted = |key: &str| {
+                        matches!(
+                            key,
+                            "error.type"
+                                | "rpc.grpc.status_code"
+                                | "rpc.response.status_code"
+                                | "mcp.method.name"
+                        ) || rules.conversation.id_attributes.iter().any(|k| k == key)
+                    };
+                    let attributes = map.next_value_seed(SomeAttributes { wanted: &wanted })?;
                     span.may_abort |= crate::correlate::is_abort_attribute(
                         wire_text(&attributes, "error.type"),
                         wire_text(&attributes, "rpc.grpc.status_code")
@@ -239,6 +243,165 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
             Err(_) => span.bad_trace_id = Some(raw_trace.into_owned()),
         }
         Ok(SpanSlot::Surveyed(span))
+    }
+}
+
+/// Reads an attribute list keeping only the attributes `wanted` names; the values of the rest
+/// are skipped unread. A survey reads every span's attributes, so this is its hot path.
+struct SomeAttributes<'w> {
+    wanted: &'w dyn Fn(&str) -> bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for SomeAttributes<'_> {
+    type Value = Vec<WireKeyValue<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SomeAttributes<'_> {
+    type Value = Vec<WireKeyValue<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of attributes")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut kept = Vec::new();
+        while let Some(kv) = seq.next_element_seed(SomeAttribute {
+            wanted: self.wanted,
+        })? {
+            kept.extend(kv);
+        }
+        Ok(kept)
+    }
+}
+
+struct SomeAttribute<'w> {
+    wanted: &'w dyn Fn(&str) -> bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for SomeAttribute<'_> {
+    type Value = Option<WireKeyValue<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SomeAttribute<'_> {
+    type Value = Option<WireKeyValue<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an attribute with a key and a value")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut key: Option<Cow<'de, str>> = None;
+        let mut value: Option<WireAnyValue<'de>> = None;
+        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+            match field.as_ref() {
+                "key" => key = Some(map.next_value()?),
+                // Writers put the key first; a value met before its key is read in full.
+                "value" if key.as_deref().is_none_or(|k| (self.wanted)(k)) => {
+                    value = map.next_value()?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(match key {
+            Some(key) if (self.wanted)(&key) => Some(WireKeyValue { key, value }),
+            _ => None,
+        })
+    }
+}
+
+/// A span event as a survey needs it: its name, and the attributes that say what an exception
+/// was.
+struct SurveyEvent<'de> {
+    name: Cow<'de, str>,
+    attributes: Vec<WireKeyValue<'de>>,
+}
+
+struct SurveyEvents;
+
+impl<'de> de::DeserializeSeed<'de> for SurveyEvents {
+    type Value = Vec<SurveyEvent<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SurveyEvents {
+    type Value = Vec<SurveyEvent<'de>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of span events")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut events = Vec::new();
+        while let Some(event) = seq.next_element_seed(SurveyEventSeed)? {
+            events.push(event);
+        }
+        Ok(events)
+    }
+}
+
+struct SurveyEventSeed;
+
+impl<'de> de::DeserializeSeed<'de> for SurveyEventSeed {
+    type Value = SurveyEvent<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SurveyEventSeed {
+    type Value = SurveyEvent<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a span event")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut event = SurveyEvent {
+            name: Cow::Borrowed(""),
+            attributes: Vec::new(),
+        };
+        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+            match field.as_ref() {
+                "name" => {
+                    event.name = map
+                        .next_value::<Option<Cow<'de, str>>>()?
+                        .unwrap_or_default()
+                }
+                "attributes" => {
+                    event.attributes = map.next_value_seed(SomeAttributes {
+                        wanted: &|key: &str| {
+                            matches!(key, "exception.type" | "error.type" | "exception.message")
+                        },
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(event)
     }
 }
 
@@ -561,12 +724,22 @@ pub(crate) fn decode_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
         return Err("is empty".into());
     }
     let mut out = [0u8; N];
-    if raw.len() == 2 * N && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        for (i, chunk) in raw.as_bytes().chunks(2).enumerate() {
-            let hex = std::str::from_utf8(chunk).expect("ascii hex digits");
-            out[i] = u8::from_str_radix(hex, 16).expect("validated hex digits");
-        }
-    } else {
+    let hex = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    let from_hex = (raw.len() == 2 * N)
+        .then(|| {
+            for (i, pair) in raw.as_bytes().chunks_exact(2).enumerate() {
+                out[i] = (hex(pair[0])? << 4) | hex(pair[1])?;
+            }
+            Some(())
+        })
+        .flatten()
+        .is_some();
+    if !from_hex {
         let trimmed = raw.trim_end_matches('=');
         let engine = if trimmed.contains(['-', '_']) {
             &base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -697,7 +870,7 @@ impl Converter<'_, '_> {
                         if span.conversation.is_none() {
                             span.conversation = resource_conversation;
                         }
-                        self.out.surveyed.push(span);
+                        self.out.survey.add(span);
                     }
                     SpanSlot::Skipped => {}
                 }

@@ -18,7 +18,7 @@ mod zipkin;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, hash_map};
-use std::io::Read;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -585,6 +585,32 @@ pub fn ingest_for_audit(
         return ingest_inputs(traces, event_logs, options);
     }
 
+    // Both passes over every streamed file, on stderr when it is a terminal (never in CI
+    // logs or redirected output); indicatif hides the bar itself for quick runs.
+    let streamed_bytes: u64 = files
+        .iter()
+        .zip(&streamed)
+        .filter(|(_, s)| **s)
+        .filter_map(|(source, _)| match source {
+            Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Source::Stdin => None,
+        })
+        .sum();
+    let progress = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(streamed_bytes * 2),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message("reading traces (two passes)");
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
     // The survey.
     let survey_filter = otlp_json::SpanFilter::Survey(Arc::new(rules.clone()));
     let surveys: Vec<Option<(Parsed, Option<String>)>> = files
@@ -593,7 +619,7 @@ pub fn ingest_for_audit(
         .map(|(source, streamed)| {
             streamed.then(|| {
                 let mut parsed = Parsed::default();
-                let error = stream_blocks(source, &survey_filter, &mut parsed).err();
+                let error = stream_blocks(source, &survey_filter, &mut parsed, &progress).err();
                 (parsed, error.map(|e| e.to_string()))
             })
         })
@@ -662,7 +688,7 @@ pub fn ingest_for_audit(
         let path = source.display();
         let mut kept = Parsed::default();
         let error = error.or_else(|| {
-            stream_blocks(source, &keep_filter, &mut kept)
+            stream_blocks(source, &keep_filter, &mut kept, &progress)
                 .err()
                 .map(|e| e.to_string())
         });
@@ -697,6 +723,7 @@ pub fn ingest_for_audit(
         };
         results.push((report, kept.spans, Vec::new()));
     }
+    progress.finish_and_clear();
     let mut ingested = merge_inputs(results);
     ingested.surveyed_conversations = Some(conversations.len() as u64);
     ingested
@@ -732,6 +759,7 @@ fn stream_blocks(
     source: &Source,
     filter: &otlp_json::SpanFilter,
     out: &mut Parsed,
+    progress: &indicatif::ProgressBar,
 ) -> std::io::Result<()> {
     let Source::Path(path) = source else {
         return Ok(());
@@ -766,6 +794,7 @@ fn stream_blocks(
             let mut part = Parsed::default();
             otlp_json::read_block(&input, block, first_line, filter, &mut part);
             first_line += locate::count_newlines(block);
+            progress.inc(end as u64);
             let lines = part.lines;
             out.append(part);
             out.lines = out.lines.max(lines);

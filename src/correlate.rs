@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::config::{Rules, ToolMatcher};
-use crate::model::{KeyKind, Span, SpanId, SpanKind, TraceId, Value, VendorEvent};
+use crate::model::{KeyKind, Span, SpanId, SpanKind, StatusCode, TraceId, Value, VendorEvent};
 
 /// Spans joined into conversations, with the graph the join walked.
 #[derive(Debug)]
@@ -707,6 +707,15 @@ impl Graph<'_> {
             {
                 consider(span.start, i, format!("MCP {method} on {:?}", span.name));
             }
+            // Some SDKs only set an error status whose message names the cancellation.
+            if span.status.code == StatusCode::Error && is_abort_status(&span.status.message, rules)
+            {
+                consider(
+                    end_or_start,
+                    i,
+                    format!("error status {:?} on {:?}", span.status.message, span.name),
+                );
+            }
         }
         best
     }
@@ -776,6 +785,22 @@ pub fn is_abort_event(
             .any(|want| m.contains(&want.to_ascii_lowercase()))
     });
     by_type || by_message
+}
+
+/// Whether a span's error status message names a cancellation: it starts with a cancellation
+/// type (`AbortError: …`, `CancelledError`) or holds one of the abort messages.
+pub fn is_abort_status(message: &str, rules: &Rules) -> bool {
+    if message.is_empty() {
+        return false;
+    }
+    let head = message.split([':', ' ', '(']).next().unwrap_or(message);
+    let lower = message.to_ascii_lowercase();
+    is_cancellation(head, rules)
+        || rules
+            .abort
+            .exception_messages
+            .iter()
+            .any(|want| lower.contains(&want.to_ascii_lowercase()))
 }
 
 /// Whether span attributes record a cancellation: `error.type`, an RPC status of CANCELLED, or
@@ -1019,6 +1044,29 @@ pub(crate) mod tests {
         ];
         assert!(
             join(&spans, &[], &Rules::default()).turns[0]
+                .abort
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn an_error_status_naming_the_cancellation_is_an_abort() {
+        let mut root = span(1, 1, "ai.streamText", "chat", 0, 400)
+            .attr("ai.telemetry.metadata.chatId", "c9")
+            .build();
+        root.status = crate::model::Status {
+            code: StatusCode::Error,
+            message: "AbortError: This operation was aborted".into(),
+        };
+        let spans = [root.clone()];
+        let joined = join(&spans, &[], &Rules::default());
+        assert_eq!(
+            joined.turns[0].abort.as_ref().map(|a| a.time),
+            Some(400_000_000)
+        );
+        root.status.message = "rate limited".into();
+        assert!(
+            join(&[root], &[], &Rules::default()).turns[0]
                 .abort
                 .is_none()
         );

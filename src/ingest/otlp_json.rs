@@ -176,6 +176,21 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             match key.as_ref() {
                 "traceId" | "trace_id" => raw_trace = map.next_value()?,
+                "status" => {
+                    let status: Option<WireStatus<'de>> = map.next_value()?;
+                    if let Some(status) = status {
+                        let error = status
+                            .code
+                            .as_ref()
+                            .and_then(|c| c.as_enum("STATUS_CODE_", STATUS_NAMES))
+                            == Some(2);
+                        span.may_abort |= error
+                            && crate::correlate::is_abort_status(
+                                status.message.as_deref().unwrap_or(""),
+                                rules,
+                            );
+                    }
+                }
                 "events" => {
                     let events = map.next_value_seed(SurveyEvents)?;
                     for event in &events {

@@ -776,14 +776,10 @@ pub fn is_abort_event(
         return false;
     }
     let by_type = exception_type.is_some_and(|k| is_cancellation(k, rules));
-    let by_message = message.is_some_and(|m| {
-        let m = m.to_ascii_lowercase();
-        rules
-            .abort
-            .exception_messages
-            .iter()
-            .any(|want| m.contains(&want.to_ascii_lowercase()))
-    });
+    // The message counts only when the type says nothing (absent, or a numeric JS code):
+    // a `TimeoutError` saying "the operation was aborted due to timeout" is no user's Stop.
+    let type_is_silent = exception_type.is_none_or(|k| k.bytes().all(|b| b.is_ascii_digit()));
+    let by_message = type_is_silent && message.is_some_and(|m| names_abort(m, rules));
     by_type || by_message
 }
 
@@ -794,9 +790,15 @@ pub fn is_abort_status(message: &str, rules: &Rules) -> bool {
         return false;
     }
     let head = message.split([':', ' ', '(']).next().unwrap_or(message);
+    is_cancellation(head, rules) || names_abort(message, rules)
+}
+
+/// Whether a message says the operation was aborted (by someone, not by a timeout).
+fn names_abort(message: &str, rules: &Rules) -> bool {
     let lower = message.to_ascii_lowercase();
-    is_cancellation(head, rules)
-        || rules
+    !lower.contains("timeout")
+        && !lower.contains("timed out")
+        && rules
             .abort
             .exception_messages
             .iter()
@@ -1047,6 +1049,35 @@ pub(crate) mod tests {
                 .abort
                 .is_none()
         );
+        // A timeout is not a user's Stop, though JS words it as an abort.
+        for attrs in [
+            [
+                ("exception.type", "TimeoutError"),
+                (
+                    "exception.message",
+                    "The operation was aborted due to timeout",
+                ),
+            ],
+            [
+                ("exception.type", "23"),
+                (
+                    "exception.message",
+                    "The operation was aborted due to timeout",
+                ),
+            ],
+        ] {
+            let spans = vec![
+                span(1, 1, "ai.streamText", "chat", 0, 1000)
+                    .event("exception", 250, &attrs)
+                    .build(),
+            ];
+            assert!(
+                join(&spans, &[], &Rules::default()).turns[0]
+                    .abort
+                    .is_none(),
+                "{attrs:?}"
+            );
+        }
     }
 
     #[test]

@@ -674,7 +674,10 @@ pub fn ingest_for_audit(
 
     // The second read keeps only those traces. Line-level problems were reported by the
     // survey; only what reading a kept span in full finds is new.
-    let keep_filter = otlp_json::SpanFilter::Keep(Arc::new(relevant));
+    let keep_filter = otlp_json::SpanFilter::Keep(Arc::new(otlp_json::Keep {
+        traces: relevant,
+        attributes: rules.attributes_read(),
+    }));
     let mut results = Vec::with_capacity(files.len());
     for ((source, whole), survey) in files.iter().zip(whole).zip(surveys) {
         let (survey, error) = match (whole, survey) {

@@ -99,8 +99,9 @@ pub(crate) enum SpanFilter {
     All,
     /// A survey: `SurveyedSpan`s, never the full spans.
     Survey(Arc<crate::config::Rules>),
-    /// Only the spans of these traces, in full; the rest are skipped after their trace id.
-    Keep(Arc<std::collections::HashSet<TraceId>>),
+    /// Only the spans of these traces, with only the attributes the audit reads; the rest
+    /// are skipped after their trace id.
+    Keep(Arc<Keep>),
 }
 
 thread_local! {
@@ -113,6 +114,14 @@ pub(crate) fn with_filter<T>(filter: &SpanFilter, f: impl FnOnce() -> T) -> T {
     let result = f();
     FILTER.with(|current| *current.borrow_mut() = previous);
     result
+}
+
+/// What the second read of a large export keeps.
+#[derive(Debug, Default)]
+pub(crate) struct Keep {
+    pub traces: std::collections::HashSet<TraceId>,
+    /// Span attribute keys the audit reads (`Rules::attributes_read`).
+    pub attributes: std::collections::HashSet<String>,
 }
 
 /// What the survey keeps of a span.
@@ -145,7 +154,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for SpanSlot<'a> {
                 WireSpan::deserialize(deserializer).map(|s| SpanSlot::Full(Box::new(s)))
             }
             SpanFilter::Survey(rules) => deserializer.deserialize_map(SurveyVisitor { rules }),
-            SpanFilter::Keep(traces) => deserializer.deserialize_map(KeepVisitor { traces }),
+            SpanFilter::Keep(keep) => deserializer.deserialize_map(KeepVisitor { keep }),
         })
     }
 }
@@ -427,8 +436,8 @@ pub(crate) fn hash_text(text: &str) -> u64 {
     })
 }
 
-struct KeepVisitor<'t> {
-    traces: &'t std::collections::HashSet<TraceId>,
+struct KeepVisitor<'k> {
+    keep: &'k Keep,
 }
 
 impl<'de> Visitor<'de> for KeepVisitor<'_> {
@@ -456,7 +465,7 @@ impl<'de> Visitor<'de> for KeepVisitor<'_> {
                         .and_then(|t| decode_id::<16>(t).ok())
                         .map(TraceId);
                     // Unusable ids were diagnosed by the survey; wanted traces have good ids.
-                    skip = !id.is_some_and(|id| self.traces.contains(&id));
+                    skip = !id.is_some_and(|id| self.keep.traces.contains(&id));
                     span.trace_id = raw;
                 }
                 "spanId" | "span_id" => span.span_id = map.next_value()?,
@@ -469,8 +478,27 @@ impl<'de> Visitor<'de> for KeepVisitor<'_> {
                 "endTimeUnixNano" | "end_time_unix_nano" => {
                     span.end_time_unix_nano = map.next_value()?
                 }
-                "attributes" => span.attributes = map.next_value()?,
-                "events" => span.events = map.next_value()?,
+                "attributes" => {
+                    let wanted = |key: &str| self.keep.attributes.contains(key);
+                    span.attributes =
+                        Some(map.next_value_seed(SomeAttributes { wanted: &wanted })?);
+                }
+                "events" => {
+                    let mut events: Option<Vec<WireEvent<'de>>> = map.next_value()?;
+                    // Of an event's attributes only what says what an exception was is read
+                    // (a stack trace can be kilobytes).
+                    for event in events.iter_mut().flatten() {
+                        if let Some(attributes) = &mut event.attributes {
+                            attributes.retain(|kv| {
+                                matches!(
+                                    kv.key.as_ref(),
+                                    "exception.type" | "exception.message" | "error.type"
+                                )
+                            });
+                        }
+                    }
+                    span.events = events;
+                }
                 "links" => span.links = map.next_value()?,
                 "status" => span.status = map.next_value()?,
                 _ => {

@@ -182,10 +182,10 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
         let rules = self.rules;
         let mut span = SurveyedSpan::default();
         let mut raw_trace: Option<Cow<'de, str>> = None;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(RawStr(key)) = map.next_key::<RawStr<'de>>()? {
             match key.as_ref() {
-                "traceId" | "trace_id" => raw_trace = map.next_value()?,
-                "status" => {
+                b"traceId" | b"trace_id" => raw_trace = map.next_value()?,
+                b"status" => {
                     let status: Option<WireStatus<'de>> = map.next_value()?;
                     if let Some(status) = status {
                         let error = status
@@ -200,7 +200,7 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                             );
                     }
                 }
-                "events" => {
+                b"events" => {
                     let events = map.next_value_seed(SurveyEvents)?;
                     for event in &events {
                         let attributes = &event.attributes;
@@ -213,7 +213,7 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                         );
                     }
                 }
-                "links" => {
+                b"links" => {
                     let links: Option<Vec<WireLink<'de>>> = map.next_value()?;
                     span.links_to = links
                         .iter()
@@ -222,7 +222,7 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                         .map(TraceId)
                         .collect();
                 }
-                "attributes" => {
+                b"attributes" => {
                     let wanted = |key: &str| {
                         matches!(
                             key,
@@ -327,12 +327,16 @@ impl<'de> Visitor<'de> for SomeAttribute<'_> {
 
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut key: Option<Cow<'de, str>> = None;
+        let mut seen_key = false;
         let mut value: Option<WireAnyValue<'de>> = None;
-        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(RawStr(field)) = map.next_key::<RawStr<'de>>()? {
             match field.as_ref() {
-                "key" => key = Some(map.next_value()?),
+                b"key" => {
+                    seen_key = true;
+                    key = raw_text(map.next_value::<RawStr<'de>>()?);
+                }
                 // Writers put the key first; a value met before its key is read in full.
-                "value" if key.as_deref().is_none_or(|k| (self.wanted)(k)) => {
+                b"value" if !seen_key || key.as_deref().is_some_and(|k| (self.wanted)(k)) => {
                     value = map.next_value()?;
                 }
                 _ => {
@@ -406,14 +410,14 @@ impl<'de> Visitor<'de> for SurveyEventSeed {
             name: Cow::Borrowed(""),
             attributes: Vec::new(),
         };
-        while let Some(field) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(RawStr(field)) = map.next_key::<RawStr<'de>>()? {
             match field.as_ref() {
-                "name" => {
+                b"name" => {
                     event.name = map
                         .next_value::<Option<Cow<'de, str>>>()?
                         .unwrap_or_default()
                 }
-                "attributes" => {
+                b"attributes" => {
                     event.attributes = map.next_value_seed(SomeAttributes {
                         wanted: &|key: &str| {
                             matches!(key, "exception.type" | "error.type" | "exception.message")
@@ -426,6 +430,44 @@ impl<'de> Visitor<'de> for SurveyEventSeed {
             }
         }
         Ok(event)
+    }
+}
+
+/// A string as raw bytes. The survey and the second read compare object keys and attribute
+/// names with ASCII names; serde_json hands a string's bytes over without the UTF-8 check a
+/// `str` costs, which is most of what those readers spend on a span they do not keep.
+struct RawStr<'de>(Cow<'de, [u8]>);
+
+impl<'de> Deserialize<'de> for RawStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RawStrVisitor;
+        impl<'de> Visitor<'de> for RawStrVisitor {
+            type Value = RawStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_bytes<E>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(RawStr(Cow::Borrowed(v)))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(RawStr(Cow::Owned(v.to_vec())))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(RawStr(Cow::Borrowed(v.as_bytes())))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(RawStr(Cow::Owned(v.as_bytes().to_vec())))
+            }
+        }
+        deserializer.deserialize_bytes(RawStrVisitor)
+    }
+}
+
+/// A raw string as text, when it is valid UTF-8 (a key that is not cannot be wanted).
+fn raw_text<'de>(raw: RawStr<'de>) -> Option<Cow<'de, str>> {
+    match raw.0 {
+        Cow::Borrowed(b) => std::str::from_utf8(b).ok().map(Cow::Borrowed),
+        Cow::Owned(b) => String::from_utf8(b).ok().map(Cow::Owned),
     }
 }
 
@@ -452,13 +494,13 @@ impl<'de> Visitor<'de> for KeepVisitor<'_> {
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut span = WireSpan::default();
         let mut skip = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(RawStr(key)) = map.next_key::<RawStr<'de>>()? {
             if skip {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             }
             match key.as_ref() {
-                "traceId" | "trace_id" => {
+                b"traceId" | b"trace_id" => {
                     let raw: Option<Cow<'de, str>> = map.next_value()?;
                     let id = raw
                         .as_deref()
@@ -468,22 +510,22 @@ impl<'de> Visitor<'de> for KeepVisitor<'_> {
                     skip = !id.is_some_and(|id| self.keep.traces.contains(&id));
                     span.trace_id = raw;
                 }
-                "spanId" | "span_id" => span.span_id = map.next_value()?,
-                "parentSpanId" | "parent_span_id" => span.parent_span_id = map.next_value()?,
-                "name" => span.name = map.next_value()?,
-                "kind" => span.kind = map.next_value()?,
-                "startTimeUnixNano" | "start_time_unix_nano" => {
+                b"spanId" | b"span_id" => span.span_id = map.next_value()?,
+                b"parentSpanId" | b"parent_span_id" => span.parent_span_id = map.next_value()?,
+                b"name" => span.name = map.next_value()?,
+                b"kind" => span.kind = map.next_value()?,
+                b"startTimeUnixNano" | b"start_time_unix_nano" => {
                     span.start_time_unix_nano = map.next_value()?
                 }
-                "endTimeUnixNano" | "end_time_unix_nano" => {
+                b"endTimeUnixNano" | b"end_time_unix_nano" => {
                     span.end_time_unix_nano = map.next_value()?
                 }
-                "attributes" => {
+                b"attributes" => {
                     let wanted = |key: &str| self.keep.attributes.contains(key);
                     span.attributes =
                         Some(map.next_value_seed(SomeAttributes { wanted: &wanted })?);
                 }
-                "events" => {
+                b"events" => {
                     let mut events: Option<Vec<WireEvent<'de>>> = map.next_value()?;
                     // Of an event's attributes only what says what an exception was is read
                     // (a stack trace can be kilobytes).
@@ -499,8 +541,8 @@ impl<'de> Visitor<'de> for KeepVisitor<'_> {
                     }
                     span.events = events;
                 }
-                "links" => span.links = map.next_value()?,
-                "status" => span.status = map.next_value()?,
+                b"links" => span.links = map.next_value()?,
+                b"status" => span.status = map.next_value()?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -1325,7 +1367,8 @@ pub(crate) fn read_block(
         first_line,
         out,
         0,
-        rayon::current_num_threads(),
+        // Many more pieces than threads, so that a slow piece does not leave a core idle.
+        rayon::current_num_threads() * 8,
         filter,
     );
 }

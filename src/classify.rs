@@ -131,7 +131,6 @@ pub struct Audit {
     pub tool_calls_at_risk: u64,
     /// Writes of at-risk tool calls that committed before the abort: fine, but counted.
     pub committed_before_abort: u64,
-    pub conversations: u64,
 }
 
 /// What a downstream span shows about a write.
@@ -178,10 +177,7 @@ struct Write {
 }
 
 pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
-    let mut audit = Audit {
-        conversations: joined.agent_conversations() as u64,
-        ..Audit::default()
-    };
+    let mut audit = Audit::default();
     let skew = rules.skew_ns();
     let margin = rules.in_flight_margin_ns();
     for turn in &joined.turns {

@@ -137,12 +137,6 @@ impl Joined<'_> {
             .map(|c| c.id.as_str())
             .collect()
     }
-
-    /// Conversations that hold at least one agent turn (traces of workers and vendor services
-    /// with no conversation id are not conversations a user had).
-    pub fn agent_conversations(&self) -> usize {
-        self.conversation_ids().len()
-    }
 }
 
 /// Joins the spans. Pure: the same spans and rules give the same result whatever their order.
@@ -1167,6 +1161,6 @@ pub(crate) mod tests {
         let joined = join(&spans, &[], &Rules::default());
         assert_eq!(joined.conversations[0].id, trace(9).to_string());
         assert_eq!(joined.conversations[0].source, ConversationSource::Trace);
-        assert_eq!(joined.agent_conversations(), 0);
+        assert!(joined.conversation_ids().is_empty());
     }
 }

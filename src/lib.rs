@@ -84,7 +84,8 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
             }
             let joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);
             let audit = classify::classify(&joined, &config.rules);
-            let summary = report::Summary::new(&ingested, &joined, &audit, &config.fail_on);
+            let summary =
+                report::Summary::new(&config.rules, &ingested, &joined, &audit, &config.fail_on);
             match config.format {
                 OutputFormat::Table => {
                     report::table::scan(&audit, &summary, out)?;

@@ -325,9 +325,9 @@ pub struct Ingested {
     pub total: Counts,
     /// Vendor events from the event logs, in input order.
     pub events: Vec<crate::model::VendorEvent>,
-    /// Distinct conversation ids seen by a survey, when large inputs were surveyed rather
-    /// than read whole (the joined spans then hold only the conversations that matter).
-    pub surveyed_conversations: Option<u64>,
+    /// Distinct conversation ids named by the spans of surveyed inputs (whose spans are not
+    /// all kept) and of the rest; `None` when every input was read whole.
+    pub surveyed_conversation_ids: Option<u64>,
 }
 
 impl Ingested {
@@ -503,6 +503,17 @@ pub fn ingest_inputs(
     merge_inputs(results)
 }
 
+/// The conversation id a span names, hashed as the survey hashes it: the first of the rules'
+/// keys among its attributes, else among its resource's.
+pub fn conversation_hash(span: &Span, keys: &[String]) -> Option<u64> {
+    let first = |attributes: &Attributes| {
+        keys.iter()
+            .find_map(|k| attributes.text(k).filter(|v| !v.is_empty()))
+            .map(|v| otlp_json::hash_text(&v))
+    };
+    first(&span.attributes).or_else(|| first(&span.resource.attributes))
+}
+
 /// What reading one input gave: its report, its spans, its vendor events.
 type InputRead = (InputReport, Vec<Span>, Vec<VendorEvent>);
 
@@ -654,14 +665,7 @@ pub fn ingest_for_audit(
                 .or_default()
                 .push(span.trace_id);
         }
-        if let Some(id) = rules
-            .conversation
-            .id_attributes
-            .iter()
-            .find_map(|k| span.attr_or_resource(k).and_then(Value::as_text))
-        {
-            conversations.insert(otlp_json::hash_text(&id));
-        }
+        conversations.extend(conversation_hash(span, &rules.conversation.id_attributes));
     }
     let mut pending: Vec<TraceId> = relevant.iter().copied().collect();
     while let Some(trace) = pending.pop() {
@@ -728,7 +732,7 @@ pub fn ingest_for_audit(
     }
     progress.finish_and_clear();
     let mut ingested = merge_inputs(results);
-    ingested.surveyed_conversations = Some(conversations.len() as u64);
+    ingested.surveyed_conversation_ids = Some(conversations.len() as u64);
     ingested
 }
 

@@ -116,6 +116,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(
+        rules: &crate::config::Rules,
         ingested: &Ingested,
         joined: &Joined<'_>,
         audit: &Audit,
@@ -125,9 +126,7 @@ impl Summary {
         Summary {
             inputs: ingested.inputs.len(),
             spans: ingested.total.spans,
-            conversations: ingested
-                .surveyed_conversations
-                .unwrap_or(audit.conversations),
+            conversations: conversations(ingested, joined, rules),
             aborted_turns: audit.aborted_turns,
             tool_calls_at_risk: audit.tool_calls_at_risk,
             by_category: Category::ALL.iter().map(|c| (*c, count(*c))).collect(),
@@ -206,6 +205,28 @@ impl Summary {
         lines.push(gate);
         lines
     }
+}
+
+/// Conversations in the inputs: the distinct conversation ids any span names (counted by the
+/// survey for inputs it did not keep whole), plus each trace with an aborted agent turn and no
+/// conversation id, which is a conversation of its own.
+fn conversations(ingested: &Ingested, joined: &Joined<'_>, rules: &crate::config::Rules) -> u64 {
+    let named = ingested.surveyed_conversation_ids.unwrap_or_else(|| {
+        let keys = &rules.conversation.id_attributes;
+        let ids: std::collections::HashSet<u64> = ingested
+            .spans
+            .iter()
+            .filter_map(|span| crate::ingest::conversation_hash(span, keys))
+            .collect();
+        ids.len() as u64
+    });
+    let unnamed_aborted = joined
+        .conversations
+        .iter()
+        .filter(|c| c.source == crate::correlate::ConversationSource::Trace)
+        .filter(|c| c.turns.iter().any(|t| joined.turns[*t].abort.is_some()))
+        .count() as u64;
+    named + unnamed_aborted
 }
 
 /// How many diagnostics a terminal shows per input before summarising the rest.

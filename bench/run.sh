@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# The benchmark of `abortaudit scan`: the audit, its floors and the usual alternatives, side by
+# side in one run, on the same Collector-shaped file with a warm page cache. See bench/README.md.
+#
+#   bash bench/run.sh SIZE [options]        SIZE: 10MB, 100MB, 1GB (decimal), 256MiB, ...
+#
+#   --seed N        generator seed (default 42)
+#   --reps N        runs of each command, the best is reported (default 3)
+#   --quick         one run of each (smoke test)
+#   --threads N     threads for parse_only, abortaudit and DuckDB (default 2)
+#   --no-jq         skip the jq row
+#   --no-duckdb     skip the DuckDB rows (and their venv)
+#   --strict        exit 3 when a performance target is missed
+#   --keep          keep the work directory (outputs, /usr/bin/time reports)
+#
+# Environment: BENCH_DIR (generated files and work directories; default /tmp/abortaudit-bench),
+# BENCH_RESULTS (default bench/results/latest.json).
+#
+# Exit status: 0 all checks passed; 1 a correctness check failed (outputs that differ across
+# runs or thread counts, jq vs DuckDB, either vs the generator's truth, abortaudit's findings vs
+# the truth); 2 usage or setup error; 3 (--strict) a performance target was missed.
+set -euo pipefail
+
+usage() {
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+  exit "${1:-2}"
+}
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+[ $# -ge 1 ] || usage 2
+case $1 in -h | --help) usage 0 ;; -*) usage 2 ;; esac
+SIZE=$1
+shift
+SEED=42
+REPS=3
+THREADS=2
+RUN_JQ=1
+RUN_DUCKDB=1
+STRICT=0
+KEEP=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --seed) SEED=$2; shift 2 ;;
+    --reps) REPS=$2; shift 2 ;;
+    --quick) REPS=1; shift ;;
+    --threads) THREADS=$2; shift 2 ;;
+    --no-jq) RUN_JQ=0; shift ;;
+    --no-duckdb) RUN_DUCKDB=0; shift ;;
+    --strict) STRICT=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h | --help) usage 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; usage 2 ;;
+  esac
+done
+
+BENCH_DIR=${BENCH_DIR:-/tmp/abortaudit-bench}
+RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/latest.json}
+mkdir -p "$BENCH_DIR"
+
+if ! /usr/bin/time -v true 2>&1 | grep -q 'Maximum resident set size'; then
+  echo "run.sh: GNU time is needed at /usr/bin/time (apt-get install time)" >&2
+  exit 2
+fi
+if [ "$RUN_JQ" = 1 ] && ! command -v jq >/dev/null; then
+  echo "run.sh: jq is not installed (apt-get install jq), or pass --no-jq" >&2
+  exit 2
+fi
+
+echo "== building abortaudit and the examples (release)"
+cargo build --release --quiet --bin abortaudit --examples
+# What was built (src/ may change while the benchmark runs).
+BUILT_COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILT_DIRTY=$(GIT_OPTIONAL_LOCKS=0 git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null | wc -l)
+BIN=$ROOT/target/release/abortaudit
+GEN=$ROOT/target/release/examples/gen_collector_otlp
+PARSE=$ROOT/target/release/examples/parse_only
+
+# The generated file is cached by size, seed and the generator's source.
+GEN_HASH=$(sha256sum examples/gen_collector_otlp.rs | cut -c1-12)
+DATA=$BENCH_DIR/collector-$SIZE-seed$SEED-$GEN_HASH.jsonl
+if [ ! -s "$DATA" ] || [ ! -s "$DATA.truth.json" ]; then
+  echo "== generating $DATA"
+  part=$(mktemp -d "$BENCH_DIR/gen.XXXXXX")
+  "$GEN" --size "$SIZE" --seed "$SEED" --out "$part/$(basename "$DATA")"
+  mv "$part/$(basename "$DATA").truth.json" "$DATA.truth.json"
+  mv "$part/$(basename "$DATA")" "$DATA"
+  rmdir "$part"
+else
+  echo "== using $DATA (cached)"
+fi
+
+VENV=$ROOT/bench/.venv
+DUCKDB_VERSION=
+if [ "$RUN_DUCKDB" = 1 ]; then
+  want=$(sed -n 's/^duckdb==\([^ ;#]*\).*/\1/p' bench/requirements.txt)
+  have=$("$VENV/bin/python" -c 'import duckdb; print(duckdb.__version__)' 2>/dev/null || true)
+  if [ "$have" != "$want" ]; then
+    echo "== installing duckdb==$want into bench/.venv"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r bench/requirements.txt
+  fi
+  DUCKDB_VERSION=$("$VENV/bin/python" -c 'import duckdb; print(duckdb.__version__)')
+fi
+
+WORK=$(mktemp -d "$BENCH_DIR/run.XXXXXX")
+cleanup() { [ "$KEEP" = 1 ] || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+echo "== warming the page cache"
+cat "$DATA" >/dev/null
+
+# measure KEY REP OUT COMMAND...: one run under /usr/bin/time -v, stdout to OUT.
+measure() {
+  local key=$1 rep=$2 out=$3
+  shift 3
+  local tfile=$WORK/$key.$rep.time rc=0 t0 t1
+  t0=$(date +%s%N)
+  /usr/bin/time -v -o "$tfile" "$@" >"$out" 2>"$WORK/$key.$rep.stderr" || rc=$?
+  t1=$(date +%s%N)
+  printf '{"key":"%s","rep":%d,"wall_ns":%d,"rc":%d,"out":"%s","time_file":"%s","stderr":"%s"}\n' \
+    "$key" "$rep" $((t1 - t0)) "$rc" "$out" "$tfile" "$WORK/$key.$rep.stderr" >>"$WORK/samples.jsonl"
+  printf '   %-14s %8.3f s  (exit %d)\n' "$key" "$(echo "$t0 $t1" | awk '{print ($2-$1)/1e9}')" "$rc"
+  if [ "$rc" -gt 1 ] || { [ "$rc" = 1 ] && [ "${key#abortaudit}" = "$key" ]; }; then
+    echo "   $key failed (exit $rc); its stderr:" >&2
+    tail -n 20 "$WORK/$key.$rep.stderr" >&2
+  fi
+}
+
+for rep in $(seq 1 "$REPS"); do
+  echo "== run $rep/$REPS"
+  measure cat "$rep" /dev/null cat "$DATA"
+  measure parse_only "$rep" "$WORK/parse_only.$rep.out" env RAYON_NUM_THREADS="$THREADS" "$PARSE" "$DATA"
+  measure abortaudit "$rep" "$WORK/abortaudit.$rep.json" \
+    env RAYON_NUM_THREADS="$THREADS" "$BIN" scan --format json "$DATA"
+  measure abortaudit_1t "$rep" "$WORK/abortaudit_1t.$rep.json" \
+    env RAYON_NUM_THREADS=1 "$BIN" scan --format json "$DATA"
+  if [ "$RUN_JQ" = 1 ]; then
+    measure jq "$rep" "$WORK/jq.$rep.json" jq -c -n -f bench/late_writes.jq "$DATA"
+  fi
+  if [ "$RUN_DUCKDB" = 1 ]; then
+    measure duckdb "$rep" "$WORK/duckdb.$rep.json" \
+      env DUCKDB_THREADS="$THREADS" "$VENV/bin/python" bench/late_writes.py "$DATA"
+    measure duckdb_auto "$rep" "$WORK/duckdb_auto.$rep.json" \
+      env DUCKDB_THREADS="$THREADS" "$VENV/bin/python" bench/late_writes.py --auto-schema "$DATA"
+  fi
+done
+
+# What was measured, on what.
+META_COMMIT=$BUILT_COMMIT \
+META_DIRTY=$BUILT_DIRTY \
+META_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+META_NPROC=$(nproc) \
+META_MEM_KIB=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo) \
+META_CPU=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo) \
+META_KERNEL=$(uname -sr) \
+META_RUSTC=$(rustc --version) \
+META_JQ=$([ "$RUN_JQ" = 1 ] && jq --version || true) \
+META_DUCKDB=$DUCKDB_VERSION \
+META_PYTHON=$(python3 --version 2>&1) \
+META_ABORTAUDIT=$("$BIN" --version 2>/dev/null || echo abortaudit) \
+python3 - "$WORK/meta.json" "$DATA" "$SIZE" "$SEED" "$REPS" "$THREADS" "$RESULTS" "$STRICT" <<'PY'
+import json, os, sys
+out, data, size, seed, reps, threads, results, strict = sys.argv[1:]
+e = os.environ
+meta = {
+    "date": e["META_DATE"],
+    "reps": int(reps),
+    "threads": int(threads),
+    "strict_targets": strict == "1",
+    "results": results,
+    "abortaudit": {"commit": e["META_COMMIT"], "dirty": int(e["META_DIRTY"]) > 0, "version": e["META_ABORTAUDIT"]},
+    "machine": {
+        "nproc": int(e["META_NPROC"]),
+        "memory_gib": round(int(e["META_MEM_KIB"]) / 1024 / 1024, 1),
+        "cpu": e["META_CPU"],
+        "kernel": e["META_KERNEL"],
+    },
+    "versions": {"rustc": e["META_RUSTC"], "jq": e["META_JQ"] or None,
+                 "duckdb": e["META_DUCKDB"] or None, "python": e["META_PYTHON"]},
+    "input": {"path": data, "bytes": os.path.getsize(data), "size": size, "seed": int(seed),
+              "truth": data + ".truth.json"},
+    "commands": {
+        "cat": "cat FILE > /dev/null",
+        "parse_only": f"RAYON_NUM_THREADS={threads} target/release/examples/parse_only FILE",
+        "abortaudit": f"RAYON_NUM_THREADS={threads} target/release/abortaudit scan --format json FILE",
+        "abortaudit_1t": "RAYON_NUM_THREADS=1 target/release/abortaudit scan --format json FILE",
+        "jq": "jq -c -n -f bench/late_writes.jq FILE",
+        "duckdb": f"DUCKDB_THREADS={threads} bench/.venv/bin/python bench/late_writes.py FILE",
+        "duckdb_auto": f"DUCKDB_THREADS={threads} bench/.venv/bin/python bench/late_writes.py --auto-schema FILE",
+    },
+}
+with open(out, "w") as f:
+    json.dump(meta, f, indent=2)
+PY
+
+status=0
+python3 bench/report.py "$WORK" || status=$?
+if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK"; fi
+exit "$status"

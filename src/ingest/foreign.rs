@@ -85,6 +85,49 @@ pub(crate) fn describe(value: &Json) -> String {
     s
 }
 
+/// The end of a span given as a start and a duration in microseconds (Jaeger, Zipkin). With no
+/// duration, or one that does not add up, the span is taken as still open, and that is said.
+pub(crate) fn end_from_duration(
+    record: &mut Record<'_, '_>,
+    line: u64,
+    label: &str,
+    start_field: &str,
+    start: u64,
+    duration: Option<&Json>,
+) -> Option<u64> {
+    match duration.map(micros) {
+        Some(Ok(d)) => match start.checked_add(d) {
+            Some(end) => Some(end),
+            None => {
+                record.error(
+                    line,
+                    Code::InvalidValue,
+                    format!(
+                        "{label}: {start_field} + duration overflows; it is taken as still open"
+                    ),
+                );
+                None
+            }
+        },
+        None => {
+            record.warn(
+                line,
+                Code::MissingTime,
+                format!("{label} has no duration; it is taken as still open"),
+            );
+            None
+        }
+        Some(Err(why)) => {
+            record.error(
+                line,
+                Code::InvalidValue,
+                format!("{label}: duration {why}; it is taken as still open"),
+            );
+            None
+        }
+    }
+}
+
 /// Diagnostics and spans of one JSON record (a document, or one line of JSON Lines).
 pub(crate) struct Record<'p, 't> {
     pub input: &'p Arc<str>,

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value as Json};
 
 use super::Parsed;
-use super::foreign::{Pending, Record, describe, micros, padded_id};
+use super::foreign::{Pending, Record, describe, end_from_duration, micros, padded_id};
 use crate::diagnostic::Code;
 use crate::model::{
     Attributes, Event, KeyValue, Link, Origin, Resource, Span, SpanId, SpanKind, Status,
@@ -312,35 +312,7 @@ fn read_span(
             0
         }
     };
-    let end = match o.get("duration").map(micros) {
-        Some(Ok(d)) => match start.checked_add(d) {
-            Some(end) => Some(end),
-            None => {
-                record.error(
-                    line,
-                    Code::InvalidValue,
-                    format!("{label}: startTime + duration overflows; it is taken as still open"),
-                );
-                None
-            }
-        },
-        None => {
-            record.warn(
-                line,
-                Code::MissingTime,
-                format!("{label} has no duration; it is taken as still open"),
-            );
-            None
-        }
-        Some(Err(why)) => {
-            record.error(
-                line,
-                Code::InvalidValue,
-                format!("{label}: duration {why}; it is taken as still open"),
-            );
-            None
-        }
-    };
+    let end = end_from_duration(record, line, &label, "startTime", start, o.get("duration"));
 
     let mut attributes = Vec::new();
     if let Some(tags) = o.get("tags") {

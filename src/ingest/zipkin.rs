@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json};
 
 use super::Parsed;
-use super::foreign::{Pending, Record, describe, micros, padded_id};
+use super::foreign::{Pending, Record, describe, end_from_duration, micros, padded_id};
 use super::jaeger::{span_kind, take_kind_and_status};
 use crate::diagnostic::Code;
 use crate::model::{
@@ -224,35 +224,7 @@ fn read_span(
             first_annotation.unwrap_or(0)
         }
     };
-    let end = match o.get("duration").map(micros) {
-        Some(Ok(d)) => match start.checked_add(d) {
-            Some(end) => Some(end),
-            None => {
-                record.error(
-                    line,
-                    Code::InvalidValue,
-                    format!("{label}: timestamp + duration overflows; it is taken as still open"),
-                );
-                None
-            }
-        },
-        None => {
-            record.warn(
-                line,
-                Code::MissingTime,
-                format!("{label} has no duration; it is taken as still open"),
-            );
-            None
-        }
-        Some(Err(why)) => {
-            record.error(
-                line,
-                Code::InvalidValue,
-                format!("{label}: duration {why}; it is taken as still open"),
-            );
-            None
-        }
-    };
+    let end = end_from_duration(record, line, &label, "timestamp", start, o.get("duration"));
 
     let mut attributes = Vec::new();
     if let Some(remote) = o.get("remoteEndpoint").and_then(Json::as_object) {

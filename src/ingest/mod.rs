@@ -451,25 +451,6 @@ fn walk(dir: &Path, out: &mut Vec<Source>) {
     }
 }
 
-/// Reads every source with the default options (and `ABORTAUDIT_MAX_DECOMPRESSED`); see
-/// `ingest_with`. A malformed `ABORTAUDIT_MAX_DECOMPRESSED` makes every input an error.
-pub fn ingest(sources: &[Source]) -> Ingested {
-    match IngestOptions::from_env() {
-        Ok(options) => ingest_with(sources, &options),
-        Err(message) => {
-            let mut ingested = Ingested::default();
-            for source in expand(sources) {
-                let (mut report, _) =
-                    parse_input_with(&source.display(), b"", &IngestOptions::default());
-                report.format = Format::Unknown;
-                report.error = Some(format!("{}: not read: {message}", source.display()));
-                ingested.inputs.push(report);
-            }
-            ingested
-        }
-    }
-}
-
 /// Reads every source (files in parallel, and large JSON Lines files in parallel chunks) and
 /// deduplicates spans across all of them, keeping the first copy in input order, so the result
 /// does not depend on thread scheduling or the number of threads.

@@ -560,7 +560,7 @@ impl Context<'_, '_> {
         let write = Write {
             outcome: Outcome::Unfinished,
             source: Source::Span(request),
-            operation: span.name.clone(),
+            operation: span.name.to_string(),
             join: Via::Parent.as_str().to_owned(),
             queued: false,
             outbound: Some(request),
@@ -941,7 +941,7 @@ fn writes_of(joined: &Joined<'_>, tool: &ToolCall, rules: &Rules) -> Vec<Write> 
             .iter()
             .any(|d| spans[d.span].kind == SpanKind::Producer && under(d.span, r.span));
         let executed = tool.downstream.iter().any(|d| d.via == Via::Link);
-        let operation = span.name.clone();
+        let operation = span.name.to_string();
         if queued_status || produced {
             if !executed {
                 let why = if queued_status {

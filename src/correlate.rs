@@ -497,7 +497,7 @@ fn is_agent_span(span: &Span, rules: &Rules) -> bool {
         .turn
         .agent_span_names
         .iter()
-        .any(|n| *n == span.name || *n == first_word)
+        .any(|n| **n == *span.name || *n == first_word)
 }
 
 /// The tool matcher a span satisfies, if any.
@@ -509,7 +509,7 @@ pub fn tool_matcher<'r>(span: &Span, rules: &'r Rules) -> Option<&'r ToolMatcher
                 .is_some_and(|v| m.values.iter().any(|want| want.eq_ignore_ascii_case(&v)))
         });
         let by_name = m.span_name.as_ref().is_some_and(|prefix| {
-            span.name == *prefix
+            *span.name == **prefix
                 || span
                     .name
                     .strip_prefix(prefix.as_str())
@@ -629,7 +629,7 @@ impl Graph<'_> {
                 turn.tool_calls.push(ToolCall {
                     span: i,
                     name: first_text(&spans[i], &matcher.name_attributes)
-                        .unwrap_or_else(|| spans[i].name.clone()),
+                        .unwrap_or_else(|| spans[i].name.to_string()),
                     call_id: first_text(&spans[i], &matcher.id_attributes),
                     downstream: Vec::new(),
                     events: Vec::new(),
@@ -854,7 +854,7 @@ pub(crate) mod tests {
             trace_id: trace(trace_n),
             span_id: SpanId([id; 8]),
             parent_span_id: None,
-            name: name.to_owned(),
+            name: name.into(),
             kind: SpanKind::Internal,
             start: start_ms * 1_000_000,
             end: Some(end_ms * 1_000_000),
@@ -884,14 +884,14 @@ pub(crate) mod tests {
         }
         pub fn attr(mut self, key: &str, value: &str) -> Self {
             self.0.attributes.0.push(KeyValue {
-                key: key.to_owned(),
+                key: key.into(),
                 value: Value::String(value.to_owned()),
             });
             self
         }
         pub fn int(mut self, key: &str, value: i64) -> Self {
             self.0.attributes.0.push(KeyValue {
-                key: key.to_owned(),
+                key: key.into(),
                 value: Value::Int(value),
             });
             self
@@ -904,7 +904,7 @@ pub(crate) mod tests {
                     attrs
                         .iter()
                         .map(|(k, v)| KeyValue {
-                            key: (*k).to_owned(),
+                            key: (*k).into(),
                             value: Value::String((*v).to_owned()),
                         })
                         .collect(),

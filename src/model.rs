@@ -87,7 +87,7 @@ impl Value {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyValue {
-    pub key: String,
+    pub key: Arc<str>,
     pub value: Value,
 }
 
@@ -98,7 +98,7 @@ pub struct Attributes(pub Vec<KeyValue>);
 
 impl Attributes {
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+        self.0.iter().find(|kv| &*kv.key == key).map(|kv| &kv.value)
     }
 
     pub fn text(&self, key: &str) -> Option<std::borrow::Cow<'_, str>> {
@@ -222,7 +222,7 @@ pub struct Span {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub parent_span_id: Option<SpanId>,
-    pub name: String,
+    pub name: Arc<str>,
     pub kind: SpanKind,
     /// Start time, Unix nanoseconds.
     pub start: u64,

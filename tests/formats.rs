@@ -363,7 +363,7 @@ fn jaeger_ids_times_tags_references_and_logs_map_onto_the_model() {
         "int64 written as a string"
     );
     assert_eq!(tagged.status.code, StatusCode::Error);
-    let reference_test = spans.iter().find(|s| s.name == "reference-test").unwrap();
+    let reference_test = spans.iter().find(|s| &*s.name == "reference-test").unwrap();
     assert_eq!(
         reference_test.parent_span_id,
         Some(span_id("0000000000000002")),
@@ -402,7 +402,7 @@ fn jaegers_reused_span_id_keeps_the_first_span_and_says_so() {
     assert_eq!(input.counts.spans, 5);
     assert_eq!(input.counts.duplicates, 1);
     assert_eq!(ingested.spans.len(), 4);
-    assert_eq!(ingested.spans[0].name, "test-general-conversion");
+    assert_eq!(&*ingested.spans[0].name, "test-general-conversion");
     let conflict: Vec<_> = input
         .diagnostics
         .iter()
@@ -440,11 +440,11 @@ fn zipkin_shared_server_spans_get_their_own_id_under_their_client() {
     let (_, spans) = read("skew", &bytes);
     let client = spans
         .iter()
-        .find(|s| s.kind == SpanKind::Client && s.name == "post")
+        .find(|s| s.kind == SpanKind::Client && &*s.name == "post")
         .unwrap();
     let server = spans
         .iter()
-        .find(|s| s.kind == SpanKind::Server && s.name == "post")
+        .find(|s| s.kind == SpanKind::Server && &*s.name == "post")
         .unwrap();
     assert_eq!(
         client.span_id,
@@ -460,7 +460,7 @@ fn zipkin_shared_server_spans_get_their_own_id_under_their_client() {
             .and_then(|v| v.as_text()),
         Some("74280ae0c10d8062".into())
     );
-    let child = spans.iter().find(|s| s.name == "async").unwrap();
+    let child = spans.iter().find(|s| &*s.name == "async").unwrap();
     assert_eq!(
         child.parent_span_id,
         Some(server.span_id),
@@ -675,7 +675,7 @@ fn a_zstd_file_written_by_the_zstd_tool_is_read() {
     assert_eq!(report.compression, "zstd");
     assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
     assert_eq!(spans.len(), 1);
-    assert_eq!(spans[0].name, "zstd-cli");
+    assert_eq!(&*spans[0].name, "zstd-cli");
     assert_eq!(spans[0].service(), "cli");
 
     // A flipped byte in the content fails the checksum, or the decoding: never silently.
@@ -999,7 +999,7 @@ fn rotated_collector_files_and_globs_are_read_oldest_first() {
     std::fs::write(d.join(".traces.json.swp"), "junk").unwrap();
 
     let ingested = ingest_with(&[Source::Path(d.to_owned())], &IngestOptions::default());
-    let names: Vec<&str> = ingested.spans.iter().map(|s| s.name.as_str()).collect();
+    let names: Vec<&str> = ingested.spans.iter().map(|s| &*s.name).collect();
     assert_eq!(names, ["n1", "n2", "n3"]);
     assert_eq!(ingested.inputs[0].compression, "gzip");
 

@@ -233,7 +233,7 @@ pub(crate) fn resolve_shared(spans: &mut [Pending]) {
         p.span.span_id = derived;
         p.span.parent_span_id = Some(original);
         p.span.attributes.0.push(KeyValue {
-            key: SHARED_ID_ATTRIBUTE.to_owned(),
+            key: SHARED_ID_ATTRIBUTE.into(),
             value: Value::String(original.to_string()),
         });
         renamed

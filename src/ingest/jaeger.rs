@@ -187,13 +187,13 @@ fn process_resource(record: &mut Record<'_, '_>, process: &Json) -> Arc<Resource
         .to_owned();
     let line = record.line();
     let mut attributes = vec![KeyValue {
-        key: "service.name".to_owned(),
+        key: "service.name".into(),
         value: Value::String(service_name.clone()),
     }];
     if let Some(Json::Array(tags)) = process.get("tags") {
         for tag in tags {
             match tag_value(tag) {
-                Ok(kv) if kv.key == "service.name" => {}
+                Ok(kv) if &*kv.key == "service.name" => {}
                 Ok(kv) => attributes.push(kv),
                 Err(why) => record.error(
                     line,
@@ -279,7 +279,7 @@ fn read_span(
                 trace_id: ref_trace,
                 span_id: ref_span,
                 attributes: Attributes(vec![KeyValue {
-                    key: "opentracing.ref_type".to_owned(),
+                    key: "opentracing.ref_type".into(),
                     value: Value::String(ref_type),
                 }]),
             });
@@ -344,7 +344,7 @@ fn read_span(
                     if let Some(f) = log.get("fields") {
                         tags_into(record, f, &label, line, &mut fields);
                     }
-                    let name = match fields.iter().position(|kv| kv.key == "event") {
+                    let name = match fields.iter().position(|kv| &*kv.key == "event") {
                         Some(i) => {
                             let kv = fields.remove(i);
                             kv.value
@@ -409,7 +409,7 @@ fn read_span(
         trace_id: TraceId(trace_id),
         span_id: SpanId(span_id),
         parent_span_id,
-        name,
+        name: name.into(),
         kind,
         start,
         end,
@@ -564,7 +564,7 @@ fn tag_value(tag: &Json) -> Result<KeyValue, String> {
         },
     };
     Ok(KeyValue {
-        key: key.to_owned(),
+        key: key.into(),
         value: converted,
     })
 }
@@ -588,7 +588,7 @@ pub(crate) fn take_kind_and_status(
     let mut keep = Vec::with_capacity(attributes.len());
     for kv in attributes.drain(..) {
         let text = kv.value.as_text().map(|t| t.to_ascii_lowercase());
-        match (kv.key.as_str(), text.as_deref()) {
+        match (&*kv.key, text.as_deref()) {
             ("span.kind", Some(k)) => match span_kind(k) {
                 Some(k) => kind = k,
                 None => {

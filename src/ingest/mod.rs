@@ -12,6 +12,7 @@ mod jaeger;
 mod locate;
 mod otlp_json;
 mod otlp_proto;
+mod stream;
 pub(crate) mod temporal;
 pub mod vendor;
 mod zipkin;
@@ -167,12 +168,28 @@ pub(crate) struct Parsed {
     pub diagnostics: Vec<Diagnostic>,
     /// What a survey kept of each span (see `otlp_json::SpanFilter`).
     pub survey: Survey,
+    /// Where the first read of a large export found its spans.
+    pub index: stream::SpanIndex,
+    /// Attribute keys, one copy of each for all the spans of this part.
+    keys: HashSet<Arc<str>>,
     /// Vendor events, when the input is an event log.
     pub events: Vec<VendorEvent>,
     pub events_by_vendor: BTreeMap<String, u64>,
 }
 
 impl Parsed {
+    /// The shared copy of an attribute key (a dozen keys name most attributes).
+    pub(crate) fn intern(&mut self, key: &str) -> Arc<str> {
+        match self.keys.get(key) {
+            Some(known) => Arc::clone(known),
+            None => {
+                let new: Arc<str> = Arc::from(key);
+                self.keys.insert(Arc::clone(&new));
+                new
+            }
+        }
+    }
+
     /// Appends what was read from the next part of the same input.
     fn append(&mut self, part: Parsed) {
         self.lines = self.lines.max(part.lines);
@@ -180,6 +197,7 @@ impl Parsed {
         self.spans_unjoinable += part.spans_unjoinable;
         self.spans.extend(part.spans);
         self.survey.merge(part.survey);
+        self.index.append(part.index);
         self.diagnostics.extend(part.diagnostics);
     }
 }
@@ -204,9 +222,6 @@ pub const DEFAULT_SURVEY_ABOVE: u64 = 64 << 20;
 /// The environment variable that overrides `DEFAULT_SURVEY_ABOVE` (`0` surveys every plain
 /// OTLP/JSON Lines file; `unlimited` never surveys).
 pub const SURVEY_ABOVE_ENV: &str = "ABORTAUDIT_SURVEY_ABOVE";
-
-/// How much of a large file is read and parsed at a time.
-const BLOCK_BYTES: usize = 32 << 20;
 
 /// 1 GiB. Genuine exports are far smaller (the Collector rotates its files at 100 MiB by
 /// default, and query APIs return single traces), while a bomb is limited to this much memory
@@ -504,39 +519,58 @@ fn merge_inputs(results: Vec<InputRead>) -> Ingested {
     let mut all_traces = HashSet::new();
     let mut all_services = HashSet::new();
     let mut ingested = Ingested::default();
-    for (mut report, spans, events) in results {
+    for (mut report, mut spans, events) in results {
         ingested.events.extend(events);
-        let mut traces = HashSet::new();
-        let mut services = HashSet::new();
-        for span in spans {
+        // Duplicates are dropped in place: the spans of a large input are most of the memory
+        // an audit holds, and are not copied.
+        let base = ingested.spans.len();
+        let mut keep = vec![true; spans.len()];
+        // Where each span kept from this input was, by its position among those kept.
+        let mut kept_at: Vec<usize> = Vec::with_capacity(spans.len());
+        for (i, span) in spans.iter().enumerate() {
             match seen.entry((span.trace_id, span.span_id, span.start)) {
                 hash_map::Entry::Occupied(first) => {
                     report.counts.duplicates += 1;
-                    let kept = &ingested.spans[*first.get()];
-                    if !same_content(kept, &span) {
+                    keep[i] = false;
+                    let kept = match first.get().checked_sub(base) {
+                        None => &ingested.spans[*first.get()],
+                        Some(local) => &spans[kept_at[local]],
+                    };
+                    if !same_content(kept, span) {
                         report
                             .diagnostics
-                            .push(conflicting_duplicate(kept, &span, report.format));
+                            .push(conflicting_duplicate(kept, span, report.format));
                     }
-                    continue;
                 }
                 hash_map::Entry::Vacant(slot) => {
-                    slot.insert(ingested.spans.len());
+                    slot.insert(base + kept_at.len());
+                    kept_at.push(i);
                 }
             }
+        }
+        drop(kept_at);
+        let mut flags = keep.into_iter();
+        spans.retain(|_| flags.next().unwrap_or(false));
+        let mut traces = HashSet::new();
+        let mut services = HashSet::new();
+        for span in &spans {
             traces.insert(span.trace_id);
-            services.insert(span.service().to_owned());
+            services.insert(span.service());
             *report.counts.kinds.entry(span.kind.as_str()).or_default() += 1;
             report.counts.events += span.events.len() as u64;
             report.counts.links += span.links.len() as u64;
-            ingested.spans.push(span);
         }
         report.counts.traces = traces.len() as u64;
         report.counts.services = services.len() as u64;
+        all_services.extend(services.into_iter().map(str::to_owned));
         ingested.total.add(&report.counts);
         all_traces.extend(traces);
-        all_services.extend(services);
         ingested.inputs.push(report);
+        if ingested.spans.is_empty() {
+            ingested.spans = spans;
+        } else {
+            ingested.spans.append(&mut spans);
+        }
     }
     // Traces and services are distinct counts: a trace split over two files is one trace.
     ingested.total.traces = all_traces.len() as u64;
@@ -603,15 +637,20 @@ pub fn ingest_for_audit(
         indicatif::ProgressBar::hidden()
     };
 
-    // The survey.
-    let survey_filter = otlp_json::SpanFilter::Survey(Arc::new(rules.clone()));
+    // The first pass.
+    let survey_rules = Arc::new(otlp_json::SurveyRules::new(rules));
     let surveys: Vec<Option<(Parsed, Option<String>)>> = files
         .iter()
         .zip(&streamed)
         .map(|(source, streamed)| {
+            let Source::Path(path) = source else {
+                return None;
+            };
             streamed.then(|| {
                 let mut parsed = Parsed::default();
-                let error = stream_blocks(source, &survey_filter, &mut parsed, &progress).err();
+                let input: Arc<str> = Arc::from(source.display().as_str());
+                let error =
+                    stream::index_file(path, &input, &survey_rules, &mut parsed, &progress).err();
                 (parsed, error.map(|e| e.to_string()))
             })
         })
@@ -657,12 +696,12 @@ pub fn ingest_for_audit(
         }
     }
 
-    // The second read keeps only those traces. Line-level problems were reported by the
-    // survey; only what reading a kept span in full finds is new.
-    let keep_filter = otlp_json::SpanFilter::Keep(Arc::new(otlp_json::Keep {
+    // The second pass reads only those traces' spans. Line-level problems were reported by
+    // the first; only what reading a kept span in full finds is new.
+    let keep = otlp_json::Keep {
         traces: relevant,
         attributes: rules.attributes_read(),
-    }));
+    };
     let mut results = Vec::with_capacity(files.len());
     for ((source, whole), survey) in files.iter().zip(whole).zip(surveys) {
         let (survey, error) = match (whole, survey) {
@@ -674,12 +713,16 @@ pub fn ingest_for_audit(
             (None, None) => unreachable!("every input is read whole or surveyed"),
         };
         let path = source.display();
-        let mut kept = Parsed::default();
-        let error = error.or_else(|| {
-            stream_blocks(source, &keep_filter, &mut kept, &progress)
-                .err()
-                .map(|e| e.to_string())
-        });
+        let input: Arc<str> = Arc::from(path.as_str());
+        let (kept, error) = match (error, source) {
+            (None, Source::Path(file)) => {
+                match stream::read_kept(file, &input, survey.index, &keep, &progress) {
+                    Ok(kept) => (kept, None),
+                    Err(e) => (Parsed::default(), Some(e)),
+                }
+            }
+            (error, _) => (Parsed::default(), error),
+        };
         let mut diagnostics = survey.diagnostics;
         diagnostics.extend(kept.diagnostics.into_iter().filter(|d| {
             !matches!(
@@ -739,60 +782,6 @@ fn is_streamable(source: &Source, threshold: u64) -> bool {
     };
     let first = head[..end].trim_ascii();
     first.first() == Some(&b'{') && otlp_json::classify(first) == Shape::OtlpTraces
-}
-
-/// Reads a file in blocks of whole lines through `filter`, so that memory holds one block
-/// (read on all threads) and what the filter keeps, not the file.
-fn stream_blocks(
-    source: &Source,
-    filter: &otlp_json::SpanFilter,
-    out: &mut Parsed,
-    progress: &indicatif::ProgressBar,
-) -> std::io::Result<()> {
-    let Source::Path(path) = source else {
-        return Ok(());
-    };
-    let input: Arc<str> = Arc::from(source.display().as_str());
-    let mut file = std::fs::File::open(path)?;
-    // `buf[..filled]` holds bytes read and not yet parsed: the start of a line.
-    let mut buf = vec![0u8; BLOCK_BYTES];
-    let mut filled = 0;
-    let mut first_line = 1u64;
-    let mut eof = false;
-    loop {
-        while filled < buf.len() && !eof {
-            let n = file.read(&mut buf[filled..])?;
-            filled += n;
-            eof = n == 0;
-        }
-        let end = if eof {
-            filled
-        } else {
-            match memchr::memrchr(b'\n', &buf[..filled]) {
-                Some(i) => i + 1,
-                None => {
-                    // One line longer than the buffer: grow it and read on.
-                    buf.resize(buf.len() * 2, 0);
-                    continue;
-                }
-            }
-        };
-        if end > 0 {
-            let block = &buf[..end];
-            let mut part = Parsed::default();
-            otlp_json::read_block(&input, block, first_line, filter, &mut part);
-            first_line += locate::count_newlines(block);
-            progress.inc(end as u64);
-            let lines = part.lines;
-            out.append(part);
-            out.lines = out.lines.max(lines);
-        }
-        buf.copy_within(end..filled, 0);
-        filled -= end;
-        if eof && filled == 0 {
-            return Ok(());
-        }
-    }
 }
 
 fn conflicting_duplicate(kept: &Span, dropped: &Span, format: Format) -> Diagnostic {

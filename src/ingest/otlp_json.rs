@@ -59,7 +59,7 @@ struct Envelope<'a> {
 #[serde(default)]
 struct WireResourceSpans<'a> {
     #[serde(borrow)]
-    resource: Option<WireResource<'a>>,
+    resource: Option<ResourceField<'a>>,
     #[serde(
         rename = "scopeSpans",
         alias = "scope_spans",
@@ -77,6 +77,32 @@ struct WireResource<'a> {
     attributes: Option<Vec<WireKeyValue<'a>>>,
 }
 
+/// A resource, and in the first read of a large export its text, by which the resources of
+/// many batches are recognised as one.
+struct ResourceField<'a> {
+    wire: WireResource<'a>,
+    text: Option<&'a str>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ResourceField<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if FILTER.with(|f| matches!(&*f.borrow(), SpanFilter::Index(_))) {
+            let raw = <&'de serde_json::value::RawValue>::deserialize(deserializer)?;
+            let wire = serde_json::from_str(raw.get())
+                .map_err(|e| de::Error::custom(without_position(&e)))?;
+            Ok(ResourceField {
+                wire,
+                text: Some(raw.get()),
+            })
+        } else {
+            Ok(ResourceField {
+                wire: WireResource::deserialize(deserializer)?,
+                text: None,
+            })
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct WireScopeSpans<'a> {
@@ -85,11 +111,11 @@ struct WireScopeSpans<'a> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Reading only what an audit needs. A large export is read twice: a survey notes, per span,
-// only its trace, whether it may carry an abort signal and where its links point; then only
-// the spans of the traces that matter (aborted turns, and what links into them) are read in
-// full. The mode is set per thread for the records being read, so the wire structs above stay
-// plain derives.
+// Reading only what an audit needs. A large export is read twice (see `stream`): the first
+// read locates every span and surveys it (its trace, whether it may carry an abort signal,
+// where its links point) without building it; the second reads, by their places in the file,
+// only the spans of the traces that matter (aborted turns, and what links into them). The mode
+// is set per thread for the records being read, so the wire structs above stay plain derives.
 
 /// How spans are read on this thread.
 #[derive(Clone, Default)]
@@ -97,11 +123,8 @@ pub(crate) enum SpanFilter {
     /// Every span in full.
     #[default]
     All,
-    /// A survey: `SurveyedSpan`s, never the full spans.
-    Survey(Arc<crate::config::Rules>),
-    /// Only the spans of these traces, with only the attributes the audit reads; the rest
-    /// are skipped after their trace id.
-    Keep(Arc<Keep>),
+    /// The first read of a large export: every span located and surveyed, none built.
+    Index(Arc<IndexFilter>),
 }
 
 thread_local! {
@@ -114,6 +137,183 @@ pub(crate) fn with_filter<T>(filter: &SpanFilter, f: impl FnOnce() -> T) -> T {
     let result = f();
     FILTER.with(|current| *current.borrow_mut() = previous);
     result
+}
+
+/// The first read of a large export, over one block of the file.
+pub(crate) struct IndexFilter {
+    pub survey: Arc<SurveyRules>,
+    /// The address of the block in memory and its offset in the file: a span's bytes, borrowed
+    /// from the block, then give its place in the file.
+    pub block_address: usize,
+    pub block_offset: u64,
+}
+
+/// The rules as a survey applies them, with a prefilter that spares it reading most spans.
+pub(crate) struct SurveyRules {
+    rules: crate::config::Rules,
+    /// Finds the keys without which a span carries nothing a survey looks for.
+    prefilter: Prefilter,
+    /// What each needle of the prefilter says must be read.
+    fields: Vec<Fields>,
+}
+
+enum Prefilter {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(aho_corasick::AhoCorasick),
+    /// Every span is surveyed in full.
+    None,
+}
+
+impl SurveyRules {
+    pub(crate) fn new(rules: &crate::config::Rules) -> SurveyRules {
+        // The keys under which a survey looks (see `SurveyVisitor`): events and a status
+        // message may name an abort however the rules spell it, and attributes are wanted by
+        // their exact keys. A key spelt with escapes, or a second trace id, sends the span to
+        // the full survey.
+        let mut needles: Vec<(String, Fields)> = vec![
+            ("\\u".into(), Fields::ALL),
+            ("\\/".into(), Fields::ALL),
+            ("\"traceId\"".into(), Fields::ALL),
+            ("\"trace_id\"".into(), Fields::ALL),
+            ("\"events\"".into(), Fields::EVENTS),
+            ("\"links\"".into(), Fields::LINKS),
+            ("\"message\"".into(), Fields::STATUS),
+        ];
+        needles.extend(
+            SURVEY_ATTRIBUTES
+                .iter()
+                .copied()
+                .chain(rules.conversation.id_attributes.iter().map(String::as_str))
+                .map(|key| (format!("\"{key}\""), Fields::ATTRIBUTES)),
+        );
+        let texts: Vec<&str> = needles.iter().map(|(text, _)| text.as_str()).collect();
+        // Teddy, the SIMD searcher for a few short needles, runs at several GB/s here; the
+        // automaton it falls back to where it cannot be built, at a tenth of that.
+        let prefilter = match aho_corasick::packed::Config::new()
+            .builder()
+            .extend(&texts)
+            .build()
+        {
+            Some(packed) => Prefilter::Packed(packed),
+            None => match aho_corasick::AhoCorasick::new(&texts) {
+                Ok(automaton) => Prefilter::Automaton(automaton),
+                Err(_) => Prefilter::None,
+            },
+        };
+        SurveyRules {
+            rules: rules.clone(),
+            prefilter,
+            fields: needles.into_iter().map(|(_, fields)| fields).collect(),
+        }
+    }
+
+    /// The fields of a span a survey must read, from its text after its leading trace id:
+    /// those under whose keys a needle was found.
+    fn fields_to_read(&self, rest: &[u8]) -> Fields {
+        let mut fields = Fields::NONE;
+        // Every match, overlapping or not: each search resumes just after the start of the
+        // last match.
+        let mut from = 0;
+        while from < rest.len() && fields != Fields::ALL {
+            let found = match &self.prefilter {
+                Prefilter::Packed(searcher) => searcher
+                    .find_in(rest, aho_corasick::Span::from(from..rest.len()))
+                    .map(|m| (m.pattern(), m.start())),
+                Prefilter::Automaton(automaton) => automaton
+                    .find(aho_corasick::Input::new(rest).range(from..))
+                    .map(|m| (m.pattern(), m.start())),
+                Prefilter::None => return Fields::ALL,
+            };
+            let Some((pattern, start)) = found else { break };
+            fields.0 |= self.fields[pattern.as_usize()].0;
+            from = start + 1;
+        }
+        fields
+    }
+}
+
+/// Which fields of a span a survey reads, as bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fields(u8);
+
+impl Fields {
+    const NONE: Fields = Fields(0);
+    const EVENTS: Fields = Fields(1);
+    const LINKS: Fields = Fields(2);
+    const STATUS: Fields = Fields(4);
+    const ATTRIBUTES: Fields = Fields(8);
+    const ALL: Fields = Fields(15);
+
+    fn has(self, field: Fields) -> bool {
+        self.0 & field.0 != 0
+    }
+}
+
+/// The span attributes that may record an abort (`correlate::is_abort_attribute`).
+const SURVEY_ATTRIBUTES: &[&str] = &[
+    "error.type",
+    "rpc.grpc.status_code",
+    "rpc.response.status_code",
+    "mcp.method.name",
+];
+
+/// A span as the first read leaves it: surveyed, and where its text is in the file.
+pub(crate) struct IndexedSpan {
+    pub survey: SurveyedSpan,
+    pub offset: u64,
+    pub len: u32,
+}
+
+impl IndexFilter {
+    fn index(&self, raw: &str) -> Result<IndexedSpan, String> {
+        let bytes = raw.as_bytes();
+        let within = (bytes.as_ptr() as usize)
+            .checked_sub(self.block_address)
+            .ok_or("a span outside the block being read")?;
+        let len = u32::try_from(bytes.len()).map_err(|_| "a span of 4 GiB or more")?;
+        let leading = leading_trace_id(bytes);
+        let fields = match leading {
+            Some((_, rest)) => self.survey.fields_to_read(&bytes[rest..]),
+            None => Fields::ALL,
+        };
+        let survey = match leading {
+            Some((trace_id, _)) if fields == Fields::NONE => SurveyedSpan {
+                trace_id: Some(trace_id),
+                ..SurveyedSpan::default()
+            },
+            _ => serde_json::Deserializer::from_str(raw)
+                .deserialize_map(SurveyVisitor {
+                    rules: &self.survey.rules,
+                    fields,
+                })
+                .map_err(|e| without_position(&e))?,
+        };
+        Ok(IndexedSpan {
+            survey,
+            offset: self.block_offset + within as u64,
+            len,
+        })
+    }
+}
+
+/// The trace id of a span that starts with it, as exporters write spans (`{"traceId":"…",`),
+/// and where the rest of the span starts.
+fn leading_trace_id(span: &[u8]) -> Option<(TraceId, usize)> {
+    const HEAD: &[u8] = b"{\"traceId\":\"";
+    let hex = span.strip_prefix(HEAD)?.get(..33)?;
+    if hex[32] != b'"' {
+        return None;
+    }
+    let id = decode_id::<16>(std::str::from_utf8(&hex[..32]).ok()?).ok()?;
+    Some((TraceId(id), HEAD.len() + 33))
+}
+
+/// A serde_json error's message without the position it appends, which would point into a
+/// span read on its own rather than into the line.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
 }
 
 /// What the second read of a large export keeps.
@@ -141,7 +341,7 @@ pub(crate) struct SurveyedSpan {
 
 enum SpanSlot<'a> {
     Full(Box<WireSpan<'a>>),
-    Surveyed(SurveyedSpan),
+    Indexed(IndexedSpan),
     Skipped,
 }
 
@@ -153,14 +353,21 @@ impl<'de: 'a, 'a> Deserialize<'de> for SpanSlot<'a> {
             SpanFilter::All => {
                 WireSpan::deserialize(deserializer).map(|s| SpanSlot::Full(Box::new(s)))
             }
-            SpanFilter::Survey(rules) => deserializer.deserialize_map(SurveyVisitor { rules }),
-            SpanFilter::Keep(keep) => deserializer.deserialize_map(KeepVisitor { keep }),
+            SpanFilter::Index(index) => {
+                let raw = <&'de serde_json::value::RawValue>::deserialize(deserializer)?;
+                index
+                    .index(raw.get())
+                    .map(SpanSlot::Indexed)
+                    .map_err(de::Error::custom)
+            }
         })
     }
 }
 
 struct SurveyVisitor<'r> {
     rules: &'r crate::config::Rules,
+    /// The fields to read; the others cannot hold what a survey looks for.
+    fields: Fields,
 }
 
 fn wire_text<'v>(attributes: &'v [WireKeyValue<'_>], key: &str) -> Option<&'v str> {
@@ -172,7 +379,7 @@ fn wire_text<'v>(attributes: &'v [WireKeyValue<'_>], key: &str) -> Option<&'v st
 }
 
 impl<'de> Visitor<'de> for SurveyVisitor<'_> {
-    type Value = SpanSlot<'de>;
+    type Value = SurveyedSpan;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an OTLP span object")
@@ -180,12 +387,13 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
 
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let rules = self.rules;
+        let fields = self.fields;
         let mut span = SurveyedSpan::default();
         let mut raw_trace: Option<Cow<'de, str>> = None;
         while let Some(RawStr(key)) = map.next_key::<RawStr<'de>>()? {
             match key.as_ref() {
                 b"traceId" | b"trace_id" => raw_trace = map.next_value()?,
-                b"status" => {
+                b"status" if fields.has(Fields::STATUS) => {
                     let status: Option<WireStatus<'de>> = map.next_value()?;
                     if let Some(status) = status {
                         let error = status
@@ -200,7 +408,7 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                             );
                     }
                 }
-                b"events" => {
+                b"events" if fields.has(Fields::EVENTS) => {
                     let events = map.next_value_seed(SurveyEvents)?;
                     for event in &events {
                         let attributes = &event.attributes;
@@ -213,7 +421,7 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                         );
                     }
                 }
-                b"links" => {
+                b"links" if fields.has(Fields::LINKS) => {
                     let links: Option<Vec<WireLink<'de>>> = map.next_value()?;
                     span.links_to = links
                         .iter()
@@ -222,15 +430,10 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                         .map(TraceId)
                         .collect();
                 }
-                b"attributes" => {
+                b"attributes" if fields.has(Fields::ATTRIBUTES) => {
                     let wanted = |key: &str| {
-                        matches!(
-                            key,
-                            "error.type"
-                                | "rpc.grpc.status_code"
-                                | "rpc.response.status_code"
-                                | "mcp.method.name"
-                        ) || rules.conversation.id_attributes.iter().any(|k| k == key)
+                        SURVEY_ATTRIBUTES.contains(&key)
+                            || rules.conversation.id_attributes.iter().any(|k| k == key)
                     };
                     let attributes = map.next_value_seed(SomeAttributes { wanted: &wanted })?;
                     span.may_abort |= crate::correlate::is_abort_attribute(
@@ -266,7 +469,7 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
             Ok(id) => span.trace_id = Some(TraceId(id)),
             Err(_) => span.bad_trace_id = Some(raw_trace.into_owned()),
         }
-        Ok(SpanSlot::Surveyed(span))
+        Ok(span)
     }
 }
 
@@ -912,54 +1115,93 @@ impl Converter<'_, '_> {
         }
     }
 
-    fn resource_spans(&mut self, wire: WireResourceSpans<'_>) {
-        let attributes = self.attributes(
-            wire.resource.and_then(|r| r.attributes),
-            self.current_line(),
-        );
+    fn resource(&mut self, wire: Option<WireResource<'_>>) -> Arc<Resource> {
+        let attributes = self.attributes(wire.and_then(|r| r.attributes), self.current_line());
         let service_name = attributes
             .text("service.name")
             .map(Cow::into_owned)
             .unwrap_or_else(|| "unknown_service".to_owned());
-        let resource = Arc::new(Resource {
+        Arc::new(Resource {
             service_name,
             attributes,
-        });
-        let resource_conversation = FILTER.with(|filter| match &*filter.borrow() {
-            SpanFilter::Survey(rules) => rules
-                .conversation
-                .id_attributes
-                .iter()
-                .find_map(|k| resource.attributes.text(k).filter(|v| !v.is_empty()))
-                .map(|v| hash_text(&v)),
+        })
+    }
+
+    fn resource_spans(&mut self, wire: WireResourceSpans<'_>) {
+        let index = FILTER.with(|filter| match &*filter.borrow() {
+            SpanFilter::Index(index) => Some(Arc::clone(&index.survey)),
             _ => None,
         });
-        for scope in wire.scope_spans.into_iter().flatten() {
-            for slot in scope.spans.into_iter().flatten() {
-                match slot {
-                    SpanSlot::Full(span) => self.span(*span, &resource),
-                    SpanSlot::Surveyed(mut span) => {
-                        self.out.spans_read += 1;
-                        if let Some(raw) = span.bad_trace_id.take() {
-                            self.out.spans_unjoinable += 1;
-                            let why = decode_id::<16>(&raw).err().unwrap_or_default();
-                            let line = self.current_line();
-                            self.diag(
-                                line,
-                                Code::InvalidId,
-                                format!(
-                                    "a span's traceId {raw:?} {why}; the span is not used for joins"
-                                ),
-                            );
-                        }
-                        if span.conversation.is_none() {
-                            span.conversation = resource_conversation;
-                        }
-                        self.out.survey.add(span);
-                    }
-                    SpanSlot::Skipped => {}
+        let (text, wire_resource) = match wire.resource {
+            Some(ResourceField { wire, text }) => (text.unwrap_or(""), Some(wire)),
+            None => ("", None),
+        };
+        let Some(survey) = index else {
+            let resource = self.resource(wire_resource);
+            for slot in wire
+                .scope_spans
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s.spans)
+                .flatten()
+            {
+                if let SpanSlot::Full(span) = slot {
+                    self.span(*span, &resource);
                 }
             }
+            return;
+        };
+
+        // The first read of a large export: spans are placed, surveyed and counted.
+        let line = self.current_line();
+        let (resource_id, resource) = match self.out.index.resource(text) {
+            Some(known) => known,
+            None => {
+                let resource = self.resource(wire_resource);
+                let id = self.out.index.add_resource(text, Arc::clone(&resource));
+                (id, resource)
+            }
+        };
+        self.out.index.begin_group(resource_id, line);
+        let resource_conversation = survey
+            .rules
+            .conversation
+            .id_attributes
+            .iter()
+            .find_map(|k| resource.attributes.text(k).filter(|v| !v.is_empty()))
+            .map(|v| hash_text(&v));
+        for slot in wire
+            .scope_spans
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s.spans)
+            .flatten()
+        {
+            let SpanSlot::Indexed(IndexedSpan {
+                survey: mut span,
+                offset,
+                len,
+            }) = slot
+            else {
+                continue;
+            };
+            self.out.spans_read += 1;
+            if let Some(raw) = span.bad_trace_id.take() {
+                self.out.spans_unjoinable += 1;
+                let why = decode_id::<16>(&raw).err().unwrap_or_default();
+                self.diag(
+                    line,
+                    Code::InvalidId,
+                    format!("a span's traceId {raw:?} {why}; the span is not used for joins"),
+                );
+            }
+            if span.conversation.is_none() {
+                span.conversation = resource_conversation;
+            }
+            if let Some(trace) = span.trace_id {
+                self.out.index.add_span(offset, len, trace);
+            }
+            self.out.survey.add(span);
         }
     }
 
@@ -1161,6 +1403,7 @@ impl Converter<'_, '_> {
             self.out.spans_unjoinable += 1;
             return;
         };
+        let name = self.out.intern(&name);
         self.out.spans.push(Span {
             trace_id: TraceId(trace_id),
             span_id: SpanId(span_id),
@@ -1218,10 +1461,8 @@ impl Converter<'_, '_> {
                 Some(v) => self.value(v, &kv.key, line),
                 None => Value::Empty,
             };
-            out.push(KeyValue {
-                key: kv.key.into_owned(),
-                value,
-            });
+            let key = self.out.intern(&kv.key);
+            out.push(KeyValue { key, value });
         }
         Attributes(out)
     }
@@ -1283,7 +1524,7 @@ impl Converter<'_, '_> {
                             None => Value::Empty,
                         };
                         KeyValue {
-                            key: kv.key.into_owned(),
+                            key: self.out.intern(&kv.key),
                             value,
                         }
                     })
@@ -1519,6 +1760,30 @@ pub(crate) fn read_record(
     }
 }
 
+/// Reads one span of a large export from its text, which the first read found on `line`, as
+/// the second read does: in full if its trace is kept, else not at all.
+pub(crate) fn read_kept_span(
+    input: &Arc<str>,
+    text: &[u8],
+    line: u64,
+    resource: &Arc<Resource>,
+    keep: &Keep,
+    out: &mut Parsed,
+) -> Result<(), serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    let slot = deserializer.deserialize_map(KeepVisitor { keep })?;
+    deserializer.end()?;
+    if let SpanSlot::Full(span) = slot {
+        let mut converter = Converter {
+            input,
+            position: Position::Line(line),
+            out,
+        };
+        converter.span(*span, resource);
+    }
+    Ok(())
+}
+
 /// Reads one document (usually pretty-printed). The caller has checked that it parses.
 pub(crate) fn read_document(
     input: &Arc<str>,
@@ -1539,6 +1804,73 @@ pub(crate) fn read_document(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the first read makes of a span's text, and what a full survey of it says.
+    fn indexed_and_surveyed(text: &str) -> (SurveyedSpan, SurveyedSpan) {
+        let rules = crate::config::Rules::default();
+        let filter = IndexFilter {
+            survey: Arc::new(SurveyRules::new(&rules)),
+            block_address: text.as_ptr() as usize,
+            block_offset: 0,
+        };
+        let indexed = filter.index(text).unwrap();
+        assert_eq!((indexed.offset, indexed.len as usize), (0, text.len()));
+        let full = serde_json::Deserializer::from_str(text)
+            .deserialize_map(SurveyVisitor {
+                rules: &rules,
+                fields: Fields::ALL,
+            })
+            .unwrap();
+        (indexed.survey, full)
+    }
+
+    const TRACE: &str =
+        r#"{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174""#;
+
+    #[test]
+    fn the_prefilter_surveys_a_span_as_a_full_read_does() {
+        let spans = [
+            // Nothing to find: read from its trace id alone.
+            r#","name":"POST","attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}}]}"#,
+            r#","name":"turn","events":[{"timeUnixNano":"1","name":"exception","attributes":[{"key":"exception.type","value":{"stringValue":"asyncio.exceptions.CancelledError"}}]}]}"#,
+            // An event name spelt with an escape.
+            r#","events":[{"timeUnixNano":"1","name":"\u0061bort"}]}"#,
+            // A key spelt with an escape.
+            r#","\u0065vents":[{"timeUnixNano":"1","name":"abort"}]}"#,
+            r#","links":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331"}]}"#,
+            r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":"conv-1"}}]}"#,
+            r#","status":{"code":2,"message":"AbortError: the user pressed Stop"}}"#,
+            r#","attributes":[{"key":"rpc.grpc.status_code","value":{"intValue":"1"}}]}"#,
+            // A second trace id overrules the first.
+            r#","traceId":"0af7651916cd43dd8448eb211c80319c"}"#,
+        ];
+        for rest in spans {
+            let text = format!("{TRACE}{rest}");
+            let (indexed, full) = indexed_and_surveyed(&text);
+            assert_eq!(indexed, full, "{text}");
+        }
+        // And spans that do not start with their trace id are surveyed in full.
+        let late = r#"{"spanId":"eee19b7ec3c1b174","events":[{"timeUnixNano":"1","name":"cancel"}],"traceId":"5b8efff798038103d269b633813fc60c"}"#;
+        let (indexed, full) = indexed_and_surveyed(late);
+        assert!(indexed.may_abort);
+        assert_eq!(indexed, full);
+    }
+
+    #[test]
+    fn the_prefilter_names_the_fields_to_read() {
+        let survey = SurveyRules::new(&crate::config::Rules::default());
+        let fields = |text: &str| survey.fields_to_read(text.as_bytes());
+        assert_eq!(fields(r#","name":"x","attributes":[]}"#), Fields::NONE);
+        assert_eq!(
+            fields(r#","events":[],"links":[]}"#).0,
+            Fields::EVENTS.0 | Fields::LINKS.0
+        );
+        assert_eq!(
+            fields(r#","attributes":[{"key":"session.id"}],"status":{"message":""}}"#).0,
+            Fields::ATTRIBUTES.0 | Fields::STATUS.0
+        );
+        assert_eq!(fields(r#","na\/me":"x"}"#), Fields::ALL);
+    }
 
     #[test]
     fn ids_decode_from_hex_in_either_case_and_base64() {

@@ -594,7 +594,7 @@ impl Converter<'_> {
             trace_id: TraceId(trace_id),
             span_id: SpanId(span_id),
             parent_span_id,
-            name,
+            name: name.into(),
             kind,
             start,
             end,
@@ -652,7 +652,10 @@ impl Converter<'_> {
                 Some(v) => self.value(v, &key),
                 None => Value::Empty,
             };
-            out.push(KeyValue { key, value });
+            out.push(KeyValue {
+                key: key.into(),
+                value,
+            });
         }
         Attributes(out)
     }
@@ -680,7 +683,10 @@ impl Converter<'_> {
                             Some(v) => self.value(v, &key),
                             None => Value::Empty,
                         };
-                        KeyValue { key, value }
+                        KeyValue {
+                            key: key.into(),
+                            value,
+                        }
                     })
                     .collect(),
             ),
@@ -758,7 +764,7 @@ mod tests {
         let mut out = Parsed::default();
         read_unframed(&input, traces(vec![bad]), &mut out);
         assert_eq!(out.spans.len(), 1);
-        assert_eq!(out.spans[0].name, "caf\u{fffd}");
+        assert_eq!(&*out.spans[0].name, "caf\u{fffd}");
         assert_eq!(out.diagnostics.len(), 1);
         assert_eq!(out.diagnostics[0].code, Code::InvalidValue);
         assert!(out.diagnostics[0].message.contains("UTF-8"));

@@ -240,7 +240,7 @@ fn read_span(
         }
         if let Some(port) = remote.get("port").and_then(Json::as_i64) {
             attributes.push(KeyValue {
-                key: "net.peer.port".to_owned(),
+                key: "net.peer.port".into(),
                 value: Value::Int(port),
             });
         }
@@ -302,7 +302,7 @@ fn read_span(
         trace_id: TraceId(trace_id),
         span_id: SpanId(span_id),
         parent_span_id,
-        name,
+        name: name.into(),
         kind,
         start,
         end,
@@ -321,7 +321,7 @@ fn read_span(
 
 fn string_attribute(key: &str, value: &str) -> KeyValue {
     KeyValue {
-        key: key.to_owned(),
+        key: key.into(),
         value: Value::String(value.to_owned()),
     }
 }

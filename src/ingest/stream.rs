@@ -1,0 +1,433 @@
+//! Large OTLP/JSON Lines exports (the Collector's file exporter) read for an audit in two
+//! passes, so that memory follows the aborted turns rather than the file.
+//!
+//! The first pass reads the file once, in blocks, and for every span notes where its text is
+//! and what a survey needs (its trace, whether it may carry an abort signal, where its links
+//! point), building no span. Most spans are surveyed from their text alone: a prefilter finds
+//! that nothing the survey looks for is in them (`otlp_json::SurveyRules`). The second pass
+//! reads back only the spans of the traces that matter, by their places in the file, and
+//! builds them in full.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::Parsed;
+use super::otlp_json::{self, IndexFilter, Keep, SpanFilter, SurveyRules};
+use crate::model::{Resource, TraceId};
+
+/// How much of the file the first pass reads at a time (it reads the next block while the
+/// threads parse this one, so two are in memory).
+const BLOCK_BYTES: u64 = 16 << 20;
+
+/// The second pass reads the kept spans in windows of the file: gaps shorter than this
+/// between kept spans are read through rather than sought over.
+const GAP_BYTES: u64 = 256 << 10;
+
+/// ... and at most this much at a time.
+const BATCH_BYTES: u64 = 4 << 20;
+
+/// Where the spans of a file are, as the first pass found them.
+#[derive(Debug, Default)]
+pub(crate) struct SpanIndex {
+    /// Every span with a usable trace id, in file order.
+    spans: Vec<SpanPlace>,
+    /// One per `ResourceSpans`, in file order.
+    groups: Vec<Group>,
+    /// The distinct resources, told apart by their text (exports repeat one resource in every
+    /// batch).
+    resources: Vec<Arc<Resource>>,
+    resource_ids: HashMap<Box<str>, u32>,
+}
+
+/// 16 bytes a span, whatever its size: the only memory the first pass spends on a span.
+#[derive(Clone, Copy, Debug)]
+struct SpanPlace {
+    offset: u64,
+    len: u32,
+    /// `trace_key` of its trace.
+    trace: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Group {
+    /// Its first span in `SpanIndex::spans`; its spans run to the next group's first.
+    first_span: usize,
+    resource: u32,
+    line: u64,
+}
+
+/// A trace id folded to 32 bits. Two traces may share a key: the second pass then reads a
+/// span it does not need, and drops it on its exact trace id.
+fn trace_key(trace: TraceId) -> u32 {
+    let id = u128::from_le_bytes(trace.0);
+    let folded = (id as u64) ^ ((id >> 64) as u64);
+    (folded.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
+}
+
+impl SpanIndex {
+    /// A resource already seen, by its text.
+    pub(crate) fn resource(&self, text: &str) -> Option<(u32, Arc<Resource>)> {
+        let id = *self.resource_ids.get(text)?;
+        Some((id, Arc::clone(&self.resources[id as usize])))
+    }
+
+    pub(crate) fn add_resource(&mut self, text: &str, resource: Arc<Resource>) -> u32 {
+        let id = self.resources.len() as u32;
+        self.resources.push(resource);
+        self.resource_ids.insert(text.into(), id);
+        id
+    }
+
+    /// Starts the spans of a `ResourceSpans` on `line`.
+    pub(crate) fn begin_group(&mut self, resource: u32, line: u64) {
+        self.groups.push(Group {
+            first_span: self.spans.len(),
+            resource,
+            line,
+        });
+    }
+
+    pub(crate) fn add_span(&mut self, offset: u64, len: u32, trace: TraceId) {
+        self.spans.push(SpanPlace {
+            offset,
+            len,
+            trace: trace_key(trace),
+        });
+    }
+
+    /// Appends the index of the next part of the same file.
+    pub(crate) fn append(&mut self, other: SpanIndex) {
+        let mut remap = vec![0u32; other.resources.len()];
+        for (text, id) in other.resource_ids {
+            remap[id as usize] = match self.resource_ids.get(&text) {
+                Some(known) => *known,
+                None => {
+                    let new = self.resources.len() as u32;
+                    self.resources
+                        .push(Arc::clone(&other.resources[id as usize]));
+                    self.resource_ids.insert(text, new);
+                    new
+                }
+            };
+        }
+        let base = self.spans.len();
+        self.groups.extend(other.groups.into_iter().map(|g| Group {
+            first_span: g.first_span + base,
+            resource: remap[g.resource as usize],
+            line: g.line,
+        }));
+        self.spans.extend(other.spans);
+    }
+
+    /// The spans of the traces kept, in file order, with their lines and resources.
+    fn kept(&self, traces: &HashSet<TraceId>) -> Vec<KeptSpan> {
+        let keys: HashSet<u32> = traces.iter().map(|t| trace_key(*t)).collect();
+        let mut kept = Vec::new();
+        for (i, group) in self.groups.iter().enumerate() {
+            let end = self
+                .groups
+                .get(i + 1)
+                .map_or(self.spans.len(), |next| next.first_span);
+            for place in &self.spans[group.first_span..end] {
+                if keys.contains(&place.trace) {
+                    kept.push(KeptSpan {
+                        offset: place.offset,
+                        len: place.len,
+                        line: group.line,
+                        resource: group.resource,
+                    });
+                }
+            }
+        }
+        kept
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct KeptSpan {
+    offset: u64,
+    len: u32,
+    line: u64,
+    resource: u32,
+}
+
+impl KeptSpan {
+    fn end(&self) -> u64 {
+        self.offset + u64::from(self.len)
+    }
+}
+
+/// Appends up to one block of `file` to `buf`; 0 at the end of the file.
+fn read_block(file: &mut File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    file.take(BLOCK_BYTES).read_to_end(buf)
+}
+
+/// The first pass: every line of the file read with spans located and surveyed
+/// (`SpanFilter::Index`) into `out`, on all threads, one block at a time.
+pub(crate) fn index_file(
+    path: &Path,
+    input: &Arc<str>,
+    survey: &Arc<SurveyRules>,
+    out: &mut Parsed,
+    progress: &indicatif::ProgressBar,
+) -> std::io::Result<()> {
+    let mut file = File::open(path)?;
+    let mut current: Vec<u8> = Vec::with_capacity(BLOCK_BYTES as usize);
+    let mut next: Vec<u8> = Vec::with_capacity(BLOCK_BYTES as usize);
+    let mut eof = read_block(&mut file, &mut current)? == 0;
+    // The file offset and line of `current[0]`, always the start of a line.
+    let mut offset = 0u64;
+    let mut first_line = 1u64;
+    loop {
+        let cut = if eof {
+            current.len()
+        } else {
+            match memchr::memrchr(b'\n', &current) {
+                Some(last) => last + 1,
+                None => {
+                    // A line longer than a block: read on.
+                    eof = read_block(&mut file, &mut current)? == 0;
+                    continue;
+                }
+            }
+        };
+        next.clear();
+        next.extend_from_slice(&current[cut..]);
+        let block = &current[..cut];
+        let filter = SpanFilter::Index(Arc::new(IndexFilter {
+            survey: Arc::clone(survey),
+            block_address: block.as_ptr() as usize,
+            block_offset: offset,
+        }));
+        let (part, read) = rayon::join(
+            || {
+                let mut part = Parsed::default();
+                otlp_json::read_block(input, block, first_line, &filter, &mut part);
+                part
+            },
+            || {
+                if eof {
+                    Ok(0)
+                } else {
+                    read_block(&mut file, &mut next)
+                }
+            },
+        );
+        progress.inc(cut as u64);
+        offset += cut as u64;
+        // Every line of the block was read, the last of them being line `part.lines`.
+        first_line = part.lines + 1;
+        let lines = part.lines;
+        out.append(part);
+        out.lines = out.lines.max(lines);
+        if eof {
+            return Ok(());
+        }
+        eof = read? == 0;
+        std::mem::swap(&mut current, &mut next);
+    }
+}
+
+/// The second pass: the spans of the kept traces, read back from where the first pass found
+/// them and built in full.
+pub(crate) fn read_kept(
+    path: &Path,
+    input: &Arc<str>,
+    index: SpanIndex,
+    keep: &Keep,
+    progress: &indicatif::ProgressBar,
+) -> Result<Parsed, String> {
+    let kept = index.kept(&keep.traces);
+    // Only the resources are needed from here on; the places of every span go before the
+    // kept spans are built.
+    drop(index.spans);
+    drop(index.groups);
+    let resources = index.resources;
+    let batches = batches(&kept);
+    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let mut out = Parsed::default();
+    out.spans.reserve_exact(kept.len());
+    let mut current = Vec::new();
+    let mut next = Vec::new();
+    let mut pending = batches.iter();
+    let mut batch = pending.next();
+    if let Some(b) = batch {
+        read_batch(&mut file, b, &mut current)?;
+    }
+    while let Some(this) = batch {
+        let following = pending.next();
+        let (parts, read) = rayon::join(
+            || {
+                build_batch(
+                    input,
+                    &resources,
+                    keep,
+                    &kept[this.spans.clone()],
+                    this,
+                    &current,
+                )
+            },
+            || match following {
+                Some(b) => read_batch(&mut file, b, &mut next),
+                None => Ok(()),
+            },
+        );
+        for part in parts? {
+            out.append(part);
+        }
+        read?;
+        progress.inc(this.end - this.start);
+        std::mem::swap(&mut current, &mut next);
+        batch = following;
+    }
+    Ok(out)
+}
+
+/// A stretch of the file read at once, and the kept spans in it.
+#[derive(Debug)]
+struct Batch {
+    start: u64,
+    end: u64,
+    spans: std::ops::Range<usize>,
+    /// Runs of the stretch actually read (gaps of more than `GAP_BYTES` are sought over), as
+    /// (file offset, length); read one after another into one buffer.
+    runs: Vec<(u64, u64)>,
+}
+
+fn batches(kept: &[KeptSpan]) -> Vec<Batch> {
+    let mut batches: Vec<Batch> = Vec::new();
+    for (i, span) in kept.iter().enumerate() {
+        let fits = batches
+            .last()
+            .is_some_and(|b| span.end() - b.start <= BATCH_BYTES);
+        if !fits {
+            batches.push(Batch {
+                start: span.offset,
+                end: span.end(),
+                spans: i..i + 1,
+                runs: vec![(span.offset, u64::from(span.len))],
+            });
+            continue;
+        }
+        let batch = batches.last_mut().expect("a batch was just checked");
+        batch.spans.end = i + 1;
+        batch.end = batch.end.max(span.end());
+        let run = batch.runs.last_mut().expect("a batch starts with a run");
+        let run_end = run.0 + run.1;
+        if span.offset <= run_end + GAP_BYTES {
+            run.1 = run.1.max(span.end() - run.0);
+        } else {
+            batch.runs.push((span.offset, u64::from(span.len)));
+        }
+    }
+    batches
+}
+
+fn read_batch(file: &mut File, batch: &Batch, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.clear();
+    for &(offset, len) in &batch.runs {
+        let at = buf.len();
+        buf.resize(at + len as usize, 0);
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.read_exact(&mut buf[at..]))
+            .map_err(|e| format!("cannot read back bytes {offset}..{}: {e}", offset + len))?;
+    }
+    Ok(())
+}
+
+/// Builds the kept spans of one batch, whose runs are in `buf`, on all threads.
+fn build_batch(
+    input: &Arc<str>,
+    resources: &[Arc<Resource>],
+    keep: &Keep,
+    spans: &[KeptSpan],
+    batch: &Batch,
+    buf: &[u8],
+) -> Result<Vec<Parsed>, String> {
+    // Where each run starts in `buf`.
+    let mut run_starts = Vec::with_capacity(batch.runs.len());
+    let mut at = 0usize;
+    for &(_, len) in &batch.runs {
+        run_starts.push(at);
+        at += len as usize;
+    }
+    let text_of = |span: &KeptSpan| -> &[u8] {
+        let run = batch
+            .runs
+            .partition_point(|&(offset, _)| offset <= span.offset)
+            - 1;
+        let start = run_starts[run] + (span.offset - batch.runs[run].0) as usize;
+        &buf[start..start + span.len as usize]
+    };
+    spans
+        .par_chunks(256)
+        .map(|chunk| {
+            let mut part = Parsed::default();
+            for span in chunk {
+                let resource = &resources[span.resource as usize];
+                otlp_json::read_kept_span(input, text_of(span), span.line, resource, keep, &mut part)
+                    .map_err(|e| {
+                        format!(
+                            "the span at byte {} (line {}) no longer reads as it did ({e}); was the file changed while it was read?",
+                            span.offset, span.line
+                        )
+                    })?;
+            }
+            Ok(part)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn place(offset: u64, len: u32) -> KeptSpan {
+        KeptSpan {
+            offset,
+            len,
+            line: 1,
+            resource: 0,
+        }
+    }
+
+    #[test]
+    fn batches_read_through_short_gaps_and_seek_over_long_ones() {
+        let far = 10 * GAP_BYTES;
+        let kept = [place(0, 10), place(20, 10), place(far, 5)];
+        let batches = batches(&kept);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].runs, vec![(0, 30), (far, 5)]);
+        assert_eq!(batches[0].spans, 0..3);
+    }
+
+    #[test]
+    fn batches_stay_within_their_size() {
+        let kept = [
+            place(0, 10),
+            place(BATCH_BYTES, 10),
+            place(BATCH_BYTES + 20, 10),
+        ];
+        let batches = batches(&kept);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].spans, 0..1);
+        assert_eq!(batches[1].spans, 1..3);
+        assert_eq!(batches[1].runs, vec![(BATCH_BYTES, 30)]);
+    }
+
+    #[test]
+    fn trace_keys_differ_for_ids_that_differ_in_either_half() {
+        let a = TraceId([1; 16]);
+        let mut b = a;
+        b.0[15] = 2;
+        let mut c = a;
+        c.0[0] = 2;
+        assert_ne!(trace_key(a), trace_key(b));
+        assert_ne!(trace_key(a), trace_key(c));
+    }
+}

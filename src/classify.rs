@@ -694,7 +694,7 @@ fn is_client_gone_status(span: &Span, rules: &Rules) -> Option<String> {
     if let Some(t) = span.attributes.text("error.type") {
         texts.push(t.into_owned());
     }
-    texts.push(span.status.message.clone());
+    texts.push(span.status.message.to_string());
     for event in span.events.iter().filter(|e| e.name == "exception") {
         for key in ["exception.type", "exception.message"] {
             if let Some(t) = event.attributes.text(key) {
@@ -1384,7 +1384,7 @@ mod tests {
     #[test]
     fn a_conversation_without_abort_produces_nothing() {
         let mut spans = synchronous_call(900, &[(5, "INSERT", 400, 410)]);
-        spans[0].events.clear();
+        spans[0].events = Box::default();
         let audit = audit(&spans);
         assert!(audit.findings.is_empty());
         assert_eq!(audit.aborted_turns, 0);

@@ -5,6 +5,7 @@
 //! A time filter ("everything after the abort") would flag the user's next turn and miss a
 //! worker trace that carries no conversation id; following causality does neither.
 
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::config::{Rules, ToolMatcher};
@@ -15,7 +16,7 @@ use crate::model::{KeyKind, Span, SpanId, SpanKind, StatusCode, TraceId, Value, 
 pub struct Joined<'s> {
     pub spans: &'s [Span],
     /// Same-trace children of each span, by start time.
-    pub children: Vec<Vec<usize>>,
+    pub children: Children,
     /// Same-trace parent of each span, when the parent was exported.
     pub parent: Vec<Option<usize>>,
     /// Conversations by id.
@@ -139,14 +140,51 @@ impl Joined<'_> {
     }
 }
 
+/// The children of every span, in one allocation rather than a vector each (a large export's
+/// audit holds one entry per span).
+#[derive(Debug)]
+pub struct Children {
+    /// The children of span `i` are `items[starts[i]..starts[i + 1]]`.
+    starts: Vec<usize>,
+    items: Vec<usize>,
+}
+
+impl Children {
+    /// From (parent, child) edges; each list is sorted by `order` and has no repeats.
+    fn new(
+        spans: usize,
+        mut edges: Vec<(usize, usize)>,
+        order: impl Fn(&usize, &usize) -> std::cmp::Ordering,
+    ) -> Children {
+        edges.sort_by(|a, b| a.0.cmp(&b.0).then(order(&a.1, &b.1)));
+        edges.dedup();
+        let mut starts = Vec::with_capacity(spans + 1);
+        let mut items = Vec::with_capacity(edges.len());
+        let mut next = edges.iter().peekable();
+        for span in 0..spans {
+            starts.push(items.len());
+            while let Some((_, child)) = next.next_if(|(p, _)| *p == span) {
+                items.push(*child);
+            }
+        }
+        starts.push(items.len());
+        Children { starts, items }
+    }
+
+    pub fn of(&self, span: usize) -> &[usize] {
+        &self.items[self.starts[span]..self.starts[span + 1]]
+    }
+}
+
 /// Joins the spans. Pure: the same spans and rules give the same result whatever their order.
 pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> Joined<'s> {
-    let mut by_id: HashMap<(TraceId, SpanId), usize> = HashMap::with_capacity(spans.len());
+    let mut by_id: FxHashMap<(TraceId, SpanId), usize> =
+        FxHashMap::with_capacity_and_hasher(spans.len(), Default::default());
     for (i, span) in spans.iter().enumerate() {
         by_id.entry((span.trace_id, span.span_id)).or_insert(i);
     }
     let mut parent = vec![None; spans.len()];
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    let mut edges: Vec<(usize, usize)> = Vec::new();
     let mut incoming_links: HashMap<usize, Vec<usize>> = HashMap::new();
     for (i, span) in spans.iter().enumerate() {
         if let Some(p) = span
@@ -155,7 +193,7 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
             && *p != i
         {
             parent[i] = Some(*p);
-            children[*p].push(i);
+            edges.push((*p, i));
         }
         for link in &span.links {
             if let Some(target) = by_id.get(&(link.trace_id, link.span_id))
@@ -165,10 +203,12 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
             }
         }
     }
+    drop(by_id);
     let order = |a: &usize, b: &usize| {
         (spans[*a].start, spans[*a].span_id).cmp(&(spans[*b].start, spans[*b].span_id))
     };
-    for list in children.iter_mut().chain(incoming_links.values_mut()) {
+    let children = Children::new(spans.len(), edges, order);
+    for list in incoming_links.values_mut() {
         list.sort_by(order);
         list.dedup();
     }
@@ -180,21 +220,22 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
         incoming_links: &incoming_links,
     };
 
-    let mut traces: HashMap<TraceId, Vec<usize>> = HashMap::new();
-    for (i, span) in spans.iter().enumerate() {
-        traces.entry(span.trace_id).or_default().push(i);
-    }
-    let mut trace_ids: Vec<TraceId> = traces.keys().copied().collect();
-    trace_ids.sort();
+    // The spans of each trace, together and by start time.
+    let mut by_trace: Vec<usize> = (0..spans.len()).collect();
+    by_trace.sort_by(|a, b| {
+        spans[*a]
+            .trace_id
+            .cmp(&spans[*b].trace_id)
+            .then(order(a, b))
+    });
 
     let upstream = graph.upstream_flags();
     let mut conversations: Vec<Conversation> = Vec::new();
     let mut conversation_index: HashMap<String, usize> = HashMap::new();
     let mut turns: Vec<Turn> = Vec::new();
-    for trace_id in trace_ids {
-        let mut members = traces.remove(&trace_id).unwrap_or_default();
-        members.sort_by(order);
-        let (conversation_id, source) = match conversation_of(spans, &members, &upstream, rules) {
+    for members in by_trace.chunk_by(|a, b| spans[*a].trace_id == spans[*b].trace_id) {
+        let trace_id = spans[members[0]].trace_id;
+        let (conversation_id, source) = match conversation_of(spans, members, &upstream, rules) {
             Some((id, key)) => (id, ConversationSource::Attribute(key)),
             None => (trace_id.to_string(), ConversationSource::Trace),
         };
@@ -208,7 +249,7 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
                 });
                 conversations.len() - 1
             });
-        for mut turn in graph.turns_of_trace(trace_id, &members, &upstream, rules) {
+        for mut turn in graph.turns_of_trace(trace_id, members, &upstream, rules) {
             turn.conversation = conversation;
             turn.is_agent_turn |= source != ConversationSource::Trace;
             if turn.is_agent_turn {
@@ -452,7 +493,7 @@ fn join_events(
 struct Graph<'a> {
     spans: &'a [Span],
     parent: &'a [Option<usize>],
-    children: &'a [Vec<usize>],
+    children: &'a Children,
     incoming_links: &'a HashMap<usize, Vec<usize>>,
 }
 
@@ -725,7 +766,7 @@ impl Graph<'_> {
         let mut queue: VecDeque<(usize, Via, Option<usize>)> =
             VecDeque::from([(tool, Via::Parent, tool_outbound)]);
         while let Some((from, via, outbound)) = queue.pop_front() {
-            let next_children = self.children[from].iter().map(|c| (*c, via));
+            let next_children = self.children.of(from).iter().map(|c| (*c, via));
             let next_links = self
                 .incoming_links
                 .get(&from)
@@ -864,8 +905,8 @@ pub(crate) mod tests {
                 service_name: service.to_owned(),
                 attributes: Attributes::default(),
             }),
-            events: Vec::new(),
-            links: Vec::new(),
+            events: Box::default(),
+            links: Box::default(),
             origin: Origin {
                 input: Arc::from("test"),
                 line: 1,
@@ -897,7 +938,8 @@ pub(crate) mod tests {
             self
         }
         pub fn event(mut self, name: &str, at_ms: u64, attrs: &[(&str, &str)]) -> Self {
-            self.0.events.push(Event {
+            let mut events = std::mem::take(&mut self.0.events).into_vec();
+            events.push(Event {
                 name: name.to_owned(),
                 time: at_ms * 1_000_000,
                 attributes: Attributes(
@@ -910,14 +952,17 @@ pub(crate) mod tests {
                         .collect(),
                 ),
             });
+            self.0.events = events.into();
             self
         }
         pub fn link(mut self, trace_n: u8, id: u8) -> Self {
-            self.0.links.push(Link {
+            let mut links = std::mem::take(&mut self.0.links).into_vec();
+            links.push(Link {
                 trace_id: trace(trace_n),
                 span_id: SpanId([id; 8]),
                 attributes: Attributes::default(),
             });
+            self.0.links = links.into();
             self
         }
         pub fn open(mut self) -> Self {

@@ -86,6 +86,11 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
             let audit = classify::classify(&joined, &config.rules);
             let summary =
                 report::Summary::new(&config.rules, &ingested, &joined, &audit, &config.fail_on);
+            // The findings stand on their own: the spans and the join behind them go before
+            // the report is written, which on a large export is most of the memory.
+            drop(joined);
+            let mut ingested = ingested;
+            drop(std::mem::take(&mut ingested.spans));
             match config.format {
                 OutputFormat::Table => {
                     report::table::scan(&audit, &summary, out)?;

@@ -185,7 +185,7 @@ impl StatusCode {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Status {
     pub code: StatusCode,
-    pub message: String,
+    pub message: Box<str>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -231,8 +231,8 @@ pub struct Span {
     pub status: Status,
     pub attributes: Attributes,
     pub resource: Arc<Resource>,
-    pub events: Vec<Event>,
-    pub links: Vec<Link>,
+    pub events: Box<[Event]>,
+    pub links: Box<[Link]>,
     pub origin: Origin,
 }
 

@@ -508,7 +508,7 @@ fn zipkin_fields_map_onto_the_model_and_missing_times_are_reported() {
         "first annotation"
     );
     assert_eq!(spans[1].status.code, StatusCode::Error);
-    assert_eq!(spans[1].status.message, "connection reset");
+    assert_eq!(&*spans[1].status.message, "connection reset");
     let missing: Vec<_> = report
         .diagnostics
         .iter()

@@ -416,8 +416,8 @@ fn read_span(
         status,
         attributes: Attributes(attributes),
         resource,
-        events,
-        links,
+        events: events.into(),
+        links: links.into(),
         origin: Origin {
             input: Arc::clone(record.input),
             line,
@@ -620,7 +620,7 @@ pub(crate) fn take_kind_and_status(
                 }
             }
             ("otel.status_description", _) => {
-                status.message = text_of(&kv.value);
+                status.message = text_of(&kv.value).into();
             }
             ("error", _) if error_is_message => {
                 error = true;
@@ -633,7 +633,7 @@ pub(crate) fn take_kind_and_status(
     }
     *attributes = keep;
     if status.message.is_empty() && !error_message.is_empty() {
-        status.message = error_message;
+        status.message = error_message.into();
     }
     status.code = match status_code {
         Some(code) => code,

@@ -17,6 +17,7 @@ pub(crate) mod temporal;
 pub mod vendor;
 mod zipkin;
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, hash_map};
 use std::io::{IsTerminal, Read};
@@ -131,7 +132,7 @@ pub(crate) enum Shape {
 #[derive(Debug, Default)]
 pub(crate) struct Survey {
     /// Traces with a span that may carry an abort signal.
-    pub may_abort: HashSet<TraceId>,
+    pub may_abort: FxHashSet<TraceId>,
     /// Span links as (the trace linked to, the trace of the linking span).
     pub links: Vec<(TraceId, TraceId)>,
     /// Hashes of the conversation ids seen.
@@ -171,7 +172,7 @@ pub(crate) struct Parsed {
     /// Where the first read of a large export found its spans.
     pub index: stream::SpanIndex,
     /// Attribute keys, one copy of each for all the spans of this part.
-    keys: HashSet<Arc<str>>,
+    keys: FxHashSet<Arc<str>>,
     /// Vendor events, when the input is an event log.
     pub events: Vec<VendorEvent>,
     pub events_by_vendor: BTreeMap<String, u64>,
@@ -515,8 +516,8 @@ type InputRead = (InputReport, Vec<Span>, Vec<VendorEvent>);
 
 /// Combines what each input gave, in input order, keeping the first copy of a span read twice.
 fn merge_inputs(results: Vec<InputRead>) -> Ingested {
-    let mut seen: HashMap<(TraceId, SpanId, u64), usize> = HashMap::new();
-    let mut all_traces = HashSet::new();
+    let mut seen: FxHashMap<(TraceId, SpanId, u64), usize> = FxHashMap::default();
+    let mut all_traces = FxHashSet::default();
     let mut all_services = HashSet::new();
     let mut ingested = Ingested::default();
     for (mut report, mut spans, events) in results {
@@ -551,7 +552,7 @@ fn merge_inputs(results: Vec<InputRead>) -> Ingested {
         drop(kept_at);
         let mut flags = keep.into_iter();
         spans.retain(|_| flags.next().unwrap_or(false));
-        let mut traces = HashSet::new();
+        let mut traces = FxHashSet::default();
         let mut services = HashSet::new();
         for span in &spans {
             traces.insert(span.trace_id);
@@ -657,7 +658,7 @@ pub fn ingest_for_audit(
         .collect();
 
     // The traces that matter, and the ones linked into them, transitively.
-    let mut relevant: HashSet<TraceId> = HashSet::new();
+    let mut relevant: FxHashSet<TraceId> = FxHashSet::default();
     let mut links_into: HashMap<TraceId, Vec<TraceId>> = HashMap::new();
     let mut conversations: HashSet<u64> = HashSet::new();
     for (parsed, _) in surveys.iter().flatten() {
@@ -700,7 +701,7 @@ pub fn ingest_for_audit(
     // the first; only what reading a kept span in full finds is new.
     let keep = otlp_json::Keep {
         traces: relevant,
-        attributes: rules.attributes_read(),
+        attributes: rules.attributes_read().into_iter().collect(),
     };
     let mut results = Vec::with_capacity(files.len());
     for ((source, whole), survey) in files.iter().zip(whole).zip(surveys) {

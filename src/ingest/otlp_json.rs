@@ -155,6 +155,8 @@ pub(crate) struct SurveyRules {
     prefilter: Prefilter,
     /// What each needle of the prefilter says must be read.
     fields: Vec<Fields>,
+    /// Finds the event names that may be an abort (`None`: events are always read).
+    event_names: Option<aho_corasick::AhoCorasick>,
 }
 
 enum Prefilter {
@@ -200,10 +202,22 @@ impl SurveyRules {
                 Err(_) => Prefilter::None,
             },
         };
+        // An event can only be an abort by its name: one the rules name (in any case), or
+        // `exception`. Most spans with events are model calls logging their prompts, so this
+        // second look spares them the full survey.
+        let names: Vec<String> = std::iter::once("exception")
+            .chain(rules.abort.event_names.iter().map(String::as_str))
+            .map(|name| format!("\"{name}\""))
+            .collect();
+        let event_names = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&names)
+            .ok();
         SurveyRules {
             rules: rules.clone(),
             prefilter,
             fields: needles.into_iter().map(|(_, fields)| fields).collect(),
+            event_names,
         }
     }
 
@@ -227,6 +241,12 @@ impl SurveyRules {
             let Some((pattern, start)) = found else { break };
             fields.0 |= self.fields[pattern.as_usize()].0;
             from = start + 1;
+        }
+        if fields.has(Fields::EVENTS)
+            && fields != Fields::ALL
+            && self.event_names.as_ref().is_some_and(|n| !n.is_match(rest))
+        {
+            fields.0 &= !Fields::EVENTS.0;
         }
         fields
     }
@@ -319,9 +339,9 @@ fn without_position(e: &serde_json::Error) -> String {
 /// What the second read of a large export keeps.
 #[derive(Debug, Default)]
 pub(crate) struct Keep {
-    pub traces: std::collections::HashSet<TraceId>,
+    pub traces: rustc_hash::FxHashSet<TraceId>,
     /// Span attribute keys the audit reads (`Rules::attributes_read`).
-    pub attributes: std::collections::HashSet<String>,
+    pub attributes: rustc_hash::FxHashSet<String>,
 }
 
 /// What the survey keeps of a span.
@@ -1004,6 +1024,23 @@ const STATUS_NAMES: &[&str] = &["UNSET", "OK", "ERROR"];
 // ---------------------------------------------------------------------------------------------
 // Ids.
 
+/// The value of each hex digit; 0x10 for every other byte.
+const HEX: [u8; 256] = {
+    let mut table = [0x10u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
 /// Decodes an OTLP id: hex in either case (the OTLP/JSON spec), or base64 in the standard or
 /// URL-safe alphabet, padded or not (proto3-JSON writers such as Tempo). The length tells them
 /// apart: 16 bytes are 32 hex digits or 22-24 base64 characters.
@@ -1012,21 +1049,17 @@ pub(crate) fn decode_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
         return Err("is empty".into());
     }
     let mut out = [0u8; N];
-    let hex = |b: u8| match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+    // Every span has two or three ids, so this is on the hot path of every read: a table
+    // lookup, and one check of all the digits at the end.
+    let from_hex = raw.len() == 2 * N && {
+        let mut invalid = 0u8;
+        for (i, pair) in raw.as_bytes().chunks_exact(2).enumerate() {
+            let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+            invalid |= (high | low) & 0x10;
+            out[i] = (high << 4) | (low & 0x0f);
+        }
+        invalid == 0
     };
-    let from_hex = (raw.len() == 2 * N)
-        .then(|| {
-            for (i, pair) in raw.as_bytes().chunks_exact(2).enumerate() {
-                out[i] = (hex(pair[0])? << 4) | hex(pair[1])?;
-            }
-            Some(())
-        })
-        .flatten()
-        .is_some();
     if !from_hex {
         let trimmed = raw.trim_end_matches('=');
         let engine = if trimmed.contains(['-', '_']) {
@@ -1330,7 +1363,7 @@ impl Converter<'_, '_> {
                 };
                 Status {
                     code,
-                    message: status.message.map(Cow::into_owned).unwrap_or_default(),
+                    message: status.message.as_deref().unwrap_or_default().into(),
                 }
             }
         };
@@ -1415,8 +1448,8 @@ impl Converter<'_, '_> {
             status,
             attributes,
             resource: Arc::clone(resource),
-            events,
-            links,
+            events: events.into(),
+            links: links.into(),
             origin: Origin {
                 input: Arc::clone(self.input),
                 line,
@@ -1505,31 +1538,17 @@ impl Converter<'_, '_> {
             };
         }
         if let Some(array) = wire.array_value {
+            // Collected into a fresh vector: `collect` would reuse the wire values' allocation,
+            // several times the size of the values, for as long as the span lives.
             let values = array.values.unwrap_or_default();
-            return Value::Array(
-                values
-                    .into_iter()
-                    .map(|v| self.value(v, key, line))
-                    .collect(),
-            );
+            let mut out = Vec::with_capacity(values.len());
+            for v in values {
+                out.push(self.value(v, key, line));
+            }
+            return Value::Array(out);
         }
         if let Some(kvlist) = wire.kvlist_value {
-            let values = kvlist.values.unwrap_or_default();
-            return Value::KvList(
-                values
-                    .into_iter()
-                    .map(|kv| {
-                        let value = match kv.value {
-                            Some(v) => self.value(v, &kv.key, line),
-                            None => Value::Empty,
-                        };
-                        KeyValue {
-                            key: self.out.intern(&kv.key),
-                            value,
-                        }
-                    })
-                    .collect(),
-            );
+            return Value::KvList(self.attributes(kvlist.values, line).0);
         }
         Value::Empty
     }
@@ -1862,8 +1881,13 @@ mod tests {
         let fields = |text: &str| survey.fields_to_read(text.as_bytes());
         assert_eq!(fields(r#","name":"x","attributes":[]}"#), Fields::NONE);
         assert_eq!(
-            fields(r#","events":[],"links":[]}"#).0,
+            fields(r#","events":[{"name":"Exception"}],"links":[]}"#).0,
             Fields::EVENTS.0 | Fields::LINKS.0
+        );
+        // Events none of whose names can be an abort need not be read.
+        assert_eq!(
+            fields(r#","events":[{"name":"gen_ai.content.prompt"}],"links":[]}"#),
+            Fields::LINKS
         );
         assert_eq!(
             fields(r#","attributes":[{"key":"session.id"}],"status":{"message":""}}"#).0,

@@ -532,7 +532,10 @@ impl Converter<'_> {
                     }
                 };
                 let message = self.text(status.message, &|| format!("{label}: the status message"));
-                Status { code, message }
+                Status {
+                    code,
+                    message: message.into(),
+                }
             }
         };
         let attributes = self.attributes(wire.attributes, &|| format!("{label}: an attribute"));
@@ -601,8 +604,8 @@ impl Converter<'_> {
             status,
             attributes,
             resource: Arc::clone(resource),
-            events,
-            links,
+            events: events.into(),
+            links: links.into(),
             origin: Origin {
                 input: Arc::clone(self.input),
                 line: self.message,
@@ -671,24 +674,18 @@ impl Converter<'_> {
             Some(W::Int(i)) => Value::Int(i),
             Some(W::Double(d)) => Value::Double(d),
             Some(W::Bytes(b)) => Value::Bytes(b),
+            // A fresh vector: `collect` would keep the decoded message's allocation, with its
+            // spare capacity, for as long as the span lives.
             Some(W::Array(a)) => {
-                Value::Array(a.values.into_iter().map(|v| self.value(v, key)).collect())
+                let mut out = Vec::with_capacity(a.values.len());
+                for v in a.values {
+                    out.push(self.value(v, key));
+                }
+                Value::Array(out)
             }
             Some(W::KvList(kvs)) => Value::KvList(
-                kvs.values
-                    .into_iter()
-                    .map(|kv| {
-                        let key = self.text(kv.key, &|| format!("attribute {key:?}: a key"));
-                        let value = match kv.value {
-                            Some(v) => self.value(v, &key),
-                            None => Value::Empty,
-                        };
-                        KeyValue {
-                            key: key.into(),
-                            value,
-                        }
-                    })
-                    .collect(),
+                self.attributes(kvs.values, &|| format!("attribute {key:?}"))
+                    .0,
             ),
         }
     }

@@ -309,8 +309,8 @@ fn read_span(
         status,
         attributes: Attributes(attributes),
         resource,
-        events,
-        links: Vec::new(),
+        events: events.into(),
+        links: Box::default(),
         origin: Origin {
             input: Arc::clone(record.input),
             line,

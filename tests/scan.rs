@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bin, fixture, json};
+use common::{assert_code, bin, fixture, json};
 use serde_json::Value;
 
 /// The scenario fixtures: the committed ones, or a fresh run of the harness that CI points
@@ -411,12 +411,7 @@ fn the_readme_example_mapping_is_valid_rules() {
         .arg(&rules)
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_code(&output, 0);
     assert!(String::from_utf8_lossy(&output.stdout).contains("acme-mailer"));
 
     // And it reads a log of that made-up vendor.
@@ -483,10 +478,44 @@ fn the_two_pass_read_of_large_files_finds_exactly_what_a_whole_read_finds() {
         .arg(scenarios().join("traces/worker.jsonl"))
         .output()
         .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    assert_code(&output, 0);
+}
+
+#[test]
+fn the_two_pass_read_skips_a_mistyped_kept_span_with_a_diagnostic() {
+    // The first pass reads the child span from its trace id alone; only the second, which
+    // reads it in full because its trace was aborted, finds its attributes are not a list.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let root = format!(
+        r#"{{"traceId":"{trace}","spanId":"b7ad6b7169203331","name":"invoke_agent","kind":1,"startTimeUnixNano":"1000000000","endTimeUnixNano":"3000000000","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"invoke_agent"}}}}],"events":[{{"timeUnixNano":"2000000000","name":"abort"}}]}}"#
     );
+    let child = format!(
+        r#"{{"traceId":"{trace}","spanId":"00f067aa0ba902b7","parentSpanId":"b7ad6b7169203331","name":"chat","kind":3,"startTimeUnixNano":"1100000000","endTimeUnixNano":"1200000000","attributes":5}}"#
+    );
+    let line = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"agent"}}}}]}},"scopeSpans":[{{"spans":[{root},{child}]}}]}}]}}"#
+    );
+    // A first line that reads whole, so the file is recognised as OTLP/JSON Lines.
+    let first = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b8","name":"quiet","kind":1,"startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+    std::fs::write(&path, format!("{first}\n{line}\n")).unwrap();
+    let output = bin()
+        .env("ABORTAUDIT_SURVEY_ABOVE", "0")
+        .args(["scan", "--format", "json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_code(&output, 0);
+    let report = json(&output.stdout);
+    let diagnostics = report["diagnostics"].as_array().unwrap();
+    assert_eq!(diagnostics.len(), 1, "{report}");
+    assert_eq!(diagnostics[0]["code"], "invalid-otlp");
+    assert_eq!(diagnostics[0]["line"], 2);
+    let message = diagnostics[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("a span is not OTLP/JSON: invalid type"),
+        "{message}"
+    );
+    assert_eq!(report["summary"]["aborted_turns"], 1, "{report}");
 }

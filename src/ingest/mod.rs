@@ -697,8 +697,7 @@ pub fn ingest_for_audit(
         }
     }
 
-    // The second pass reads only those traces' spans. Line-level problems were reported by
-    // the first; only what reading a kept span in full finds is new.
+    // The second pass reads only those traces' spans.
     let keep = otlp_json::Keep {
         traces: relevant,
         attributes: rules.attributes_read().into_iter().collect(),
@@ -724,13 +723,9 @@ pub fn ingest_for_audit(
             }
             (error, _) => (Parsed::default(), error),
         };
+        // The second pass reads spans, never lines: what it finds is about the kept spans.
         let mut diagnostics = survey.diagnostics;
-        diagnostics.extend(kept.diagnostics.into_iter().filter(|d| {
-            !matches!(
-                d.code,
-                Code::MalformedJson | Code::TruncatedLine | Code::InvalidOtlp | Code::NotTraces
-            )
-        }));
+        diagnostics.extend(kept.diagnostics);
         diagnostics.sort_by_key(|d| d.line);
         let error = match error {
             Some(e) => Some(format!("{path}: cannot read: {e}")),

@@ -77,10 +77,10 @@ struct WireResource<'a> {
     attributes: Option<Vec<WireKeyValue<'a>>>,
 }
 
-/// A resource, and in the first read of a large export its text, by which the resources of
-/// many batches are recognised as one.
+/// A resource; in the first read of a large export, only its text, by which the resources of
+/// many batches are recognised as one and read once.
 struct ResourceField<'a> {
-    wire: WireResource<'a>,
+    wire: Option<WireResource<'a>>,
     text: Option<&'a str>,
 }
 
@@ -88,15 +88,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for ResourceField<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if FILTER.with(|f| matches!(&*f.borrow(), SpanFilter::Index(_))) {
             let raw = <&'de serde_json::value::RawValue>::deserialize(deserializer)?;
-            let wire = serde_json::from_str(raw.get())
-                .map_err(|e| de::Error::custom(without_position(&e)))?;
             Ok(ResourceField {
-                wire,
+                wire: None,
                 text: Some(raw.get()),
             })
         } else {
             Ok(ResourceField {
-                wire: WireResource::deserialize(deserializer)?,
+                wire: Some(WireResource::deserialize(deserializer)?),
                 text: None,
             })
         }
@@ -155,8 +153,8 @@ pub(crate) struct SurveyRules {
     prefilter: Prefilter,
     /// What each needle of the prefilter says must be read.
     fields: Vec<Fields>,
-    /// Finds the event names that may be an abort (`None`: events are always read).
-    event_names: Option<aho_corasick::AhoCorasick>,
+    /// The event names that are an abort (`None`: events are always read).
+    event_names: Option<Vec<String>>,
 }
 
 enum Prefilter {
@@ -204,15 +202,10 @@ impl SurveyRules {
         };
         // An event can only be an abort by its name: one the rules name (in any case), or
         // `exception`. Most spans with events are model calls logging their prompts, so this
-        // second look spares them the full survey.
-        let names: Vec<String> = std::iter::once("exception")
-            .chain(rules.abort.event_names.iter().map(String::as_str))
-            .map(|name| format!("\"{name}\""))
-            .collect();
-        let event_names = aho_corasick::AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .build(&names)
-            .ok();
+        // second look spares them the full survey. A rule naming the empty string matches an
+        // event with no name, which this cannot see, so then every event is read.
+        let event_names = (!rules.abort.event_names.iter().any(String::is_empty))
+            .then(|| rules.abort.event_names.clone());
         SurveyRules {
             rules: rules.clone(),
             prefilter,
@@ -244,12 +237,37 @@ impl SurveyRules {
         }
         if fields.has(Fields::EVENTS)
             && fields != Fields::ALL
-            && self.event_names.as_ref().is_some_and(|n| !n.is_match(rest))
+            && self
+                .event_names
+                .as_ref()
+                .is_some_and(|names| !names_an_abort_event(rest, names))
         {
             fields.0 &= !Fields::EVENTS.0;
         }
         fields
     }
+}
+
+/// Whether a span's text has a `"name"` key whose string may name an abort event: `exception`,
+/// or one of `names` in any case. Escapes were ruled out by the prefilter, so every `"name"`
+/// followed by a colon is a key, and its string ends at the next quote.
+fn names_an_abort_event(text: &[u8], names: &[String]) -> bool {
+    let key = memchr::memmem::Finder::new(b"\"name\"");
+    key.find_iter(text).any(|at| {
+        let after = text[at + 6..].trim_ascii_start();
+        let Some(value) = after.strip_prefix(b":") else {
+            return false;
+        };
+        let Some(value) = value.trim_ascii_start().strip_prefix(b"\"") else {
+            // A null or mistyped name: read the events in full and let them say.
+            return true;
+        };
+        let name = &value[..memchr::memchr(b'"', value).unwrap_or(value.len())];
+        name == b"exception"
+            || names
+                .iter()
+                .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+    })
 }
 
 /// Which fields of a span a survey reads, as bits.
@@ -330,7 +348,7 @@ fn leading_trace_id(span: &[u8]) -> Option<(TraceId, usize)> {
 
 /// A serde_json error's message without the position it appends, which would point into a
 /// span read on its own rather than into the line.
-fn without_position(e: &serde_json::Error) -> String {
+pub(crate) fn without_position(e: &serde_json::Error) -> String {
     let text = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
@@ -429,11 +447,11 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                     }
                 }
                 b"events" if fields.has(Fields::EVENTS) => {
-                    let events = map.next_value_seed(SurveyEvents)?;
+                    let events = map.next_value_seed(FilteredEvents)?;
                     for event in &events {
-                        let attributes = &event.attributes;
+                        let attributes = event.attributes.as_deref().unwrap_or_default();
                         span.may_abort |= crate::correlate::is_abort_event(
-                            &event.name,
+                            event.name.as_deref().unwrap_or_default(),
                             wire_text(attributes, "exception.type")
                                 .or_else(|| wire_text(attributes, "error.type")),
                             wire_text(attributes, "exception.message"),
@@ -574,25 +592,20 @@ impl<'de> Visitor<'de> for SomeAttribute<'_> {
     }
 }
 
-/// A span event as a survey needs it: its name, and the attributes that say what an exception
-/// was.
-struct SurveyEvent<'de> {
-    name: Cow<'de, str>,
-    attributes: Vec<WireKeyValue<'de>>,
-}
+/// A span's events with, of their attributes, only those that say what an exception was: the
+/// rest (a stack trace, a model's prompt) is skipped unread, not copied and then dropped.
+struct FilteredEvents;
 
-struct SurveyEvents;
-
-impl<'de> de::DeserializeSeed<'de> for SurveyEvents {
-    type Value = Vec<SurveyEvent<'de>>;
+impl<'de> de::DeserializeSeed<'de> for FilteredEvents {
+    type Value = Vec<WireEvent<'de>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for SurveyEvents {
-    type Value = Vec<SurveyEvent<'de>>;
+impl<'de> Visitor<'de> for FilteredEvents {
+    type Value = Vec<WireEvent<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list of span events")
@@ -604,48 +617,42 @@ impl<'de> Visitor<'de> for SurveyEvents {
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut events = Vec::new();
-        while let Some(event) = seq.next_element_seed(SurveyEventSeed)? {
+        while let Some(event) = seq.next_element_seed(FilteredEvent)? {
             events.push(event);
         }
         Ok(events)
     }
 }
 
-struct SurveyEventSeed;
+struct FilteredEvent;
 
-impl<'de> de::DeserializeSeed<'de> for SurveyEventSeed {
-    type Value = SurveyEvent<'de>;
+impl<'de> de::DeserializeSeed<'de> for FilteredEvent {
+    type Value = WireEvent<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for SurveyEventSeed {
-    type Value = SurveyEvent<'de>;
+impl<'de> Visitor<'de> for FilteredEvent {
+    type Value = WireEvent<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a span event")
     }
 
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut event = SurveyEvent {
-            name: Cow::Borrowed(""),
-            attributes: Vec::new(),
-        };
+        let mut event = WireEvent::default();
         while let Some(RawStr(field)) = map.next_key::<RawStr<'de>>()? {
             match field.as_ref() {
-                b"name" => {
-                    event.name = map
-                        .next_value::<Option<Cow<'de, str>>>()?
-                        .unwrap_or_default()
-                }
+                b"timeUnixNano" | b"time_unix_nano" => event.time_unix_nano = map.next_value()?,
+                b"name" => event.name = map.next_value()?,
                 b"attributes" => {
-                    event.attributes = map.next_value_seed(SomeAttributes {
+                    event.attributes = Some(map.next_value_seed(SomeAttributes {
                         wanted: &|key: &str| {
                             matches!(key, "exception.type" | "error.type" | "exception.message")
                         },
-                    })?;
+                    })?);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -748,22 +755,7 @@ impl<'de> Visitor<'de> for KeepVisitor<'_> {
                     span.attributes =
                         Some(map.next_value_seed(SomeAttributes { wanted: &wanted })?);
                 }
-                b"events" => {
-                    let mut events: Option<Vec<WireEvent<'de>>> = map.next_value()?;
-                    // Of an event's attributes only what says what an exception was is read
-                    // (a stack trace can be kilobytes).
-                    for event in events.iter_mut().flatten() {
-                        if let Some(attributes) = &mut event.attributes {
-                            attributes.retain(|kv| {
-                                matches!(
-                                    kv.key.as_ref(),
-                                    "exception.type" | "exception.message" | "error.type"
-                                )
-                            });
-                        }
-                    }
-                    span.events = events;
-                }
+                b"events" => span.events = Some(map.next_value_seed(FilteredEvents)?),
                 b"links" => span.links = map.next_value()?,
                 b"status" => span.status = map.next_value()?,
                 _ => {
@@ -1166,7 +1158,7 @@ impl Converter<'_, '_> {
             _ => None,
         });
         let (text, wire_resource) = match wire.resource {
-            Some(ResourceField { wire, text }) => (text.unwrap_or(""), Some(wire)),
+            Some(ResourceField { wire, text }) => (text.unwrap_or(""), wire),
             None => ("", None),
         };
         let Some(survey) = index else {
@@ -1190,6 +1182,23 @@ impl Converter<'_, '_> {
         let (resource_id, resource) = match self.out.index.resource(text) {
             Some(known) => known,
             None => {
+                let wire_resource = match text {
+                    "" => None,
+                    text => match serde_json::from_str::<WireResource<'_>>(text) {
+                        Ok(wire) => Some(wire),
+                        Err(e) => {
+                            let why = without_position(&e);
+                            self.diag(
+                                line,
+                                Code::InvalidOtlp,
+                                format!(
+                                    "a resource is not OTLP/JSON: {why}; its spans are skipped"
+                                ),
+                            );
+                            return;
+                        }
+                    },
+                };
                 let resource = self.resource(wire_resource);
                 let id = self.out.index.add_resource(text, Arc::clone(&resource));
                 (id, resource)
@@ -1881,8 +1890,13 @@ mod tests {
         let fields = |text: &str| survey.fields_to_read(text.as_bytes());
         assert_eq!(fields(r#","name":"x","attributes":[]}"#), Fields::NONE);
         assert_eq!(
-            fields(r#","events":[{"name":"Exception"}],"links":[]}"#).0,
+            fields(r#","events":[{"name":"exception"}],"links":[]}"#).0,
             Fields::EVENTS.0 | Fields::LINKS.0
+        );
+        // The rules' event names match in any case, and with space around the colon.
+        assert_eq!(
+            fields(r#","events":[{"name" : "User.Abort"}]}"#),
+            Fields::EVENTS
         );
         // Events none of whose names can be an abort need not be read.
         assert_eq!(

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use super::Parsed;
 use super::otlp_json::{self, IndexFilter, Keep, SpanFilter, SurveyRules};
+use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{Resource, TraceId};
 
 /// How much of the file the first pass reads at a time (it reads the next block while the
@@ -370,13 +371,36 @@ fn build_batch(
             let mut part = Parsed::default();
             for span in chunk {
                 let resource = &resources[span.resource as usize];
-                otlp_json::read_kept_span(input, text_of(span), span.line, resource, keep, &mut part)
-                    .map_err(|e| {
+                let read = otlp_json::read_kept_span(
+                    input,
+                    text_of(span),
+                    span.line,
+                    resource,
+                    keep,
+                    &mut part,
+                );
+                match read {
+                    Ok(()) => {}
+                    // Valid JSON of the wrong shape, in a part of the span the first pass
+                    // did not need to read: that span is skipped, as a whole read would skip
+                    // its record.
+                    Err(e) if e.is_data() => part.diagnostics.push(Diagnostic::error(
+                        input,
+                        Some(span.line),
+                        Code::InvalidOtlp,
                         format!(
-                            "the span at byte {} (line {}) no longer reads as it did ({e}); was the file changed while it was read?",
+                            "a span is not OTLP/JSON: {}; skipped",
+                            otlp_json::without_position(&e)
+                        ),
+                    )),
+                    // The first pass read this text as JSON.
+                    Err(e) => {
+                        return Err(format!(
+                            "the span at byte {} (line {}) no longer reads as JSON ({e}); was the file changed while it was read?",
                             span.offset, span.line
-                        )
-                    })?;
+                        ));
+                    }
+                }
             }
             Ok(part)
         })

@@ -40,3 +40,13 @@ pub fn json(output: &[u8]) -> serde_json::Value {
         )
     })
 }
+
+/// Asserts a run's exit code, showing its stderr when it differs.
+pub fn assert_code(output: &std::process::Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -5,6 +5,7 @@
 //! A time filter ("everything after the abort") would flag the user's next turn and miss a
 //! worker trace that carries no conversation id; following causality does neither.
 
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -230,34 +231,51 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
     });
 
     let upstream = graph.upstream_flags();
+    // Each trace is joined on its own, on all threads; the conversations are then assembled
+    // in trace order, so the result does not depend on the number of threads.
+    let traces: Vec<&[usize]> = by_trace
+        .chunk_by(|a, b| spans[*a].trace_id == spans[*b].trace_id)
+        .collect();
+    let joined_traces: Vec<(String, ConversationSource, Vec<Turn>)> = traces
+        .par_iter()
+        .map(|members| {
+            let trace_id = spans[members[0]].trace_id;
+            let (conversation_id, source) = match conversation_of(spans, members, &upstream, rules)
+            {
+                Some((id, key)) => (id, ConversationSource::Attribute(key)),
+                None => (trace_id.to_string(), ConversationSource::Trace),
+            };
+            let mut turns = graph.turns_of_trace(trace_id, members, &upstream, rules);
+            for turn in &mut turns {
+                turn.is_agent_turn |= source != ConversationSource::Trace;
+                if turn.is_agent_turn {
+                    turn.abort = graph.abort_of(turn, rules);
+                }
+                for tool in &mut turn.tool_calls {
+                    tool.downstream = graph.downstream(tool.span);
+                }
+            }
+            (conversation_id, source, turns)
+        })
+        .collect();
     let mut conversations: Vec<Conversation> = Vec::new();
     let mut conversation_index: HashMap<String, usize> = HashMap::new();
     let mut turns: Vec<Turn> = Vec::new();
-    for members in by_trace.chunk_by(|a, b| spans[*a].trace_id == spans[*b].trace_id) {
-        let trace_id = spans[members[0]].trace_id;
-        let (conversation_id, source) = match conversation_of(spans, members, &upstream, rules) {
-            Some((id, key)) => (id, ConversationSource::Attribute(key)),
-            None => (trace_id.to_string(), ConversationSource::Trace),
-        };
-        let conversation = *conversation_index
-            .entry(conversation_id.clone())
-            .or_insert_with(|| {
+    for (conversation_id, source, trace_turns) in joined_traces {
+        let conversation = match conversation_index.get(&conversation_id) {
+            Some(known) => *known,
+            None => {
+                conversation_index.insert(conversation_id.clone(), conversations.len());
                 conversations.push(Conversation {
-                    id: conversation_id.clone(),
-                    source: source.clone(),
+                    id: conversation_id,
+                    source,
                     turns: Vec::new(),
                 });
                 conversations.len() - 1
-            });
-        for mut turn in graph.turns_of_trace(trace_id, members, &upstream, rules) {
+            }
+        };
+        for mut turn in trace_turns {
             turn.conversation = conversation;
-            turn.is_agent_turn |= source != ConversationSource::Trace;
-            if turn.is_agent_turn {
-                turn.abort = graph.abort_of(&turn, rules);
-            }
-            for tool in &mut turn.tool_calls {
-                tool.downstream = graph.downstream(tool.span);
-            }
             conversations[conversation].turns.push(turns.len());
             turns.push(turn);
         }
@@ -583,6 +601,7 @@ impl Graph<'_> {
     /// process that started the trace (for an agent's trace: the agent's own work).
     fn upstream_flags(&self) -> Vec<bool> {
         (0..self.spans.len())
+            .into_par_iter()
             .map(|i| !self.ancestors(i).any(|a| is_outbound(self.spans[a].kind)))
             .collect()
     }

@@ -30,7 +30,7 @@ const BLOCK_BYTES: u64 = 16 << 20;
 const GAP_BYTES: u64 = 256 << 10;
 
 /// ... and at most this much at a time.
-const BATCH_BYTES: u64 = 1 << 20;
+const BATCH_BYTES: u64 = 4 << 20;
 
 /// Where the spans of a file are, as the first pass found them.
 #[derive(Debug, Default)]
@@ -366,7 +366,7 @@ fn build_batch(
         &buf[start..start + span.len as usize]
     };
     spans
-        .par_chunks(16)
+        .par_chunks(256)
         .map(|chunk| {
             let mut part = Parsed::default();
             for span in chunk {

@@ -59,7 +59,10 @@ BENCH_DIR=${BENCH_DIR:-/tmp/abortaudit-bench}
 RESULTS=${BENCH_RESULTS:-$ROOT/bench/results/latest.json}
 mkdir -p "$BENCH_DIR"
 
-if ! /usr/bin/time -v true 2>&1 | grep -q 'Maximum resident set size'; then
+# (Captured first: `grep -q` would stop reading early, and with pipefail the pipe's SIGPIPE
+# would read as a missing tool.)
+time_report=$(/usr/bin/time -v true 2>&1 || true)
+if [[ $time_report != *"Maximum resident set size"* ]]; then
   echo "run.sh: GNU time is needed at /usr/bin/time (apt-get install time)" >&2
   exit 2
 fi

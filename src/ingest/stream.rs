@@ -164,8 +164,8 @@ impl KeptSpan {
 }
 
 /// Appends up to one block of `file` to `buf`; 0 at the end of the file.
-fn read_block(file: &mut File, buf: &mut Vec<u8>) -> std::io::Result<usize> {
-    file.take(BLOCK_BYTES).read_to_end(buf)
+fn read_block(file: &mut File, buf: &mut Vec<u8>, block: u64) -> std::io::Result<usize> {
+    file.take(block).read_to_end(buf)
 }
 
 /// The first pass: every line of the file read with spans located and surveyed
@@ -177,10 +177,21 @@ pub(crate) fn index_file(
     out: &mut Parsed,
     progress: &indicatif::ProgressBar,
 ) -> std::io::Result<()> {
+    index_in_blocks(path, input, survey, out, progress, BLOCK_BYTES)
+}
+
+fn index_in_blocks(
+    path: &Path,
+    input: &Arc<str>,
+    survey: &Arc<SurveyRules>,
+    out: &mut Parsed,
+    progress: &indicatif::ProgressBar,
+    block_bytes: u64,
+) -> std::io::Result<()> {
     let mut file = File::open(path)?;
-    let mut current: Vec<u8> = Vec::with_capacity(BLOCK_BYTES as usize);
-    let mut next: Vec<u8> = Vec::with_capacity(BLOCK_BYTES as usize);
-    let mut eof = read_block(&mut file, &mut current)? == 0;
+    let mut current: Vec<u8> = Vec::with_capacity(block_bytes as usize);
+    let mut next: Vec<u8> = Vec::with_capacity(block_bytes as usize);
+    let mut eof = read_block(&mut file, &mut current, block_bytes)? == 0;
     // The file offset and line of `current[0]`, always the start of a line.
     let mut offset = 0u64;
     let mut first_line = 1u64;
@@ -192,7 +203,7 @@ pub(crate) fn index_file(
                 Some(last) => last + 1,
                 None => {
                     // A line longer than a block: read on.
-                    eof = read_block(&mut file, &mut current)? == 0;
+                    eof = read_block(&mut file, &mut current, block_bytes)? == 0;
                     continue;
                 }
             }
@@ -215,7 +226,7 @@ pub(crate) fn index_file(
                 if eof {
                     Ok(0)
                 } else {
-                    read_block(&mut file, &mut next)
+                    read_block(&mut file, &mut next, block_bytes)
                 }
             },
         );
@@ -410,6 +421,58 @@ fn build_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_of_any_size_index_and_read_back_the_same_spans() {
+        // Blocks far smaller than a line (each line is then read in several reads) and larger
+        // than the file must place every span alike, and the second pass must find each
+        // span's text where the first left it.
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces/agent.jsonl");
+        let input: Arc<str> = Arc::from("agent.jsonl");
+        let rules = crate::config::Rules::default();
+        let survey = Arc::new(SurveyRules::new(&rules));
+        let hidden = indicatif::ProgressBar::hidden();
+        let index = |block: u64| {
+            let mut parsed = Parsed::default();
+            index_in_blocks(&path, &input, &survey, &mut parsed, &hidden, block).unwrap();
+            parsed
+        };
+        let small = index(1000);
+        let large = index(BLOCK_BYTES);
+        assert!(small.spans_read > 50, "{}", small.spans_read);
+        assert_eq!(small.spans_read, large.spans_read);
+        let places = |p: &Parsed| -> Vec<(u64, u32, u32)> {
+            p.index
+                .spans
+                .iter()
+                .map(|s| (s.offset, s.len, s.trace))
+                .collect()
+        };
+        assert_eq!(places(&small), places(&large));
+        let lines = |p: &Parsed| -> Vec<u64> { p.index.groups.iter().map(|g| g.line).collect() };
+        assert_eq!(lines(&small), lines(&large));
+        assert_eq!(small.survey.may_abort, large.survey.may_abort);
+
+        // Every span kept, read back by its place, is the span a whole read finds.
+        let text = std::fs::read(&path).unwrap();
+        let mut whole = Parsed::default();
+        super::super::otlp_json::read_lines(&input, &text, &mut whole);
+        let keep = Keep {
+            traces: whole.spans.iter().map(|s| s.trace_id).collect(),
+            attributes: rules.attributes_read().into_iter().collect(),
+        };
+        let kept = read_kept(&path, &input, small.index, &keep, &hidden).unwrap();
+        assert_eq!(kept.spans.len(), whole.spans.len());
+        for (a, b) in kept.spans.iter().zip(&whole.spans) {
+            assert_eq!(
+                (a.trace_id, a.span_id, a.start),
+                (b.trace_id, b.span_id, b.start)
+            );
+            assert_eq!(a.origin.line, b.origin.line);
+            assert_eq!(a.name, b.name);
+        }
+    }
 
     fn place(offset: u64, len: u32) -> KeptSpan {
         KeptSpan {

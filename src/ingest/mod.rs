@@ -580,9 +580,10 @@ fn merge_inputs(results: Vec<InputRead>) -> Ingested {
 }
 
 /// Reads inputs for an audit. Large plain OTLP/JSON Lines files (the Collector's exports) are
-/// streamed twice: a survey of every span's trace, abort signals and links, then a read of only
-/// the spans of the traces that can matter: those with an abort signal and, transitively, those
-/// whose spans link into them (queue consumers, workers). Everything else is read whole, as
+/// read in two passes (see `stream`): one that places and surveys every span (its trace, abort
+/// signals and links), then a read, by their places, of only the spans of the traces that can
+/// matter: those with an abort signal and, transitively, those whose spans link into them
+/// (queue consumers, workers). Everything else is read whole, as
 /// `ingest_inputs` does. With vendor event logs everything is read whole too, since an event
 /// joined by conversation id alone must be weighed against every turn of its conversation.
 pub fn ingest_for_audit(

@@ -11,6 +11,7 @@ use abortaudit::diagnostic::{Code, Severity};
 use abortaudit::ingest::vendor::{EventsParsed, looks_like_events, parse_events};
 use abortaudit::model::{KeyKind, Role, VendorEvent};
 use base64::Engine as _;
+use common::XorShift;
 
 const S: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -1019,18 +1020,6 @@ fn temporal_events_one_per_line_are_one_history() {
 
 // ---------------------------------------------------------------------------------------------
 // Robustness: whatever the bytes, an answer and no panic
-
-/// A small deterministic generator, so a failure can be replayed.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn never_panics(bytes: &[u8]) {
     let rules = Rules::default();

@@ -13,7 +13,7 @@ use abortaudit::ingest::{
     Format, IngestOptions, Source, expand, ingest_with, parse_input, parse_input_with,
 };
 use abortaudit::model::{Origin, Span, SpanId, SpanKind, StatusCode, TraceId};
-use common::{bin, corpus, json};
+use common::{XorShift, bin, corpus, json};
 use prost::Message as _;
 
 // ---------------------------------------------------------------------------------------------
@@ -1022,17 +1022,6 @@ fn rotated_collector_files_and_globs_are_read_oldest_first() {
 
 // ---------------------------------------------------------------------------------------------
 // Hostile binary input, in the style of tests/robustness.rs.
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn outcome_is_reported(name: &str, bytes: &[u8]) {
     let (report, spans) = parse_input(name, bytes);

@@ -482,7 +482,7 @@ fn the_two_pass_read_of_large_files_finds_exactly_what_a_whole_read_finds() {
 }
 
 #[test]
-fn the_two_pass_read_skips_a_mistyped_kept_span_with_a_diagnostic() {
+fn the_two_pass_read_reports_and_skips_a_mistyped_span_or_resource() {
     // The first pass reads the child span from its trace id alone; only the second, which
     // reads it in full because its trace was aborted, finds its attributes are not a list.
     let dir = tempfile::tempdir().unwrap();
@@ -499,7 +499,9 @@ fn the_two_pass_read_skips_a_mistyped_kept_span_with_a_diagnostic() {
     );
     // A first line that reads whole, so the file is recognised as OTLP/JSON Lines.
     let first = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b8","name":"quiet","kind":1,"startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
-    std::fs::write(&path, format!("{first}\n{line}\n")).unwrap();
+    // And a resource of the wrong shape, which the first pass reads once it meets it.
+    let bad_resource = r#"{"resourceSpans":[{"resource":{"attributes":5},"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4737","spanId":"00f067aa0ba902b9","name":"quiet","kind":1,"startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+    std::fs::write(&path, format!("{first}\n{line}\n{bad_resource}\n")).unwrap();
     let output = bin()
         .env("ABORTAUDIT_SURVEY_ABOVE", "0")
         .args(["scan", "--format", "json"])
@@ -509,12 +511,20 @@ fn the_two_pass_read_skips_a_mistyped_kept_span_with_a_diagnostic() {
     assert_code(&output, 0);
     let report = json(&output.stdout);
     let diagnostics = report["diagnostics"].as_array().unwrap();
-    assert_eq!(diagnostics.len(), 1, "{report}");
+    assert_eq!(diagnostics.len(), 2, "{report}");
     assert_eq!(diagnostics[0]["code"], "invalid-otlp");
     assert_eq!(diagnostics[0]["line"], 2);
     let message = diagnostics[0]["message"].as_str().unwrap();
     assert!(
         message.starts_with("a span is not OTLP/JSON: invalid type"),
+        "{message}"
+    );
+    assert_eq!(diagnostics[1]["code"], "invalid-otlp");
+    assert_eq!(diagnostics[1]["line"], 3);
+    let message = diagnostics[1]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("a resource is not OTLP/JSON: invalid type")
+            && message.ends_with("its spans are skipped"),
         "{message}"
     );
     assert_eq!(report["summary"]["aborted_turns"], 1, "{report}");

@@ -447,7 +447,7 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                     }
                 }
                 b"events" if fields.has(Fields::EVENTS) => {
-                    let events = map.next_value_seed(FilteredEvents)?;
+                    let events = map.next_value_seed(FILTERED_EVENTS)?;
                     for event in &events {
                         let attributes = event.attributes.as_deref().unwrap_or_default();
                         span.may_abort |= crate::correlate::is_abort_event(
@@ -473,7 +473,7 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                         SURVEY_ATTRIBUTES.contains(&key)
                             || rules.conversation.id_attributes.iter().any(|k| k == key)
                     };
-                    let attributes = map.next_value_seed(SomeAttributes { wanted: &wanted })?;
+                    let attributes = map.next_value_seed(some_attributes(&wanted))?;
                     span.may_abort |= crate::correlate::is_abort_attribute(
                         wire_text(&attributes, "error.type"),
                         wire_text(&attributes, "rpc.grpc.status_code")
@@ -511,25 +511,33 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
     }
 }
 
-/// Reads an attribute list keeping only the attributes `wanted` names; the values of the rest
-/// are skipped unread. A survey reads every span's attributes, so this is its hot path.
-struct SomeAttributes<'w> {
-    wanted: &'w dyn Fn(&str) -> bool,
+/// A JSON list (or `null`) read element by element with a seed, keeping the elements the seed
+/// returns.
+#[derive(Clone, Copy)]
+struct ListOf<S> {
+    item: S,
+    what: &'static str,
 }
 
-impl<'de> de::DeserializeSeed<'de> for SomeAttributes<'_> {
-    type Value = Vec<WireKeyValue<'de>>;
+impl<'de, T, S> de::DeserializeSeed<'de> for ListOf<S>
+where
+    S: de::DeserializeSeed<'de, Value = Option<T>> + Copy,
+{
+    type Value = Vec<T>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for SomeAttributes<'_> {
-    type Value = Vec<WireKeyValue<'de>>;
+impl<'de, T, S> Visitor<'de> for ListOf<S>
+where
+    S: de::DeserializeSeed<'de, Value = Option<T>> + Copy,
+{
+    type Value = Vec<T>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of attributes")
+        f.write_str(self.what)
     }
 
     fn visit_unit<E>(self) -> Result<Self::Value, E> {
@@ -538,15 +546,23 @@ impl<'de> Visitor<'de> for SomeAttributes<'_> {
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut kept = Vec::new();
-        while let Some(kv) = seq.next_element_seed(SomeAttribute {
-            wanted: self.wanted,
-        })? {
-            kept.extend(kv);
+        while let Some(item) = seq.next_element_seed(self.item)? {
+            kept.extend(item);
         }
         Ok(kept)
     }
 }
 
+/// Reads an attribute list keeping only the attributes `wanted` names; the values of the rest
+/// are skipped unread. A survey reads every span's attributes, so this is its hot path.
+fn some_attributes(wanted: &dyn Fn(&str) -> bool) -> ListOf<SomeAttribute<'_>> {
+    ListOf {
+        item: SomeAttribute { wanted },
+        what: "a list of attributes",
+    }
+}
+
+#[derive(Clone, Copy)]
 struct SomeAttribute<'w> {
     wanted: &'w dyn Fn(&str) -> bool,
 }
@@ -594,40 +610,16 @@ impl<'de> Visitor<'de> for SomeAttribute<'_> {
 
 /// A span's events with, of their attributes, only those that say what an exception was: the
 /// rest (a stack trace, a model's prompt) is skipped unread, not copied and then dropped.
-struct FilteredEvents;
+const FILTERED_EVENTS: ListOf<FilteredEvent> = ListOf {
+    item: FilteredEvent,
+    what: "a list of span events",
+};
 
-impl<'de> de::DeserializeSeed<'de> for FilteredEvents {
-    type Value = Vec<WireEvent<'de>>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FilteredEvents {
-    type Value = Vec<WireEvent<'de>>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a list of span events")
-    }
-
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut events = Vec::new();
-        while let Some(event) = seq.next_element_seed(FilteredEvent)? {
-            events.push(event);
-        }
-        Ok(events)
-    }
-}
-
+#[derive(Clone, Copy)]
 struct FilteredEvent;
 
 impl<'de> de::DeserializeSeed<'de> for FilteredEvent {
-    type Value = WireEvent<'de>;
+    type Value = Option<WireEvent<'de>>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
@@ -635,7 +627,7 @@ impl<'de> de::DeserializeSeed<'de> for FilteredEvent {
 }
 
 impl<'de> Visitor<'de> for FilteredEvent {
-    type Value = WireEvent<'de>;
+    type Value = Option<WireEvent<'de>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a span event")
@@ -648,18 +640,16 @@ impl<'de> Visitor<'de> for FilteredEvent {
                 b"timeUnixNano" | b"time_unix_nano" => event.time_unix_nano = map.next_value()?,
                 b"name" => event.name = map.next_value()?,
                 b"attributes" => {
-                    event.attributes = Some(map.next_value_seed(SomeAttributes {
-                        wanted: &|key: &str| {
-                            matches!(key, "exception.type" | "error.type" | "exception.message")
-                        },
-                    })?);
+                    event.attributes = Some(map.next_value_seed(some_attributes(&|key| {
+                        matches!(key, "exception.type" | "error.type" | "exception.message")
+                    }))?);
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(event)
+        Ok(Some(event))
     }
 }
 
@@ -752,10 +742,9 @@ impl<'de> Visitor<'de> for KeepVisitor<'_> {
                 }
                 b"attributes" => {
                     let wanted = |key: &str| self.keep.attributes.contains(key);
-                    span.attributes =
-                        Some(map.next_value_seed(SomeAttributes { wanted: &wanted })?);
+                    span.attributes = Some(map.next_value_seed(some_attributes(&wanted))?);
                 }
-                b"events" => span.events = Some(map.next_value_seed(FilteredEvents)?),
+                b"events" => span.events = Some(map.next_value_seed(FILTERED_EVENTS)?),
                 b"links" => span.links = map.next_value()?,
                 b"status" => span.status = map.next_value()?,
                 _ => {

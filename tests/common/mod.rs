@@ -50,3 +50,15 @@ pub fn assert_code(output: &std::process::Output, code: i32) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A small deterministic generator for the robustness tests, so a failure can be replayed.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}

@@ -168,24 +168,39 @@ impl SurveyRules {
     pub(crate) fn new(rules: &crate::config::Rules) -> SurveyRules {
         // The keys under which a survey looks (see `SurveyVisitor`): events and a status
         // message may name an abort however the rules spell it, and attributes are wanted by
-        // their exact keys. A key spelt with escapes, or a second trace id, sends the span to
-        // the full survey.
-        let mut needles: Vec<(String, Fields)> = vec![
-            ("\\u".into(), Fields::ALL),
-            ("\\/".into(), Fields::ALL),
-            ("\"traceId\"".into(), Fields::ALL),
-            ("\"trace_id\"".into(), Fields::ALL),
-            ("\"events\"".into(), Fields::EVENTS),
-            ("\"links\"".into(), Fields::LINKS),
-            ("\"message\"".into(), Fields::STATUS),
+        // their exact keys. A second trace id sends the span to the full survey.
+        let mut keys: Vec<(&str, Fields)> = vec![
+            ("traceId", Fields::ALL),
+            ("trace_id", Fields::ALL),
+            ("events", Fields::EVENTS),
+            ("links", Fields::LINKS),
+            ("message", Fields::STATUS),
         ];
-        needles.extend(
+        keys.extend(
             SURVEY_ATTRIBUTES
                 .iter()
                 .copied()
                 .chain(rules.conversation.id_attributes.iter().map(String::as_str))
-                .map(|key| (format!("\"{key}\""), Fields::ATTRIBUTES)),
+                .map(|key| (key, Fields::ATTRIBUTES)),
         );
+        let mut needles: Vec<(String, Fields)> = keys
+            .iter()
+            .map(|(key, fields)| (format!("\"{key}\""), *fields))
+            .collect();
+        // A key or an event name spelt with escapes sends the span to the full survey
+        // (`names_an_abort_event` reads names raw). While every key and rule name is plain
+        // ASCII, the only escape that can spell one of their characters is `\u00XX`: any other
+        // decodes to a character none of them has. That needle is four bytes long, which
+        // leaves Teddy its widest fingerprints; `\u` would halve them and send every `"s…` and
+        // `"t…` of a span to verification (a tenth slower first pass).
+        let plain = |text: &str| {
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        };
+        let all_plain = keys.iter().all(|(key, _)| plain(key))
+            && rules.abort.event_names.iter().all(|name| plain(name));
+        let escape = if all_plain { "\\u00" } else { "\\" };
+        needles.push((escape.to_owned(), Fields::ALL));
         let texts: Vec<&str> = needles.iter().map(|(text, _)| text.as_str()).collect();
         // Teddy, the SIMD searcher for a few short needles, runs at several GB/s here; the
         // automaton it falls back to where it cannot be built, at a tenth of that.
@@ -1896,7 +1911,30 @@ mod tests {
             fields(r#","attributes":[{"key":"session.id"}],"status":{"message":""}}"#).0,
             Fields::ATTRIBUTES.0 | Fields::STATUS.0
         );
-        assert_eq!(fields(r#","na\/me":"x"}"#), Fields::ALL);
+        // A key spelt with `\u00XX` escapes may be any key, but `\/` cannot spell one of the
+        // plain keys the default rules want.
+        assert_eq!(fields(r#","na\u006de":"x"}"#), Fields::ALL);
+        assert_eq!(fields(r#","na\/me":"x"}"#), Fields::NONE);
+        assert_eq!(fields(r#","name":"a\"b\\c\n"}"#), Fields::NONE);
+    }
+
+    #[test]
+    fn rules_naming_other_characters_make_every_escape_suspect() {
+        let mut rules = crate::config::Rules::default();
+        rules.conversation.id_attributes.push("app/thread".into());
+        let survey = SurveyRules::new(&rules);
+        let fields = |text: &str| survey.fields_to_read(text.as_bytes());
+        assert_eq!(
+            fields(r#","attributes":[{"key":"app\/thread"}]}"#),
+            Fields::ALL
+        );
+        let mut rules = crate::config::Rules::default();
+        rules.abort.event_names.push("user stop".into());
+        let survey = SurveyRules::new(&rules);
+        let text = r#","events":[{"name":"user\u0020stop"}]}"#;
+        assert_eq!(survey.fields_to_read(text.as_bytes()), Fields::ALL);
+        let text = r#","events":[{"name":"user\tstop"}]}"#;
+        assert_eq!(survey.fields_to_read(text.as_bytes()), Fields::ALL);
     }
 
     #[test]

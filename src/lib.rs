@@ -87,10 +87,12 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
             let summary =
                 report::Summary::new(&config.rules, &ingested, &joined, &audit, &config.fail_on);
             // The findings stand on their own: the spans and the join behind them go before
-            // the report is written, which on a large export is most of the memory.
+            // the report is written, which on a large export is most of the memory. Freeing
+            // every span takes a while; another thread does it while the report is written.
             drop(joined);
             let mut ingested = ingested;
-            drop(std::mem::take(&mut ingested.spans));
+            let spans = std::mem::take(&mut ingested.spans);
+            rayon::spawn(move || drop(spans));
             match config.format {
                 OutputFormat::Table => {
                     report::table::scan(&audit, &summary, out)?;

@@ -10,7 +10,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -25,12 +25,20 @@ use crate::model::{Resource, TraceId};
 /// threads parse this one, so two are in memory).
 const BLOCK_BYTES: u64 = 16 << 20;
 
-/// The second pass reads the kept spans in windows of the file: gaps shorter than this
-/// between kept spans are read through rather than sought over.
-const GAP_BYTES: u64 = 256 << 10;
+/// How the second pass reads the kept spans back: in batches of at most `batch` bytes of the
+/// file, each built by one thread, reading through gaps of at most `gap` bytes between kept
+/// spans rather than issuing another read.
+#[derive(Clone, Copy, Debug)]
+struct Batching {
+    gap: u64,
+    batch: u64,
+}
 
-/// ... and at most this much at a time.
-const BATCH_BYTES: u64 = 4 << 20;
+/// A read costs about as much as copying a few KiB from the page cache.
+const BATCHING: Batching = Batching {
+    gap: 4 << 10,
+    batch: 1 << 20,
+};
 
 /// Where the spans of a file are, as the first pass found them.
 #[derive(Debug, Default)]
@@ -254,48 +262,45 @@ pub(crate) fn read_kept(
     keep: &Keep,
     progress: &indicatif::ProgressBar,
 ) -> Result<Parsed, String> {
+    read_kept_in_batches(path, input, index, keep, progress, BATCHING)
+}
+
+fn read_kept_in_batches(
+    path: &Path,
+    input: &Arc<str>,
+    index: SpanIndex,
+    keep: &Keep,
+    progress: &indicatif::ProgressBar,
+    batching: Batching,
+) -> Result<Parsed, String> {
     let kept = index.kept(&keep.traces);
     // Only the resources are needed from here on; the places of every span go before the
     // kept spans are built.
     drop(index.spans);
     drop(index.groups);
     let resources = index.resources;
-    let batches = batches(&kept);
-    let mut file = File::open(path).map_err(|e| e.to_string())?;
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let batches = batches(&kept, batching);
     let mut out = Parsed::default();
     out.spans.reserve_exact(kept.len());
-    let mut current = Vec::new();
-    let mut next = Vec::new();
-    let mut pending = batches.iter();
-    let mut batch = pending.next();
-    if let Some(b) = batch {
-        read_batch(&mut file, b, &mut current)?;
-    }
-    while let Some(this) = batch {
-        let following = pending.next();
-        let (parts, read) = rayon::join(
-            || {
-                build_batch(
-                    input,
-                    &resources,
-                    keep,
-                    &kept[this.spans.clone()],
-                    this,
-                    &current,
-                )
-            },
-            || match following {
-                Some(b) => read_batch(&mut file, b, &mut next),
-                None => Ok(()),
-            },
-        );
-        for part in parts? {
+    // Each batch is read and built by one thread, with positional reads, so that reading and
+    // building run on every thread. A few batches at a time, their parts appended in file
+    // order as they come: all of them at once would hold every kept span twice.
+    let window = 4 * rayon::current_num_threads();
+    for some in batches.chunks(window) {
+        let parts: Vec<Parsed> = some
+            .par_iter()
+            .map_init(Vec::new, |buf, batch| {
+                read_batch(&file, batch, buf)?;
+                let spans = &kept[batch.spans.clone()];
+                let part = build_batch(input, &resources, keep, spans, batch, buf);
+                progress.inc(batch.end - batch.start);
+                part
+            })
+            .collect::<Result<_, String>>()?;
+        for part in parts {
             out.append(part);
         }
-        read?;
-        progress.inc(this.end - this.start);
-        std::mem::swap(&mut current, &mut next);
-        batch = following;
     }
     Ok(out)
 }
@@ -306,17 +311,17 @@ struct Batch {
     start: u64,
     end: u64,
     spans: std::ops::Range<usize>,
-    /// Runs of the stretch actually read (gaps of more than `GAP_BYTES` are sought over), as
+    /// Runs of the stretch actually read (longer gaps than `Batching::gap` are not read), as
     /// (file offset, length); read one after another into one buffer.
     runs: Vec<(u64, u64)>,
 }
 
-fn batches(kept: &[KeptSpan]) -> Vec<Batch> {
+fn batches(kept: &[KeptSpan], batching: Batching) -> Vec<Batch> {
     let mut batches: Vec<Batch> = Vec::new();
     for (i, span) in kept.iter().enumerate() {
         let fits = batches
             .last()
-            .is_some_and(|b| span.end() - b.start <= BATCH_BYTES);
+            .is_some_and(|b| span.end() - b.start <= batching.batch);
         if !fits {
             batches.push(Batch {
                 start: span.offset,
@@ -331,7 +336,7 @@ fn batches(kept: &[KeptSpan]) -> Vec<Batch> {
         batch.end = batch.end.max(span.end());
         let run = batch.runs.last_mut().expect("a batch starts with a run");
         let run_end = run.0 + run.1;
-        if span.offset <= run_end + GAP_BYTES {
+        if span.offset <= run_end + batching.gap {
             run.1 = run.1.max(span.end() - run.0);
         } else {
             batch.runs.push((span.offset, u64::from(span.len)));
@@ -340,19 +345,42 @@ fn batches(kept: &[KeptSpan]) -> Vec<Batch> {
     batches
 }
 
-fn read_batch(file: &mut File, batch: &Batch, buf: &mut Vec<u8>) -> Result<(), String> {
+fn read_batch(file: &File, batch: &Batch, buf: &mut Vec<u8>) -> Result<(), String> {
     buf.clear();
     for &(offset, len) in &batch.runs {
         let at = buf.len();
         buf.resize(at + len as usize, 0);
-        file.seek(SeekFrom::Start(offset))
-            .and_then(|_| file.read_exact(&mut buf[at..]))
+        read_exact_at(file, &mut buf[at..], offset)
             .map_err(|e| format!("cannot read back bytes {offset}..{}: {e}", offset + len))?;
     }
     Ok(())
 }
 
-/// Builds the kept spans of one batch, whose runs are in `buf`, on all threads.
+/// Fills `buf` from `offset` without moving a shared cursor, so that threads read one file at
+/// once.
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Builds the kept spans of one batch, whose runs are in `buf`.
 fn build_batch(
     input: &Arc<str>,
     resources: &[Arc<Resource>],
@@ -360,62 +388,41 @@ fn build_batch(
     spans: &[KeptSpan],
     batch: &Batch,
     buf: &[u8],
-) -> Result<Vec<Parsed>, String> {
-    // Where each run starts in `buf`.
-    let mut run_starts = Vec::with_capacity(batch.runs.len());
-    let mut at = 0usize;
-    for &(_, len) in &batch.runs {
-        run_starts.push(at);
-        at += len as usize;
-    }
-    let text_of = |span: &KeptSpan| -> &[u8] {
-        let run = batch
-            .runs
-            .partition_point(|&(offset, _)| offset <= span.offset)
-            - 1;
-        let start = run_starts[run] + (span.offset - batch.runs[run].0) as usize;
-        &buf[start..start + span.len as usize]
-    };
-    spans
-        .par_chunks(256)
-        .map(|chunk| {
-            let mut part = Parsed::default();
-            for span in chunk {
-                let resource = &resources[span.resource as usize];
-                let read = otlp_json::read_kept_span(
-                    input,
-                    text_of(span),
-                    span.line,
-                    resource,
-                    keep,
-                    &mut part,
-                );
-                match read {
-                    Ok(()) => {}
-                    // Valid JSON of the wrong shape, in a part of the span the first pass
-                    // did not need to read: that span is skipped, as a whole read would skip
-                    // its record.
-                    Err(e) if e.is_data() => part.diagnostics.push(Diagnostic::error(
-                        input,
-                        Some(span.line),
-                        Code::InvalidOtlp,
-                        format!(
-                            "a span is not OTLP/JSON: {}; skipped",
-                            otlp_json::without_position(&e)
-                        ),
-                    )),
-                    // The first pass read this text as JSON.
-                    Err(e) => {
-                        return Err(format!(
-                            "the span at byte {} (line {}) no longer reads as JSON ({e}); was the file changed while it was read?",
-                            span.offset, span.line
-                        ));
-                    }
-                }
+) -> Result<Parsed, String> {
+    let mut part = Parsed::default();
+    // The start of the current run in `buf`; spans come in file order, and so do runs.
+    let (mut run, mut run_start) = (0, 0usize);
+    for span in spans {
+        while span.offset >= batch.runs[run].0 + batch.runs[run].1 {
+            run_start += batch.runs[run].1 as usize;
+            run += 1;
+        }
+        let start = run_start + (span.offset - batch.runs[run].0) as usize;
+        let text = &buf[start..start + span.len as usize];
+        let resource = &resources[span.resource as usize];
+        match otlp_json::read_kept_span(input, text, span.line, resource, keep, &mut part) {
+            Ok(()) => {}
+            // Valid JSON of the wrong shape, in a part of the span the first pass did not
+            // need to read: that span is skipped, as a whole read would skip its record.
+            Err(e) if e.is_data() => part.diagnostics.push(Diagnostic::error(
+                input,
+                Some(span.line),
+                Code::InvalidOtlp,
+                format!(
+                    "a span is not OTLP/JSON: {}; skipped",
+                    otlp_json::without_position(&e)
+                ),
+            )),
+            // The first pass read this text as JSON.
+            Err(e) => {
+                return Err(format!(
+                    "the span at byte {} (line {}) no longer reads as JSON ({e}); was the file changed while it was read?",
+                    span.offset, span.line
+                ));
             }
-            Ok(part)
-        })
-        .collect()
+        }
+    }
+    Ok(part)
 }
 
 #[cfg(test)]
@@ -454,23 +461,58 @@ mod tests {
         assert_eq!(lines(&small), lines(&large));
         assert_eq!(small.survey.may_abort, large.survey.may_abort);
 
-        // Every span kept, read back by its place, is the span a whole read finds.
+        // Every span kept, read back by its place, is the span a whole read finds: whatever
+        // the batches (one span each, or several with runs read apart) and whichever traces
+        // are kept.
         let text = std::fs::read(&path).unwrap();
         let mut whole = Parsed::default();
         super::super::otlp_json::read_lines(&input, &text, &mut whole);
-        let keep = Keep {
-            traces: whole.spans.iter().map(|s| s.trace_id).collect(),
-            attributes: rules.attributes_read().into_iter().collect(),
-        };
-        let kept = read_kept(&path, &input, small.index, &keep, &hidden).unwrap();
-        assert_eq!(kept.spans.len(), whole.spans.len());
-        for (a, b) in kept.spans.iter().zip(&whole.spans) {
-            assert_eq!(
-                (a.trace_id, a.span_id, a.start),
-                (b.trace_id, b.span_id, b.start)
-            );
-            assert_eq!(a.origin.line, b.origin.line);
-            assert_eq!(a.name, b.name);
+        let mut traces: Vec<TraceId> = whole.spans.iter().map(|s| s.trace_id).collect();
+        traces.sort_by_key(|t| t.0);
+        traces.dedup();
+        assert!(traces.len() > 2, "{}", traces.len());
+        let every_other: FxHashSet<TraceId> = traces.iter().step_by(2).copied().collect();
+        let all: FxHashSet<TraceId> = traces.into_iter().collect();
+        let batchings = [
+            BATCHING,
+            Batching { gap: 0, batch: 1 },
+            Batching {
+                gap: 200,
+                batch: 4000,
+            },
+        ];
+        for traces in [all, every_other] {
+            let expected: Vec<_> = whole
+                .spans
+                .iter()
+                .filter(|s| traces.contains(&s.trace_id))
+                .collect();
+            let keep = Keep {
+                traces,
+                attributes: rules.attributes_read().into_iter().collect(),
+            };
+            for batching in batchings {
+                let index = index(700).index;
+                let kept =
+                    read_kept_in_batches(&path, &input, index, &keep, &hidden, batching).unwrap();
+                assert_eq!(kept.spans.len(), expected.len(), "{batching:?}");
+                for (a, b) in kept.spans.iter().zip(&expected) {
+                    assert_eq!(
+                        (a.trace_id, a.span_id, a.start),
+                        (b.trace_id, b.span_id, b.start)
+                    );
+                    assert_eq!(a.origin.line, b.origin.line);
+                    assert_eq!(a.name, b.name);
+                    // The second pass keeps only the attributes the audit reads.
+                    let read: Vec<_> = b
+                        .attributes
+                        .iter()
+                        .filter(|kv| keep.attributes.contains(&*kv.key))
+                        .collect();
+                    assert!(!read.is_empty());
+                    assert_eq!(a.attributes.iter().collect::<Vec<_>>(), read);
+                }
+            }
         }
     }
 
@@ -485,9 +527,9 @@ mod tests {
 
     #[test]
     fn batches_read_through_short_gaps_and_seek_over_long_ones() {
-        let far = 2 * GAP_BYTES + 100;
+        let far = 2 * BATCHING.gap + 100;
         let kept = [place(0, 10), place(20, 10), place(far, 5)];
-        let batches = batches(&kept);
+        let batches = batches(&kept, BATCHING);
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].runs, vec![(0, 30), (far, 5)]);
         assert_eq!(batches[0].spans, 0..3);
@@ -497,14 +539,14 @@ mod tests {
     fn batches_stay_within_their_size() {
         let kept = [
             place(0, 10),
-            place(BATCH_BYTES, 10),
-            place(BATCH_BYTES + 20, 10),
+            place(BATCHING.batch, 10),
+            place(BATCHING.batch + 20, 10),
         ];
-        let batches = batches(&kept);
+        let batches = batches(&kept, BATCHING);
         assert_eq!(batches.len(), 2);
         assert_eq!(batches[0].spans, 0..1);
         assert_eq!(batches[1].spans, 1..3);
-        assert_eq!(batches[1].runs, vec![(BATCH_BYTES, 30)]);
+        assert_eq!(batches[1].runs, vec![(BATCHING.batch, 30)]);
     }
 
     #[test]

@@ -179,9 +179,14 @@ impl SurveyRules {
         keys.extend(
             SURVEY_ATTRIBUTES
                 .iter()
-                .copied()
-                .chain(rules.conversation.id_attributes.iter().map(String::as_str))
-                .map(|key| (key, Fields::ATTRIBUTES)),
+                .map(|key| (*key, Fields::ATTRIBUTES)),
+        );
+        keys.extend(
+            rules
+                .conversation
+                .id_attributes
+                .iter()
+                .map(|key| (key.as_str(), Fields::CONVERSATION)),
         );
         let mut needles: Vec<(String, Fields)> = keys
             .iter()
@@ -231,37 +236,98 @@ impl SurveyRules {
 
     /// The fields of a span a survey must read, from its text after its leading trace id:
     /// those under whose keys a needle was found.
+    #[cfg(test)]
     fn fields_to_read(&self, rest: &[u8]) -> Fields {
-        let mut fields = Fields::NONE;
+        self.prefilter(rest).fields
+    }
+
+    fn prefilter(&self, rest: &[u8]) -> Prefiltered {
+        let mut found = Prefiltered {
+            fields: Fields::NONE,
+            keys: Fields::NONE,
+            conversation_key: None,
+        };
+        let mut conversation_keys = 0;
         // Every match, overlapping or not: each search resumes just after the start of the
         // last match.
         let mut from = 0;
-        while from < rest.len() && fields != Fields::ALL {
-            let found = match &self.prefilter {
+        while from < rest.len() && found.keys != Fields::ALL {
+            let next = match &self.prefilter {
                 Prefilter::Packed(searcher) => searcher
                     .find_in(rest, aho_corasick::Span::from(from..rest.len()))
-                    .map(|m| (m.pattern(), m.start())),
+                    .map(|m| (m.pattern().as_usize(), m.start(), m.end())),
                 Prefilter::Automaton(automaton) => automaton
                     .find(aho_corasick::Input::new(rest).range(from..))
-                    .map(|m| (m.pattern(), m.start())),
-                Prefilter::None => return Fields::ALL,
+                    .map(|m| (m.pattern().as_usize(), m.start(), m.end())),
+                Prefilter::None => {
+                    found.keys = Fields::ALL;
+                    break;
+                }
             };
-            let Some((pattern, start)) = found else { break };
-            fields.0 |= self.fields[pattern.as_usize()].0;
+            let Some((pattern, start, end)) = next else {
+                break;
+            };
+            let fields = self.fields[pattern];
+            found.keys.0 |= fields.0;
+            if fields == Fields::CONVERSATION {
+                conversation_keys += 1;
+                found.conversation_key = Some(start..end);
+            }
             from = start + 1;
         }
-        if fields.has(Fields::EVENTS)
-            && fields != Fields::ALL
+        if conversation_keys != 1 {
+            found.conversation_key = None;
+        }
+        found.fields = found.keys;
+        if found.keys.has(Fields::EVENTS)
+            && found.keys != Fields::ALL
             && self
                 .event_names
                 .as_ref()
                 .is_some_and(|names| !names_an_abort_event(rest, names))
         {
-            fields.0 &= !Fields::EVENTS.0;
+            found.fields.0 &= !Fields::EVENTS.0;
         }
-        fields
+        found
     }
 }
+
+/// What the prefilter found in a span's text.
+struct Prefiltered {
+    /// The fields a survey must read.
+    fields: Fields,
+    /// The fields whose keys are in the text.
+    keys: Fields,
+    /// Where the quoted key is, when the text has exactly one conversation-id key.
+    conversation_key: Option<std::ops::Range<usize>>,
+}
+
+/// The conversation of a span whose only key of interest is one conversation-id key (at `key`
+/// in `text`), read from its text when the attribute is written as exporters write it:
+/// `"key":"…","value":{"stringValue":"…"}}` with no escape in the value. `Some(None)`: the id
+/// is empty. `None`: the span must be surveyed in full.
+///
+/// In an OTLP span only attributes, events, links and key-value list values hold keys; with no
+/// events or links in the text (the prefilter saw to that), no nested list and one attribute
+/// list, the key is one of the span's own attributes.
+fn conversation_in_text(text: &[u8], key: std::ops::Range<usize>) -> Option<Option<u64>> {
+    let finder = memchr::memmem::Finder::new(b"\"attributes\"");
+    if finder.find_iter(text).count() != 1 || memchr::memmem::find(text, b"kvlist").is_some() {
+        return None;
+    }
+    if !text[..key.start].ends_with(b"\"key\":") {
+        return None;
+    }
+    let value = text[key.end..].strip_prefix(b",\"value\":{\"stringValue\":\"")?;
+    let end = memchr::memchr2(b'"', b'\\', value)?;
+    if value[end] != b'"' || !value[end..].starts_with(b"\"}}") {
+        return None;
+    }
+    let id = std::str::from_utf8(&value[..end]).ok()?;
+    Some((!id.is_empty()).then(|| hash_text(id)))
+}
+
+impl SurveyRules {}
 
 /// Whether a span's text has a `"name"` key whose string may name an abort event: `exception`,
 /// or one of `names` in any case. Escapes were ruled out by the prefilter, so every `"name"`
@@ -294,8 +360,11 @@ impl Fields {
     const EVENTS: Fields = Fields(1);
     const LINKS: Fields = Fields(2);
     const STATUS: Fields = Fields(4);
+    /// The attributes that may record an abort.
     const ATTRIBUTES: Fields = Fields(8);
-    const ALL: Fields = Fields(15);
+    /// The attributes that name a conversation.
+    const CONVERSATION: Fields = Fields(16);
+    const ALL: Fields = Fields(31);
 
     fn has(self, field: Fields) -> bool {
         self.0 & field.0 != 0
@@ -325,13 +394,31 @@ impl IndexFilter {
             .ok_or("a span outside the block being read")?;
         let len = u32::try_from(bytes.len()).map_err(|_| "a span of 4 GiB or more")?;
         let leading = leading_trace_id(bytes);
-        let fields = match leading {
-            Some((_, rest)) => self.survey.fields_to_read(&bytes[rest..]),
-            None => Fields::ALL,
+        let found = match leading {
+            Some((_, rest)) => self.survey.prefilter(&bytes[rest..]),
+            None => Prefiltered {
+                fields: Fields::ALL,
+                keys: Fields::ALL,
+                conversation_key: None,
+            },
+        };
+        let fields = found.fields;
+        // A span that only names its conversation (an agent's or a model call's, often) is
+        // read from its text when it is written as exporters write it.
+        let conversation = match (leading, found.conversation_key) {
+            (Some((_, rest)), Some(key)) if found.keys == Fields::CONVERSATION => {
+                conversation_in_text(&bytes[rest..], key)
+            }
+            _ => None,
         };
         let survey = match leading {
             Some((trace_id, _)) if fields == Fields::NONE => SurveyedSpan {
                 trace_id: Some(trace_id),
+                ..SurveyedSpan::default()
+            },
+            Some((trace_id, _)) if conversation.is_some() => SurveyedSpan {
+                trace_id: Some(trace_id),
+                conversation: conversation.flatten(),
                 ..SurveyedSpan::default()
             },
             _ => serde_json::Deserializer::from_str(raw)
@@ -483,7 +570,9 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                         .map(TraceId)
                         .collect();
                 }
-                b"attributes" if fields.has(Fields::ATTRIBUTES) => {
+                b"attributes"
+                    if fields.has(Fields::ATTRIBUTES) || fields.has(Fields::CONVERSATION) =>
+                {
                     let wanted = |key: &str| {
                         SURVEY_ATTRIBUTES.contains(&key)
                             || rules.conversation.id_attributes.iter().any(|k| k == key)
@@ -1871,6 +1960,19 @@ mod tests {
             r#","\u0065vents":[{"timeUnixNano":"1","name":"abort"}]}"#,
             r#","links":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331"}]}"#,
             r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":"conv-1"}}]}"#,
+            // Conversation ids read from the text, and those that need the full survey: an
+            // empty one, an escaped one, two keys, a key nested in a list value or an event,
+            // a key's name as a value, two attribute lists, another value type.
+            r#","name":"chat","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},{"key":"session.id","value":{"stringValue":"s-1"}},{"key":"n","value":{"intValue":"3"}}],"status":{}}"#,
+            r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":""}}]}"#,
+            r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":"c\"1"}}]}"#,
+            r#","attributes":[{"key":"session.id","value":{"stringValue":""}},{"key":"gen_ai.conversation.id","value":{"stringValue":"c-2"}}]}"#,
+            r#","attributes":[{"key":"a","value":{"kvlistValue":{"values":[{"key":"session.id","value":{"stringValue":"nested"}}]}}}]}"#,
+            r#","attributes":[],"events":[{"name":"log","attributes":[{"key":"session.id","value":{"stringValue":"in-event"}}]}]}"#,
+            r#","attributes":[{"key":"a","value":{"stringValue":"session.id"}}]}"#,
+            r#","attributes":[{"key":"session.id","value":{"stringValue":"first"}}],"attributes":[]}"#,
+            r#","attributes":[{"key":"session.id","value":{"intValue":"7"}}]}"#,
+            r#","attributes":[{"key":"session.id","value":{"stringValue":"x","intValue":"7"}}]}"#,
             r#","status":{"code":2,"message":"AbortError: the user pressed Stop"}}"#,
             r#","attributes":[{"key":"rpc.grpc.status_code","value":{"intValue":"1"}}]}"#,
             // A second trace id overrules the first.
@@ -1886,6 +1988,29 @@ mod tests {
         let (indexed, full) = indexed_and_surveyed(late);
         assert!(indexed.may_abort);
         assert_eq!(indexed, full);
+    }
+
+    #[test]
+    fn a_conversation_id_is_read_from_the_text_only_where_it_is_plain() {
+        let read = |rest: &str| {
+            let key = "\"session.id\"";
+            let at = rest.find(key).unwrap();
+            conversation_in_text(rest.as_bytes(), at..at + key.len())
+        };
+        let plain = r#","attributes":[{"key":"session.id","value":{"stringValue":"s-1"}}]}"#;
+        assert_eq!(read(plain), Some(Some(hash_text("s-1"))));
+        let empty = r#","attributes":[{"key":"session.id","value":{"stringValue":""}}]}"#;
+        assert_eq!(read(empty), Some(None));
+        for other in [
+            r#","attributes":[{"key":"session.id","value":{"stringValue":"a\u0062"}}]}"#,
+            r#","attributes":[{"key":"a","value":{"kvlistValue":{"values":[{"key":"session.id","value":{"stringValue":"s"}}]}}}]}"#,
+            r#","attributes":[{"key":"a","value":{"stringValue":"session.id"}}]}"#,
+            r#","attributes":[{"key":"session.id","value":{"stringValue":"s"}}],"attributes":[]}"#,
+            r#","attributes":[{"key":"session.id","value":{"stringValue":"s","intValue":"1"}}]}"#,
+            r#","attributes":[{"key" : "session.id","value":{"stringValue":"s"}}]}"#,
+        ] {
+            assert_eq!(read(other), None, "{other}");
+        }
     }
 
     #[test]
@@ -1909,7 +2034,11 @@ mod tests {
         );
         assert_eq!(
             fields(r#","attributes":[{"key":"session.id"}],"status":{"message":""}}"#).0,
-            Fields::ATTRIBUTES.0 | Fields::STATUS.0
+            Fields::CONVERSATION.0 | Fields::STATUS.0
+        );
+        assert_eq!(
+            fields(r#","attributes":[{"key":"error.type"}]}"#),
+            Fields::ATTRIBUTES
         );
         // A key spelt with `\u00XX` escapes may be any key, but `\/` cannot spell one of the
         // plain keys the default rules want.

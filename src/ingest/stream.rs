@@ -284,9 +284,10 @@ fn read_kept_in_batches(
     let mut out = Parsed::default();
     out.spans.reserve_exact(kept.len());
     // Each batch is read and built by one thread, with positional reads, so that reading and
-    // building run on every thread. A few batches at a time, their parts appended in file
-    // order as they come: all of them at once would hold every kept span twice.
-    let window = 4 * rayon::current_num_threads();
+    // building run on every thread. Some batches at a time, their parts appended in file order
+    // as they come: all of them at once would hold every kept span twice, and a few at a time
+    // would leave threads idle at every window's end (16 a thread: 0.236 -> 0.220 s at 1 GB).
+    let window = 16 * rayon::current_num_threads();
     for some in batches.chunks(window) {
         let parts: Vec<Parsed> = some
             .par_iter()

@@ -191,6 +191,24 @@ impl Parsed {
         }
     }
 
+    /// Renumbers the lines of a part read as if it began its input, which it begins `by` lines
+    /// into.
+    fn shift_lines(&mut self, by: u64) {
+        if by == 0 {
+            return;
+        }
+        self.lines += by;
+        for span in &mut self.spans {
+            span.origin.line += by;
+        }
+        for diagnostic in &mut self.diagnostics {
+            if let Some(line) = &mut diagnostic.line {
+                *line += by;
+            }
+        }
+        self.index.shift_lines(by);
+    }
+
     /// Appends what was read from the next part of the same input.
     fn append(&mut self, part: Parsed) {
         self.lines = self.lines.max(part.lines);

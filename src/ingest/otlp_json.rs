@@ -1759,25 +1759,23 @@ fn read_lines_from(
         return;
     }
     let chunks = split_at_lines(text, threads);
-    // Every chunk but the last ends with its newline, so the next one starts a line.
-    let mut first_lines = Vec::with_capacity(chunks.len());
-    let newlines: Vec<u64> = chunks.par_iter().map(|c| count_newlines(c)).collect();
-    let mut next = first;
-    for n in &newlines {
-        first_lines.push(next);
-        next += n;
-    }
     let parts: Vec<Parsed> = chunks
         .par_iter()
-        .zip(first_lines)
-        .map(|(chunk, first_line)| {
+        .map(|chunk| {
             let mut part = Parsed::default();
-            with_filter(filter, || read_chunk(input, chunk, first_line, &mut part));
+            with_filter(filter, || read_chunk(input, chunk, 1, &mut part));
             part
         })
         .collect();
-    for part in parts {
+    // Every chunk but the last ends with its newline, so the next one starts a line: each is
+    // numbered from 1 while it is read, and renumbered once the lines before it are known
+    // (which spares counting them beforehand, a pass over the bytes).
+    let mut before = first - 1;
+    for mut part in parts {
+        let lines = part.lines;
+        part.shift_lines(before);
         out.append(part);
+        before += lines;
     }
 }
 

@@ -109,6 +109,13 @@ impl SpanIndex {
         });
     }
 
+    /// Renumbers the lines of an index of a part read as if it began the file.
+    pub(crate) fn shift_lines(&mut self, by: u64) {
+        for group in &mut self.groups {
+            group.line += by;
+        }
+    }
+
     /// Appends the index of the next part of the same file.
     pub(crate) fn append(&mut self, other: SpanIndex) {
         let mut remap = vec![0u32; other.resources.len()];

@@ -529,3 +529,63 @@ fn the_two_pass_read_reports_and_skips_a_mistyped_span_or_resource() {
     );
     assert_eq!(report["summary"]["aborted_turns"], 1, "{report}");
 }
+
+#[test]
+fn the_two_pass_read_finds_spans_kept_out_of_file_order() {
+    // A line's spans are read in envelope order (`resourceSpans`, `batches`, then a nested
+    // `trace`), so those of the nested trace, written before the batches, are kept after
+    // them: the second pass must read both back, however far apart.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let span = |id: &str, parent: &str, name: &str, extra: &str| {
+        format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"agent"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"{trace}","spanId":"{id}","parentSpanId":"{parent}","name":"{name}","kind":1,"startTimeUnixNano":"1100000000","endTimeUnixNano":"1200000000"{extra}}}]}}]}}]"#
+        )
+    };
+    let root = span(
+        "b7ad6b7169203331",
+        "",
+        "invoke_agent",
+        r#","events":[{"timeUnixNano":"1150000000","name":"abort"}]"#,
+    );
+    let padding = format!(
+        r#","attributes":[{{"key":"padding","value":{{"stringValue":"{}"}}}}]"#,
+        "x".repeat(20_000)
+    );
+    let nested = span("00f067aa0ba902b7", "b7ad6b7169203331", "nested", &padding);
+    let batches = span("00f067aa0ba902b8", "b7ad6b7169203331", "batched", "");
+    let line = format!(
+        r#"{{"resourceSpans":{},"trace":{{"resourceSpans":{}}},"batches":{}}}"#,
+        root.strip_prefix(r#"{"resourceSpans":"#).unwrap(),
+        nested.strip_prefix(r#"{"resourceSpans":"#).unwrap(),
+        batches.strip_prefix(r#"{"resourceSpans":"#).unwrap(),
+    );
+    let first = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b8","name":"quiet","kind":1,"startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+    std::fs::write(&path, format!("{first}\n{line}\n")).unwrap();
+    let run = |survey_above: &str| {
+        let output = bin()
+            .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
+            .args(["inspect", "--format", "json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_code(&output, 0);
+        json(&output.stdout)
+    };
+    let whole = run("unlimited");
+    assert_eq!(whole["inputs"][0]["spans"], 4, "{whole}");
+    let scan = |survey_above: &str| {
+        let output = bin()
+            .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
+            .args(["scan", "--format", "json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_code(&output, 0);
+        json(&output.stdout)
+    };
+    let (whole, surveyed) = (scan("unlimited"), scan("0"));
+    assert_eq!(whole["summary"], surveyed["summary"]);
+    assert_eq!(surveyed["summary"]["aborted_turns"], 1, "{surveyed}");
+}

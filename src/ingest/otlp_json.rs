@@ -303,19 +303,22 @@ struct Prefiltered {
 }
 
 /// The conversation of a span whose only key of interest is one conversation-id key (at `key`
-/// in `text`), read from its text when the attribute is written as exporters write it:
-/// `"key":"…","value":{"stringValue":"…"}}` with no escape in the value. `Some(None)`: the id
-/// is empty. `None`: the span must be surveyed in full.
+/// in `text`, its text after its leading trace id), read from its text when the attribute is
+/// written as exporters write it: `"key":"…","value":{"stringValue":"…"}}` directly in the
+/// span's one attribute list, with no escape in the value. `Some(None)`: the id is empty.
+/// `None`: the span must be surveyed in full.
 ///
-/// In an OTLP span only attributes, events, links and key-value list values hold keys; with no
-/// events or links in the text (the prefilter saw to that), no nested list and one attribute
-/// list, the key is one of the span's own attributes.
+/// Like a span read from its trace id alone, such a span is not type-checked: a mistyped
+/// sibling attribute, which a full read would reject the span for, goes unseen.
 fn conversation_in_text(text: &[u8], key: std::ops::Range<usize>) -> Option<Option<u64>> {
-    let finder = memchr::memmem::Finder::new(b"\"attributes\"");
-    if finder.find_iter(text).count() != 1 || memchr::memmem::find(text, b"kvlist").is_some() {
+    const MEMBER: &[u8] = b"\"key\":";
+    let member = key.start.checked_sub(MEMBER.len())?;
+    if &text[member..key.start] != MEMBER || !starts_a_member_of_an_attribute(&text[..member]) {
         return None;
     }
-    if !text[..key.start].ends_with(b"\"key\":") {
+    // A second attribute list would be read after the first.
+    let lists = memchr::memmem::Finder::new(b"\"attributes\"");
+    if lists.find_iter(text).count() != 1 {
         return None;
     }
     let value = text[key.end..].strip_prefix(b",\"value\":{\"stringValue\":\"")?;
@@ -327,11 +330,64 @@ fn conversation_in_text(text: &[u8], key: std::ops::Range<usize>) -> Option<Opti
     Some((!id.is_empty()).then(|| hash_text(id)))
 }
 
-impl SurveyRules {}
+/// Whether `before`, the valid JSON text of a span from just inside its object, ends where a
+/// member of an element of the span's own `attributes` list starts: outside any string, two
+/// levels into that list, after `{` or `,`. Keys elsewhere (in a list value, in a field
+/// OTLP does not have, inside a string) are not the span's attributes.
+fn starts_a_member_of_an_attribute(before: &[u8]) -> bool {
+    // 1: in the span's object; 2: in one of its fields' values; 3: in an element of a list.
+    let mut depth = 1usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut string_start = 0;
+    // The last string closed at depth 1, which the next `:` makes a field's name.
+    let mut field_is_attributes = false;
+    let mut in_attributes = false;
+    let mut last = b'{';
+    for (at, &byte) in before.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+                if depth == 1 {
+                    field_is_attributes = &before[string_start..=at] == b"\"attributes\"";
+                }
+                last = byte;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => {
+                in_string = true;
+                string_start = at;
+            }
+            b'{' | b'[' => {
+                if depth == 1 {
+                    in_attributes = byte == b'[' && last == b':' && field_is_attributes;
+                }
+                depth += 1;
+            }
+            b'}' | b']' => match depth.checked_sub(1) {
+                Some(outer) if outer >= 1 => depth = outer,
+                _ => return false,
+            },
+            _ => {}
+        }
+        if !byte.is_ascii_whitespace() {
+            last = byte;
+        }
+    }
+    !in_string && depth == 3 && in_attributes && matches!(last, b'{' | b',')
+}
 
 /// Whether a span's text has a `"name"` key whose string may name an abort event: `exception`,
-/// or one of `names` in any case. Escapes were ruled out by the prefilter, so every `"name"`
-/// followed by a colon is a key, and its string ends at the next quote.
+/// or one of `names` in any case. The string is taken to end at the next quote: the prefilter
+/// let through only escapes that decode to a character no rule name has (see
+/// `SurveyRules::new`), so a name cut short at an escaped quote, or holding an escape, could
+/// not have matched anyway.
 fn names_an_abort_event(text: &[u8], names: &[String]) -> bool {
     let key = memchr::memmem::Finder::new(b"\"name\"");
     key.find_iter(text).any(|at| {
@@ -1971,6 +2027,13 @@ mod tests {
             r#","attributes":[{"key":"session.id","value":{"stringValue":"first"}}],"attributes":[]}"#,
             r#","attributes":[{"key":"session.id","value":{"intValue":"7"}}]}"#,
             r#","attributes":[{"key":"session.id","value":{"stringValue":"x","intValue":"7"}}]}"#,
+            // Keys that are not the span's own attributes: in a field OTLP has not, in a value
+            // of an unknown shape, inside a member name.
+            r#","attributes":[],"extra":{"key":"session.id","value":{"stringValue":"v"}}}"#,
+            r#","attributes":[{"key":"a","value":{"other":{"key":"session.id","value":{"stringValue":"v"}}}}]}"#,
+            r#","attributes":[{"x\"key":"session.id","value":{"stringValue":"v"}}]}"#,
+            r#","extra":[{"key":"session.id","value":{"stringValue":"v"}}],"attributes":[]}"#,
+            r#","attributes" : [ {"n":1} , {"key":"session.id","value":{"stringValue":"spaced"}}]}"#,
             r#","status":{"code":2,"message":"AbortError: the user pressed Stop"}}"#,
             r#","attributes":[{"key":"rpc.grpc.status_code","value":{"intValue":"1"}}]}"#,
             // A second trace id overrules the first.
@@ -1999,6 +2062,8 @@ mod tests {
         assert_eq!(read(plain), Some(Some(hash_text("s-1"))));
         let empty = r#","attributes":[{"key":"session.id","value":{"stringValue":""}}]}"#;
         assert_eq!(read(empty), Some(None));
+        let later = r#","name":"a]}","attributes" :[{"key":"n","value":{"intValue":"1"}},{"key":"session.id","value":{"stringValue":"s-2"}}]}"#;
+        assert_eq!(read(later), Some(Some(hash_text("s-2"))));
         for other in [
             r#","attributes":[{"key":"session.id","value":{"stringValue":"a\u0062"}}]}"#,
             r#","attributes":[{"key":"a","value":{"kvlistValue":{"values":[{"key":"session.id","value":{"stringValue":"s"}}]}}}]}"#,
@@ -2006,6 +2071,10 @@ mod tests {
             r#","attributes":[{"key":"session.id","value":{"stringValue":"s"}}],"attributes":[]}"#,
             r#","attributes":[{"key":"session.id","value":{"stringValue":"s","intValue":"1"}}]}"#,
             r#","attributes":[{"key" : "session.id","value":{"stringValue":"s"}}]}"#,
+            r#","attributes":[],"extra":{"key":"session.id","value":{"stringValue":"s"}}}"#,
+            r#","attributes":[{"key":"a","value":{"o":{"key":"session.id","value":{"stringValue":"s"}}}}]}"#,
+            r#","attributes":[{"x\"key":"session.id","value":{"stringValue":"s"}}]}"#,
+            r#","name":"attributes","extra":[{"key":"session.id","value":{"stringValue":"s"}}]}"#,
         ] {
             assert_eq!(read(other), None, "{other}");
         }

@@ -11,6 +11,8 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::fs::File;
 use std::io::Read;
+#[cfg(not(any(unix, windows)))]
+use std::io::{Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -296,7 +298,7 @@ fn read_kept_in_batches(
     // would leave threads idle at every window's end (16 a thread: 0.236 -> 0.220 s at 1 GB).
     let window = 16 * rayon::current_num_threads();
     for some in batches.chunks(window) {
-        let parts: Vec<Parsed> = some
+        let parts: Vec<Result<Parsed, String>> = some
             .par_iter()
             .map_init(Vec::new, |buf, batch| {
                 read_batch(&file, batch, buf)?;
@@ -305,9 +307,10 @@ fn read_kept_in_batches(
                 progress.inc(batch.end - batch.start);
                 part
             })
-            .collect::<Result<_, String>>()?;
+            .collect();
+        // The first error in file order, whichever thread met it first.
         for part in parts {
-            out.append(part);
+            out.append(part?);
         }
     }
     Ok(out)
@@ -324,12 +327,17 @@ struct Batch {
     runs: Vec<(u64, u64)>,
 }
 
+/// Cuts the kept spans, in the order they were kept, into batches. The spans of a batch lie
+/// one after another in the file, so that its runs and its spans can be walked together: a
+/// line's spans are kept in the order its envelope is read (`resourceSpans`, then
+/// `batches`, …), which need not be the order of their bytes, and a span that starts
+/// before the end of the last one starts a new batch.
 fn batches(kept: &[KeptSpan], batching: Batching) -> Vec<Batch> {
     let mut batches: Vec<Batch> = Vec::new();
     for (i, span) in kept.iter().enumerate() {
         let fits = batches
             .last()
-            .is_some_and(|b| span.end() - b.start <= batching.batch);
+            .is_some_and(|b| span.offset >= b.end && span.end() - b.start <= batching.batch);
         if !fits {
             batches.push(Batch {
                 start: span.offset,
@@ -341,11 +349,12 @@ fn batches(kept: &[KeptSpan], batching: Batching) -> Vec<Batch> {
         }
         let batch = batches.last_mut().expect("a batch was just checked");
         batch.spans.end = i + 1;
-        batch.end = batch.end.max(span.end());
+        batch.end = span.end();
         let run = batch.runs.last_mut().expect("a batch starts with a run");
-        let run_end = run.0 + run.1;
-        if span.offset <= run_end + batching.gap {
-            run.1 = run.1.max(span.end() - run.0);
+        // The run ends where the batch did, at or before this span's start.
+        let gap = span.offset - (run.0 + run.1);
+        if gap <= batching.gap {
+            run.1 = span.end() - run.0;
         } else {
             batch.runs.push((span.offset, u64::from(span.len)));
         }
@@ -371,6 +380,18 @@ fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
+#[cfg(not(any(unix, windows)))]
+fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    // No positional reads here: one thread at a time moves the shared cursor and reads.
+    static CURSOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = CURSOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut file = file;
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
+}
+
 #[cfg(windows)]
 fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
     use std::os::windows::fs::FileExt;
@@ -388,6 +409,25 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
     Ok(())
 }
 
+/// The text of each span of a batch, from its runs read one after another into `buf`. Spans
+/// and runs are both in file order (see `batches`), so they are walked together.
+fn span_texts<'b>(
+    batch: &'b Batch,
+    spans: &'b [KeptSpan],
+    buf: &'b [u8],
+) -> impl Iterator<Item = &'b [u8]> + 'b {
+    // The current run, and where it starts in `buf`.
+    let (mut run, mut run_start) = (0, 0usize);
+    spans.iter().map(move |span| {
+        while span.offset >= batch.runs[run].0 + batch.runs[run].1 {
+            run_start += batch.runs[run].1 as usize;
+            run += 1;
+        }
+        let start = run_start + (span.offset - batch.runs[run].0) as usize;
+        &buf[start..start + span.len as usize]
+    })
+}
+
 /// Builds the kept spans of one batch, whose runs are in `buf`.
 fn build_batch(
     input: &Arc<str>,
@@ -398,15 +438,7 @@ fn build_batch(
     buf: &[u8],
 ) -> Result<Parsed, String> {
     let mut part = Parsed::default();
-    // The start of the current run in `buf`; spans come in file order, and so do runs.
-    let (mut run, mut run_start) = (0, 0usize);
-    for span in spans {
-        while span.offset >= batch.runs[run].0 + batch.runs[run].1 {
-            run_start += batch.runs[run].1 as usize;
-            run += 1;
-        }
-        let start = run_start + (span.offset - batch.runs[run].0) as usize;
-        let text = &buf[start..start + span.len as usize];
+    for (span, text) in spans.iter().zip(span_texts(batch, spans, buf)) {
         let resource = &resources[span.resource as usize];
         match otlp_json::read_kept_span(input, text, span.line, resource, keep, &mut part) {
             Ok(()) => {}
@@ -541,6 +573,69 @@ mod tests {
         assert_eq!(batches.len(), 1);
         assert_eq!(batches[0].runs, vec![(0, 30), (far, 5)]);
         assert_eq!(batches[0].spans, 0..3);
+    }
+
+    #[test]
+    fn a_span_before_the_end_of_the_last_starts_a_new_batch() {
+        // A line whose `batches` (or nested `trace`) spans come before its `resourceSpans`
+        // spans in the file, but after them in the order kept.
+        let kept = [
+            place(0, 100),
+            place(10_000, 100),
+            place(5_000, 100),
+            place(5_200, 10),
+        ];
+        let batches = batches(&kept, BATCHING);
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].spans, 0..2);
+        assert_eq!(batches[0].runs, vec![(0, 100), (10_000, 100)]);
+        assert_eq!(batches[1].spans, 2..4);
+        assert_eq!(batches[1].runs, vec![(5_000, 210)]);
+    }
+
+    #[test]
+    fn batches_hold_every_span_at_its_place_whatever_the_order() {
+        // Spans kept in any order, and batchings of any size: walking a batch's runs finds
+        // each span's bytes where the file has them.
+        let file: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut state = 12345u64;
+        let mut below = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        for _ in 0..500 {
+            let mut kept = Vec::new();
+            let mut at = below(50);
+            while kept.len() < 100 {
+                let len = 1 + below(300);
+                if at + len > file.len() as u64 {
+                    break;
+                }
+                kept.push(place(at, len as u32));
+                at += len + [0, 1, 5, 100, 3000][below(5) as usize];
+            }
+            // Now and then, a stretch of spans kept out of file order.
+            if kept.len() > 4 && below(2) == 0 {
+                let from = below(kept.len() as u64 - 3) as usize;
+                kept[from..from + 3].reverse();
+            }
+            let batching = Batching {
+                gap: below(200),
+                batch: 1 + below(4000),
+            };
+            for batch in batches(&kept, batching) {
+                let mut buf = Vec::new();
+                for &(offset, len) in &batch.runs {
+                    buf.extend_from_slice(&file[offset as usize..(offset + len) as usize]);
+                }
+                let spans = &kept[batch.spans.clone()];
+                for (span, text) in spans.iter().zip(span_texts(&batch, spans, &buf)) {
+                    assert_eq!(text, &file[span.offset as usize..span.end() as usize]);
+                }
+            }
+        }
     }
 
     #[test]

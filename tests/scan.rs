@@ -563,29 +563,19 @@ fn the_two_pass_read_finds_spans_kept_out_of_file_order() {
     );
     let first = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b8","name":"quiet","kind":1,"startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
     std::fs::write(&path, format!("{first}\n{line}\n")).unwrap();
-    let run = |survey_above: &str| {
+    let run = |task: &str, survey_above: &str| {
         let output = bin()
             .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
-            .args(["inspect", "--format", "json"])
+            .args([task, "--format", "json"])
             .arg(&path)
             .output()
             .unwrap();
         assert_code(&output, 0);
         json(&output.stdout)
     };
-    let whole = run("unlimited");
+    let whole = run("inspect", "unlimited");
     assert_eq!(whole["inputs"][0]["spans"], 4, "{whole}");
-    let scan = |survey_above: &str| {
-        let output = bin()
-            .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
-            .args(["scan", "--format", "json"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        assert_code(&output, 0);
-        json(&output.stdout)
-    };
-    let (whole, surveyed) = (scan("unlimited"), scan("0"));
+    let (whole, surveyed) = (run("scan", "unlimited"), run("scan", "0"));
     assert_eq!(whole["summary"], surveyed["summary"]);
     assert_eq!(surveyed["summary"]["aborted_turns"], 1, "{surveyed}");
 }

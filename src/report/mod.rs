@@ -33,7 +33,8 @@ pub fn rfc3339(unix_nano: u64) -> String {
     let secs = (unix_nano / 1_000_000_000) as i64;
     let nanos = (unix_nano % 1_000_000_000) as u32;
     match chrono::DateTime::from_timestamp(secs, nanos) {
-        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string(),
+        // Not `format`: it parses its pattern on every call, and a report formats thousands.
+        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         None => format!("{unix_nano}ns"),
     }
 }

@@ -644,14 +644,15 @@ pub fn ingest_for_audit(
         .sum();
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::with_draw_target(
-            Some(streamed_bytes * 2),
+            // The second pass adds what it will read once it knows (`stream::read_kept`).
+            Some(streamed_bytes),
             indicatif::ProgressDrawTarget::stderr(),
         );
         bar.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
-        bar.set_message("reading traces (two passes)");
+        bar.set_message("reading traces (first of two passes)");
         bar
     } else {
         indicatif::ProgressBar::hidden()

@@ -290,6 +290,8 @@ fn read_kept_in_batches(
     let resources = index.resources;
     let file = File::open(path).map_err(|e| e.to_string())?;
     let batches = batches(&kept, batching);
+    progress.inc_length(batches.iter().map(|b| b.end - b.start).sum());
+    progress.set_message("reading the spans that matter (second pass)");
     let mut out = Parsed::default();
     out.spans.reserve_exact(kept.len());
     // Each batch is read and built by one thread, with positional reads, so that reading and

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::sync::Arc;
 
 use abortaudit::diagnostic::Code;
@@ -13,7 +12,7 @@ use abortaudit::ingest::{
     Format, IngestOptions, Source, expand, ingest_with, parse_input, parse_input_with,
 };
 use abortaudit::model::{Origin, Span, SpanId, SpanKind, StatusCode, TraceId};
-use common::{XorShift, bin, corpus, json};
+use common::{XorShift, bin, corpus, gzip, json, zstd};
 use prost::Message as _;
 
 // ---------------------------------------------------------------------------------------------
@@ -37,16 +36,6 @@ fn read(name: &str, bytes: &[u8]) -> (abortaudit::ingest::InputReport, Vec<Span>
     let (report, spans) = parse_input(name, bytes);
     assert!(report.error.is_none(), "{name}: {:?}", report.error);
     (report, spans)
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(bytes).unwrap();
-    enc.finish().unwrap()
-}
-
-fn zstd(bytes: &[u8]) -> Vec<u8> {
-    ruzstd::encoding::compress_to_vec(bytes, ruzstd::encoding::CompressionLevel::Fastest)
 }
 
 /// The Collector file exporter's framing: 4-byte big-endian length, then the message.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_code, bin, fixture, json};
+use common::{assert_code, bin, fixture, gzip, json, zstd};
 use serde_json::Value;
 
 /// The scenario fixtures: the committed ones, or a fresh run of the harness that CI points
@@ -432,6 +432,18 @@ fn the_readme_example_mapping_is_valid_rules() {
     assert_eq!(report["inputs"][0]["vendors"]["acme-mailer"], 1, "{report}");
 }
 
+/// `scan --format json` of `path` with inputs over `survey_above` bytes read in two passes:
+/// the report, and the exit status.
+fn scan_surveyed_above(path: &std::path::Path, survey_above: &str) -> (Value, Option<i32>) {
+    let output = bin()
+        .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
+        .args(["scan", "--format", "json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (json(&output.stdout), output.status.code())
+}
+
 #[test]
 fn the_two_pass_read_of_large_files_finds_exactly_what_a_whole_read_finds() {
     // ABORTAUDIT_SURVEY_ABOVE=0 makes every plain JSON Lines file "large": it is surveyed,
@@ -446,15 +458,7 @@ fn the_two_pass_read_of_large_files_finds_exactly_what_a_whole_read_finds() {
     let mut worker = std::fs::read(traces.join("worker.jsonl")).unwrap();
     worker.extend_from_slice(b"{not json\n{\"resourceSpans\":[{\"scope");
     std::fs::write(traces.join("worker.jsonl"), worker).unwrap();
-    let run = |survey_above: &str| {
-        let output = bin()
-            .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
-            .args(["scan", "--format", "json"])
-            .arg(&traces)
-            .output()
-            .unwrap();
-        (json(&output.stdout), output.status.code())
-    };
+    let run = |survey_above: &str| scan_surveyed_above(&traces, survey_above);
     let (whole, whole_code) = run("unlimited");
     let (surveyed, surveyed_code) = run("0");
     assert_eq!(whole_code, surveyed_code);
@@ -578,4 +582,75 @@ fn the_two_pass_read_finds_spans_kept_out_of_file_order() {
     let (whole, surveyed) = (run("scan", "unlimited"), run("scan", "0"));
     assert_eq!(whole["summary"], surveyed["summary"]);
     assert_eq!(surveyed["summary"]["aborted_turns"], 1, "{surveyed}");
+}
+
+#[test]
+fn a_compressed_export_is_read_in_two_passes_as_a_whole_read_reads_it() {
+    // Large gzip and zstd exports are decompressed as they are read, twice, rather than into
+    // memory. The audit must not change, nor what is said of a stream that is cut short.
+    type Pack = fn(&[u8]) -> Vec<u8>;
+    let packers: [(&str, Pack); 2] = [("gz", gzip), ("zst", zstd)];
+    for (extension, pack) in packers {
+        let dir = tempfile::tempdir().unwrap();
+        let traces = dir.path().join("traces");
+        std::fs::create_dir(&traces).unwrap();
+        for name in ["agent.jsonl", "vendor.jsonl", "worker.jsonl"] {
+            let text = std::fs::read(scenarios().join("traces").join(name)).unwrap();
+            // Two frames (or members), as writers that flush make: cut short in the second,
+            // the first still decodes.
+            let half = text[text.len() / 2..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map_or(text.len(), |at| text.len() / 2 + at + 1);
+            let mut packed = pack(&text[..half]);
+            packed.extend_from_slice(&pack(&text[half..]));
+            std::fs::write(traces.join(format!("{name}.{extension}")), &packed).unwrap();
+        }
+        let run = |survey_above: &str| scan_surveyed_above(&traces, survey_above);
+        let (whole, whole_code) = run("unlimited");
+        let (surveyed, surveyed_code) = run("0");
+        assert_eq!(whole_code, surveyed_code);
+        assert!(!whole["findings"].as_array().unwrap().is_empty());
+        assert_eq!(whole["findings"], surveyed["findings"], "{extension}");
+        assert_eq!(whole["summary"], surveyed["summary"], "{extension}");
+        assert_eq!(whole["diagnostics"], surveyed["diagnostics"], "{extension}");
+
+        // Cut short: both read what decoded, and say the stream is corrupt.
+        let agent = traces.join(format!("agent.jsonl.{extension}"));
+        let packed = std::fs::read(&agent).unwrap();
+        std::fs::write(&agent, &packed[..packed.len() * 9 / 10]).unwrap();
+        let (whole, whole_code) = run("unlimited");
+        let (surveyed, surveyed_code) = run("0");
+        assert_eq!(whole_code, surveyed_code);
+        assert_eq!(whole["findings"], surveyed["findings"], "{extension}");
+        assert_eq!(whole["summary"], surveyed["summary"], "{extension}");
+        assert_eq!(whole["diagnostics"], surveyed["diagnostics"], "{extension}");
+        assert_eq!(
+            surveyed["diagnostics"][0]["code"], "corrupt-compression",
+            "{surveyed}"
+        );
+    }
+}
+
+#[test]
+fn a_compressed_export_read_in_two_passes_stops_at_the_decompression_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl.zst");
+    let text = std::fs::read(scenarios().join("traces/agent.jsonl")).unwrap();
+    let packed =
+        ruzstd::encoding::compress_to_vec(&text[..], ruzstd::encoding::CompressionLevel::Fastest);
+    std::fs::write(&path, packed).unwrap();
+    let output = bin()
+        .env("ABORTAUDIT_SURVEY_ABOVE", "0")
+        .args(["scan", "--max-decompressed", "20KiB"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_code(&output, 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("decompresses to more than the limit of 20 KiB")
+            && stderr.contains("--max-decompressed"),
+        "{stderr}"
+    );
 }

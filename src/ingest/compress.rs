@@ -212,6 +212,260 @@ pub(crate) fn unzstd(
     Ok(out)
 }
 
+/// A whole-file gzip or zstd input decompressed as it is read, for inputs too large to hold
+/// decompressed (see `stream`). Like `gunzip` and `unzstd` it stops at the budget with an
+/// error; where the data is corrupt or cut short the stream ends, and `corrupt` says what went
+/// wrong: what decoded before it is read, as a whole read reads it.
+pub(crate) struct StreamDecoder {
+    kind: StreamKind,
+    budget: Budget,
+    corrupt: Option<String>,
+    ended: bool,
+}
+
+enum StreamKind {
+    Gzip(flate2::bufread::MultiGzDecoder<std::io::BufReader<Counted>>),
+    Zstd(ZstdFrames),
+}
+
+/// A file that counts the bytes read from it, for the offsets in messages.
+struct Counted {
+    file: std::fs::File,
+    read: u64,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// How far into the file a buffered reader has got.
+fn consumed(reader: &std::io::BufReader<Counted>) -> u64 {
+    reader.get_ref().read - reader.buffer().len() as u64
+}
+
+impl StreamDecoder {
+    /// The decompressing reader of a gzip or zstd file (by its magic bytes); `None` for a file
+    /// that is neither.
+    pub(crate) fn open(path: &std::path::Path, limit: u64) -> std::io::Result<Option<Self>> {
+        let mut file = std::fs::File::open(path)?;
+        let mut magic = [0u8; 4];
+        let n = read_up_to(&mut file, &mut magic)?;
+        let magic = &magic[..n];
+        let reader = std::io::BufReader::with_capacity(
+            256 << 10,
+            Counted {
+                file: std::fs::File::open(path)?,
+                read: 0,
+            },
+        );
+        let kind = if magic.starts_with(&GZIP_MAGIC) {
+            StreamKind::Gzip(flate2::bufread::MultiGzDecoder::new(reader))
+        } else if magic.starts_with(&ZSTD_MAGIC) {
+            StreamKind::Zstd(ZstdFrames {
+                state: FrameState::Between(reader),
+                frames: 0,
+            })
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(StreamDecoder {
+            kind,
+            budget: Budget::new(limit),
+            corrupt: None,
+            ended: false,
+        }))
+    }
+
+    /// `gzip` or `zstd`.
+    pub(crate) fn compression(&self) -> &'static str {
+        match self.kind {
+            StreamKind::Gzip(_) => "gzip",
+            StreamKind::Zstd(_) => "zstd",
+        }
+    }
+
+    /// What ended the stream before its end, once it has ended.
+    pub(crate) fn corrupt(&self) -> Option<&str> {
+        self.corrupt.as_deref()
+    }
+}
+
+/// Fills as much of `buf` as the reader has.
+pub(crate) fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+impl Read for StreamDecoder {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.ended || buf.is_empty() {
+            return Ok(0);
+        }
+        let read = match &mut self.kind {
+            StreamKind::Gzip(decoder) => decoder.read(buf).map_err(|e| {
+                format!(
+                    "the gzip data is corrupt or cut short near compressed byte offset {}, after {} decompressed bytes: {e}",
+                    consumed(decoder.get_ref()),
+                    self.budget.used
+                )
+            }),
+            StreamKind::Zstd(frames) => frames.read(buf, self.budget.used),
+        };
+        match read {
+            Ok(0) => {
+                self.ended = true;
+                Ok(0)
+            }
+            Ok(n) => {
+                let used = self.budget.used.saturating_add(n as u64);
+                if used > self.budget.limit {
+                    self.ended = true;
+                    let (what, offset) = match &self.kind {
+                        StreamKind::Gzip(decoder) => ("the gzip data", consumed(decoder.get_ref())),
+                        StreamKind::Zstd(frames) => ("the zstd data", frames.offset()),
+                    };
+                    return Err(std::io::Error::other(
+                        self.budget.exceeded(what, offset as usize),
+                    ));
+                }
+                self.budget.used = used;
+                Ok(n)
+            }
+            Err(why) => {
+                self.ended = true;
+                self.corrupt = Some(why);
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// The frames of a zstd file one after another, skippable frames skipped (as `unzstd` reads
+/// them).
+struct ZstdFrames {
+    state: FrameState,
+    frames: usize,
+}
+
+type Frame = ruzstd::decoding::StreamingDecoder<
+    std::io::Chain<std::io::Cursor<[u8; 4]>, std::io::BufReader<Counted>>,
+    ruzstd::decoding::FrameDecoder,
+>;
+
+enum FrameState {
+    Between(std::io::BufReader<Counted>),
+    /// In a frame that starts at this byte offset, and has decoded this much.
+    In(Box<Frame>, u64, u64),
+    Done,
+}
+
+impl ZstdFrames {
+    fn offset(&self) -> u64 {
+        match &self.state {
+            FrameState::Between(reader) => consumed(reader),
+            FrameState::In(frame, ..) => consumed(frame.get_ref().get_ref().1),
+            FrameState::Done => 0,
+        }
+    }
+
+    /// Decompressed bytes into `buf`; `Err` says why the data cannot be read on.
+    fn read(&mut self, buf: &mut [u8], decoded: u64) -> Result<usize, String> {
+        // (`decoded`: by every frame so far.)
+        const WHAT: &str = "the zstd data";
+        loop {
+            match std::mem::replace(&mut self.state, FrameState::Done) {
+                FrameState::Done => return Ok(0),
+                FrameState::In(mut frame, start, in_frame) => match frame.read(buf) {
+                    Ok(0) => {
+                        let stored = frame.decoder.get_checksum_from_data();
+                        let computed = frame.decoder.get_calculated_checksum();
+                        if let (Some(stored), Some(computed)) = (stored, computed)
+                            && stored != computed
+                        {
+                            return Err(format!(
+                                "{WHAT}: the zstd frame at byte offset {start} fails its checksum (content corrupt)"
+                            ));
+                        }
+                        self.frames += 1;
+                        self.state = FrameState::Between(frame.into_inner().into_inner().1);
+                    }
+                    Ok(n) => {
+                        self.state = FrameState::In(frame, start, in_frame + n as u64);
+                        return Ok(n);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        self.state = FrameState::In(frame, start, in_frame);
+                    }
+                    Err(e) => {
+                        let reached = consumed(frame.get_ref().get_ref().1);
+                        return Err(format!(
+                            "{WHAT}: the zstd frame at byte offset {start} is corrupt or cut short near byte offset {reached}, after {in_frame} decompressed bytes: {e}"
+                        ));
+                    }
+                },
+                FrameState::Between(mut reader) => {
+                    let start = consumed(&reader);
+                    let mut magic = [0u8; 4];
+                    let n = read_up_to(&mut reader, &mut magic).map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        if self.frames == 0 && decoded == 0 {
+                            return Err(format!("{WHAT}: holds no zstd frame at byte offset 0"));
+                        }
+                        return Ok(0);
+                    }
+                    let value = u32::from_le_bytes(magic);
+                    if n == 4 && (0x184D_2A50..=0x184D_2A5F).contains(&value) {
+                        let mut len = [0u8; 4];
+                        let skipped = match read_up_to(&mut reader, &mut len) {
+                            Ok(4) => {
+                                let len = u64::from(u32::from_le_bytes(len));
+                                std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink())
+                                    .map(|copied| copied == len)
+                                    .unwrap_or(false)
+                            }
+                            _ => false,
+                        };
+                        if !skipped {
+                            return Err(format!(
+                                "{WHAT}: the skippable zstd frame at byte offset {start} is cut short"
+                            ));
+                        }
+                        self.state = FrameState::Between(reader);
+                        continue;
+                    }
+                    if n < 4 || magic != ZSTD_MAGIC {
+                        return Err(format!(
+                            "{WHAT}: expected a zstd frame at byte offset {start}, found bytes {}",
+                            hex_prefix(&magic[..n])
+                        ));
+                    }
+                    let source = std::io::Cursor::new(magic).chain(reader);
+                    match ruzstd::decoding::StreamingDecoder::new(source) {
+                        Ok(frame) => self.state = FrameState::In(Box::new(frame), start, 0),
+                        Err(e) => {
+                            return Err(format!(
+                                "{WHAT}: the zstd frame at byte offset {start} has a bad header: {e}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn hex_prefix(bytes: &[u8]) -> String {
     let shown: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let more = if bytes.len() > 8 { "…" } else { "" };
@@ -330,5 +584,83 @@ mod tests {
         let out = unzstd(&trailing, &mut Budget::new(1 << 20), "the zstd data", 0).unwrap();
         assert_eq!(out.data, b"hello ");
         assert!(out.corrupt.unwrap().contains("byte offset"));
+    }
+
+    /// What `StreamDecoder` reads from `bytes` written to a file: the data, what ended it early,
+    /// or the error that stopped it.
+    fn stream(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, Option<String>), String> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        let mut decoder = StreamDecoder::open(file.path(), limit)
+            .unwrap()
+            .expect("gzip or zstd");
+        let mut data = Vec::new();
+        // Small reads, so that frames and members end in the middle of them.
+        let mut buf = [0u8; 7];
+        loop {
+            match decoder.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok((data, decoder.corrupt().map(str::to_owned)))
+    }
+
+    #[test]
+    fn a_stream_decodes_what_a_whole_read_decodes() {
+        let zstd = |text: &[u8]| {
+            ruzstd::encoding::compress_to_vec(text, ruzstd::encoding::CompressionLevel::Fastest)
+        };
+        let gzip = |text: &[u8]| {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut enc, text).unwrap();
+            enc.finish().unwrap()
+        };
+        let long: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        // Frames and members one after another, a skippable frame between.
+        let mut frames = zstd(b"hello ");
+        frames.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 9, 9]);
+        frames.extend_from_slice(&zstd(&long));
+        let mut members = gzip(b"hello ");
+        members.extend_from_slice(&gzip(&long));
+        for packed in [&frames, &members] {
+            let (data, corrupt) = stream(packed, u64::MAX).unwrap();
+            assert_eq!(&data[..6], b"hello ");
+            assert_eq!(&data[6..], &long[..]);
+            assert_eq!(corrupt, None);
+        }
+        let whole = unzstd(&frames, &mut Budget::new(u64::MAX), "the zstd data", 0).unwrap();
+        assert_eq!(stream(&frames, u64::MAX).unwrap().0, whole.data);
+
+        // Cut short or followed by junk: what decoded before it, and what went wrong.
+        let mut junk = zstd(b"hello ");
+        junk.extend_from_slice(b"junk");
+        let (data, corrupt) = stream(&junk, u64::MAX).unwrap();
+        assert_eq!(data, b"hello ");
+        let corrupt = corrupt.unwrap();
+        assert!(
+            corrupt.contains("expected a zstd frame at byte offset"),
+            "{corrupt}"
+        );
+        for packed in [&frames, &members] {
+            let cut = &packed[..packed.len() - 100];
+            let (data, corrupt) = stream(cut, u64::MAX).unwrap();
+            assert!(data.len() < 6 + long.len());
+            assert!(long.starts_with(&data[6..]));
+            assert!(corrupt.unwrap().contains("cut short"));
+        }
+
+        // Over the budget: an error naming the limit.
+        let error = stream(&frames, 1000).unwrap_err();
+        assert!(
+            error.contains("more than the limit of 1000 bytes"),
+            "{error}"
+        );
+        let error = stream(&members, 1000).unwrap_err();
+        assert!(
+            error.contains("more than the limit of 1000 bytes"),
+            "{error}"
+        );
     }
 }

@@ -611,17 +611,26 @@ pub fn ingest_for_audit(
     rules: &crate::config::Rules,
 ) -> Ingested {
     let files = expand(traces);
-    let streamed: Vec<bool> = files
+    let streamed: Vec<Option<stream::Encoding>> = files
         .iter()
-        .map(|source| event_logs.is_empty() && is_streamable(source, options.survey_above))
+        .map(|source| {
+            event_logs
+                .is_empty()
+                .then(|| streamable(source, options))
+                .flatten()
+        })
         .collect();
-    if !streamed.contains(&true) {
+    if streamed.iter().all(Option::is_none) {
         return ingest_inputs(traces, event_logs, options);
     }
     let whole: Vec<Option<InputRead>> = files
         .par_iter()
         .zip(&streamed)
-        .map(|(source, streamed)| (!streamed).then(|| read_source(source, options, false)))
+        .map(|(source, streamed)| {
+            streamed
+                .is_none()
+                .then(|| read_source(source, options, false))
+        })
         .collect();
     if whole
         .iter()
@@ -636,7 +645,7 @@ pub fn ingest_for_audit(
     let streamed_bytes: u64 = files
         .iter()
         .zip(&streamed)
-        .filter(|(_, s)| **s)
+        .filter(|(_, s)| **s == Some(stream::Encoding::Plain))
         .filter_map(|(source, _)| match source {
             Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
             Source::Stdin => None,
@@ -660,19 +669,33 @@ pub fn ingest_for_audit(
 
     // The first pass.
     let survey_rules = Arc::new(otlp_json::SurveyRules::new(rules));
-    let surveys: Vec<Option<(Parsed, Option<String>)>> = files
+    let surveys: Vec<Option<Surveyed>> = files
         .iter()
         .zip(&streamed)
         .map(|(source, streamed)| {
-            let Source::Path(path) = source else {
+            let (Source::Path(path), Some(encoding)) = (source, *streamed) else {
                 return None;
             };
-            streamed.then(|| {
-                let mut parsed = Parsed::default();
-                let input: Arc<str> = Arc::from(source.display().as_str());
-                let error =
-                    stream::index_file(path, &input, &survey_rules, &mut parsed, &progress).err();
-                (parsed, error.map(|e| e.to_string()))
+            let mut parsed = Parsed::default();
+            let input: Arc<str> = Arc::from(source.display().as_str());
+            let read = stream::index_file(
+                path,
+                encoding,
+                &input,
+                &survey_rules,
+                &mut parsed,
+                &progress,
+                stream::BLOCK_BYTES,
+            );
+            let (error, corrupt) = match read {
+                Ok(corrupt) => (None, corrupt),
+                Err(error) => (Some(error), None),
+            };
+            Some(Surveyed {
+                parsed,
+                encoding,
+                error,
+                corrupt,
             })
         })
         .collect();
@@ -681,7 +704,7 @@ pub fn ingest_for_audit(
     let mut relevant: FxHashSet<TraceId> = FxHashSet::default();
     let mut links_into: HashMap<TraceId, Vec<TraceId>> = HashMap::new();
     let mut conversations: HashSet<u64> = HashSet::new();
-    for (parsed, _) in surveys.iter().flatten() {
+    for Surveyed { parsed, .. } in surveys.iter().flatten() {
         relevant.extend(&parsed.survey.may_abort);
         for (to, from) in &parsed.survey.links {
             links_into.entry(*to).or_default().push(*from);
@@ -724,7 +747,12 @@ pub fn ingest_for_audit(
     };
     let mut results = Vec::with_capacity(files.len());
     for ((source, whole), survey) in files.iter().zip(whole).zip(surveys) {
-        let (survey, error) = match (whole, survey) {
+        let Surveyed {
+            parsed: survey,
+            encoding,
+            error,
+            corrupt,
+        } = match (whole, survey) {
             (Some(read), _) => {
                 results.push(read);
                 continue;
@@ -736,7 +764,7 @@ pub fn ingest_for_audit(
         let input: Arc<str> = Arc::from(path.as_str());
         let (kept, error) = match (error, source) {
             (None, Source::Path(file)) => {
-                match stream::read_kept(file, &input, survey.index, &keep, &progress) {
+                match stream::read_kept(file, encoding, &input, survey.index, &keep, &progress) {
                     Ok(kept) => (kept, None),
                     Err(e) => (Parsed::default(), Some(e)),
                 }
@@ -746,7 +774,19 @@ pub fn ingest_for_audit(
         // The second pass reads spans, never lines: what it finds is about the kept spans.
         let mut diagnostics = survey.diagnostics;
         diagnostics.extend(kept.diagnostics);
+        // (A stable sort: the input's own diagnostic, with no line, comes first.)
         diagnostics.sort_by_key(|d| d.line);
+        if let Some(why) = corrupt {
+            diagnostics.insert(
+                0,
+                Diagnostic::error(
+                    &input,
+                    None,
+                    Code::CorruptCompression,
+                    format!("{why}; what decoded before it is read"),
+                ),
+            );
+        }
         let error = match error {
             Some(e) => Some(format!("{path}: cannot read: {e}")),
             None if survey.spans_read == 0 => Some(format!(
@@ -758,7 +798,10 @@ pub fn ingest_for_audit(
         let report = InputReport {
             path,
             format: Format::OtlpJsonLines,
-            compression: "none",
+            compression: match encoding {
+                stream::Encoding::Plain => "none",
+                stream::Encoding::Compressed { format, .. } => format,
+            },
             counts: Counts {
                 lines: survey.lines,
                 spans: survey.spans_read,
@@ -776,28 +819,54 @@ pub fn ingest_for_audit(
     ingested
 }
 
-/// A plain OTLP/JSON Lines file above `threshold` bytes, which can be streamed.
-fn is_streamable(source: &Source, threshold: u64) -> bool {
+/// What the first pass left of a streamed input.
+struct Surveyed {
+    parsed: Parsed,
+    encoding: stream::Encoding,
+    /// The input could not be read.
+    error: Option<String>,
+    /// A compressed input ended early, corrupt or cut short, after what was read.
+    corrupt: Option<String>,
+}
+
+/// How an input is read in two passes, if it is: an OTLP/JSON Lines file above the threshold
+/// (`survey_above`), plain, or gzip- or zstd-compressed (counted at 8 bytes a compressed byte,
+/// about what JSON compresses to).
+fn streamable(source: &Source, options: &IngestOptions) -> Option<stream::Encoding> {
     let Source::Path(path) = source else {
-        return false;
+        return None;
     };
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    if !meta.is_file() || meta.len() <= threshold {
-        return false;
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
     }
+    let limit = options.max_decompressed;
     let mut head = vec![0u8; 1 << 20];
-    let n = match std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) {
-        Ok(n) => n,
-        Err(_) => return false,
+    let (encoding, size) = match compress::StreamDecoder::open(path, limit).ok()? {
+        None => (stream::Encoding::Plain, meta.len()),
+        Some(decoder) => {
+            let format = decoder.compression();
+            (
+                stream::Encoding::Compressed { limit, format },
+                meta.len().saturating_mul(8),
+            )
+        }
     };
+    if size <= options.survey_above {
+        return None;
+    }
+    let n = match encoding {
+        stream::Encoding::Plain => std::fs::File::open(path).and_then(|mut f| f.read(&mut head)),
+        stream::Encoding::Compressed { .. } => compress::StreamDecoder::open(path, limit)
+            .and_then(|d| d.ok_or_else(|| std::io::ErrorKind::InvalidData.into()))
+            .and_then(|mut d| compress::read_up_to(&mut d, &mut head)),
+    }
+    .ok()?;
     let head = &head[..n];
-    let Some(end) = head.iter().position(|b| *b == b'\n') else {
-        return false;
-    };
+    let end = head.iter().position(|b| *b == b'\n')?;
     let first = head[..end].trim_ascii();
-    first.first() == Some(&b'{') && otlp_json::classify(first) == Shape::OtlpTraces
+    (first.first() == Some(&b'{') && otlp_json::classify(first) == Shape::OtlpTraces)
+        .then_some(encoding)
 }
 
 fn conflicting_duplicate(kept: &Span, dropped: &Span, format: Format) -> Diagnostic {

@@ -19,13 +19,14 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::Parsed;
+use super::compress::StreamDecoder;
 use super::otlp_json::{self, IndexFilter, Keep, SpanFilter, SurveyRules};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{Resource, TraceId};
 
 /// How much of the file the first pass reads at a time (it reads the next block while the
 /// threads parse this one, so two are in memory).
-const BLOCK_BYTES: u64 = 16 << 20;
+pub(crate) const BLOCK_BYTES: u64 = 16 << 20;
 
 /// How the second pass reads the kept spans back: in batches of at most `batch` bytes of the
 /// file, each built by one thread, reading through gaps of at most `gap` bytes between kept
@@ -180,38 +181,73 @@ impl KeptSpan {
     }
 }
 
-/// Appends up to one block of `file` to `buf`; 0 at the end of the file.
-fn read_block(file: &mut File, buf: &mut Vec<u8>, block: u64) -> std::io::Result<usize> {
-    file.take(block).read_to_end(buf)
+/// How an input the two passes read is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// A plain file: the second pass reads the kept spans where they are.
+    Plain,
+    /// A gzip or zstd file (`format`), decompressed as it is read (at most `limit` bytes),
+    /// twice: the second pass decompresses it again and picks the kept spans out on the way.
+    Compressed { limit: u64, format: &'static str },
 }
 
-/// The first pass: every line of the file read with spans located and surveyed
-/// (`SpanFilter::Index`) into `out`, on all threads, one block at a time.
-pub(crate) fn index_file(
-    path: &Path,
-    input: &Arc<str>,
-    survey: &Arc<SurveyRules>,
-    out: &mut Parsed,
-    progress: &indicatif::ProgressBar,
-) -> std::io::Result<()> {
-    index_in_blocks(path, input, survey, out, progress, BLOCK_BYTES)
+/// An input opened for one pass.
+enum Opened {
+    Plain(File),
+    Compressed(Box<StreamDecoder>),
 }
 
-fn index_in_blocks(
-    path: &Path,
-    input: &Arc<str>,
-    survey: &Arc<SurveyRules>,
-    out: &mut Parsed,
-    progress: &indicatif::ProgressBar,
+impl Opened {
+    fn open(path: &Path, encoding: Encoding) -> Result<Opened, String> {
+        let io = |e: std::io::Error| e.to_string();
+        Ok(match encoding {
+            Encoding::Plain => Opened::Plain(File::open(path).map_err(io)?),
+            Encoding::Compressed { limit, .. } => {
+                match StreamDecoder::open(path, limit).map_err(io)? {
+                    Some(decoder) => Opened::Compressed(Box::new(decoder)),
+                    None => return Err("it is no longer gzip or zstd data".to_owned()),
+                }
+            }
+        })
+    }
+
+    /// Why a compressed input ended early, once it has been read to its end.
+    fn corrupt(&self) -> Option<&str> {
+        match self {
+            Opened::Plain(_) => None,
+            Opened::Compressed(decoder) => decoder.corrupt(),
+        }
+    }
+}
+
+impl Read for Opened {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Opened::Plain(file) => file.read(buf),
+            Opened::Compressed(decoder) => decoder.read(buf),
+        }
+    }
+}
+
+/// Appends up to one block of `reader` to `buf`; 0 at its end.
+fn read_block(reader: &mut Opened, buf: &mut Vec<u8>, block: u64) -> std::io::Result<usize> {
+    reader.take(block).read_to_end(buf)
+}
+
+/// Reads `reader` in blocks of whole lines (a line longer than a block is read on to its end),
+/// handing each to `each` with the offset of its first byte in the input, while the next block
+/// is read on another thread; until the end, or until `each` says to stop.
+fn line_blocks(
+    reader: &mut Opened,
     block_bytes: u64,
-) -> std::io::Result<()> {
-    let mut file = File::open(path)?;
+    mut each: impl FnMut(&[u8], u64) -> Result<bool, String> + Send,
+) -> Result<(), String> {
+    let io = |e: std::io::Error| e.to_string();
     let mut current: Vec<u8> = Vec::with_capacity(block_bytes as usize);
     let mut next: Vec<u8> = Vec::with_capacity(block_bytes as usize);
-    let mut eof = read_block(&mut file, &mut current, block_bytes)? == 0;
-    // The file offset and line of `current[0]`, always the start of a line.
+    let mut eof = read_block(reader, &mut current, block_bytes).map_err(io)? == 0;
+    // The offset of `current[0]`, always the start of a line.
     let mut offset = 0u64;
-    let mut first_line = 1u64;
     loop {
         let cut = if eof {
             current.len()
@@ -220,7 +256,7 @@ fn index_in_blocks(
                 Some(last) => last + 1,
                 None => {
                     // A line longer than a block: read on.
-                    eof = read_block(&mut file, &mut current, block_bytes)? == 0;
+                    eof = read_block(reader, &mut current, block_bytes).map_err(io)? == 0;
                     continue;
                 }
             }
@@ -228,59 +264,76 @@ fn index_in_blocks(
         next.clear();
         next.extend_from_slice(&current[cut..]);
         let block = &current[..cut];
+        let (go_on, read) = rayon::join(
+            || each(block, offset),
+            || {
+                if eof {
+                    Ok(0)
+                } else {
+                    read_block(reader, &mut next, block_bytes)
+                }
+            },
+        );
+        offset += cut as u64;
+        if !go_on? || eof {
+            return Ok(());
+        }
+        eof = read.map_err(io)? == 0;
+        std::mem::swap(&mut current, &mut next);
+    }
+}
+
+/// The first pass: every line of the input read with spans located and surveyed
+/// (`SpanFilter::Index`) into `out`, on all threads, `block_bytes` at a time (`BLOCK_BYTES`).
+/// `Ok(Some(why))`: a compressed input ended early, corrupt or cut short, after what was read.
+pub(crate) fn index_file(
+    path: &Path,
+    encoding: Encoding,
+    input: &Arc<str>,
+    survey: &Arc<SurveyRules>,
+    out: &mut Parsed,
+    progress: &indicatif::ProgressBar,
+    block_bytes: u64,
+) -> Result<Option<String>, String> {
+    let mut reader = Opened::open(path, encoding)?;
+    let mut first_line = 1u64;
+    line_blocks(&mut reader, block_bytes, |block, offset| {
         let filter = SpanFilter::Index(Arc::new(IndexFilter {
             survey: Arc::clone(survey),
             block_address: block.as_ptr() as usize,
             block_offset: offset,
         }));
-        let (part, read) = rayon::join(
-            || {
-                let mut part = Parsed::default();
-                otlp_json::read_block(input, block, first_line, &filter, &mut part);
-                part
-            },
-            || {
-                if eof {
-                    Ok(0)
-                } else {
-                    read_block(&mut file, &mut next, block_bytes)
-                }
-            },
-        );
-        progress.inc(cut as u64);
-        offset += cut as u64;
+        let mut part = Parsed::default();
+        otlp_json::read_block(input, block, first_line, &filter, &mut part);
+        advance(progress, encoding, block.len());
         // Every line of the block was read, the last of them being line `part.lines`.
         first_line = part.lines + 1;
         let lines = part.lines;
         out.append(part);
         out.lines = out.lines.max(lines);
-        if eof {
-            return Ok(());
-        }
-        eof = read? == 0;
-        std::mem::swap(&mut current, &mut next);
+        Ok(true)
+    })?;
+    Ok(reader.corrupt().map(str::to_owned))
+}
+
+/// Counts `bytes` gone through on the progress bar, whose total holds the plain inputs' sizes;
+/// a compressed input's decompressed size is only known as it is read.
+fn advance(progress: &indicatif::ProgressBar, encoding: Encoding, bytes: usize) {
+    if encoding != Encoding::Plain {
+        progress.inc_length(bytes as u64);
     }
+    progress.inc(bytes as u64);
 }
 
 /// The second pass: the spans of the kept traces, read back from where the first pass found
 /// them and built in full.
 pub(crate) fn read_kept(
     path: &Path,
+    encoding: Encoding,
     input: &Arc<str>,
     index: SpanIndex,
     keep: &Keep,
     progress: &indicatif::ProgressBar,
-) -> Result<Parsed, String> {
-    read_kept_in_batches(path, input, index, keep, progress, BATCHING)
-}
-
-fn read_kept_in_batches(
-    path: &Path,
-    input: &Arc<str>,
-    index: SpanIndex,
-    keep: &Keep,
-    progress: &indicatif::ProgressBar,
-    batching: Batching,
 ) -> Result<Parsed, String> {
     let kept = index.kept(&keep.traces);
     // Only the resources are needed from here on; the places of every span go before the
@@ -288,10 +341,88 @@ fn read_kept_in_batches(
     drop(index.spans);
     drop(index.groups);
     let resources = index.resources;
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let batches = batches(&kept, batching);
-    progress.inc_length(batches.iter().map(|b| b.end - b.start).sum());
     progress.set_message("reading the spans that matter (second pass)");
+    match encoding {
+        Encoding::Plain => {
+            read_kept_in_batches(path, input, &kept, &resources, keep, progress, BATCHING)
+        }
+        Encoding::Compressed { .. } => {
+            let mut reader = Opened::open(path, encoding)?;
+            read_kept_in_order(&mut reader, input, &kept, &resources, keep, progress)
+        }
+    }
+}
+
+/// The second pass over a compressed input: decompressed again from its start, block by
+/// block, the kept spans of each block built as it goes by. The kept spans come line by line
+/// (`SpanIndex::kept`), and a line is never split between blocks, so those of a block are the
+/// next ones in the list; the input is read no further than the last of them.
+fn read_kept_in_order(
+    reader: &mut Opened,
+    input: &Arc<str>,
+    kept: &[KeptSpan],
+    resources: &[Arc<Resource>],
+    keep: &Keep,
+    progress: &indicatif::ProgressBar,
+) -> Result<Parsed, String> {
+    let mut out = Parsed::default();
+    out.spans.reserve_exact(kept.len());
+    if kept.is_empty() {
+        return Ok(out);
+    }
+    let mut next = 0;
+    line_blocks(reader, BLOCK_BYTES, |block, offset| {
+        let end = offset + block.len() as u64;
+        let first = next;
+        while next < kept.len() && kept[next].offset < end {
+            next += 1;
+        }
+        let text = |span: &KeptSpan| -> Result<&[u8], String> {
+            let start = span.offset.checked_sub(offset).map(|s| s as usize);
+            start
+                .and_then(|s| block.get(s..s + span.len as usize))
+                .ok_or_else(|| changed(span))
+        };
+        let parts: Vec<Result<Parsed, String>> = kept[first..next]
+            .par_chunks(256)
+            .map(|chunk| {
+                let texts: Vec<&[u8]> = chunk.iter().map(text).collect::<Result<_, _>>()?;
+                build_spans(input, resources, keep, chunk.iter().zip(texts))
+            })
+            .collect();
+        for part in parts {
+            out.append(part?);
+        }
+        progress.inc_length(block.len() as u64);
+        progress.inc(block.len() as u64);
+        Ok(next < kept.len())
+    })?;
+    match kept.get(next) {
+        Some(span) => Err(changed(span)),
+        None => Ok(out),
+    }
+}
+
+/// A kept span the second pass could not find where the first left it.
+fn changed(span: &KeptSpan) -> String {
+    format!(
+        "the span at byte {} (line {}) is no longer there; was the file changed while it was read?",
+        span.offset, span.line
+    )
+}
+
+fn read_kept_in_batches(
+    path: &Path,
+    input: &Arc<str>,
+    kept: &[KeptSpan],
+    resources: &[Arc<Resource>],
+    keep: &Keep,
+    progress: &indicatif::ProgressBar,
+    batching: Batching,
+) -> Result<Parsed, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let batches = batches(kept, batching);
+    progress.inc_length(batches.iter().map(|b| b.end - b.start).sum());
     let mut out = Parsed::default();
     out.spans.reserve_exact(kept.len());
     // Each batch is read and built by one thread, with positional reads, so that reading and
@@ -305,7 +436,8 @@ fn read_kept_in_batches(
             .map_init(Vec::new, |buf, batch| {
                 read_batch(&file, batch, buf)?;
                 let spans = &kept[batch.spans.clone()];
-                let part = build_batch(input, &resources, keep, spans, batch, buf);
+                let texts = span_texts(batch, spans, buf);
+                let part = build_spans(input, resources, keep, spans.iter().zip(texts));
                 progress.inc(batch.end - batch.start);
                 part
             })
@@ -430,17 +562,15 @@ fn span_texts<'b>(
     })
 }
 
-/// Builds the kept spans of one batch, whose runs are in `buf`.
-fn build_batch(
+/// Builds kept spans from their texts.
+fn build_spans<'t>(
     input: &Arc<str>,
     resources: &[Arc<Resource>],
     keep: &Keep,
-    spans: &[KeptSpan],
-    batch: &Batch,
-    buf: &[u8],
+    spans: impl Iterator<Item = (&'t KeptSpan, &'t [u8])>,
 ) -> Result<Parsed, String> {
     let mut part = Parsed::default();
-    for (span, text) in spans.iter().zip(span_texts(batch, spans, buf)) {
+    for (span, text) in spans {
         let resource = &resources[span.resource as usize];
         match otlp_json::read_kept_span(input, text, span.line, resource, keep, &mut part) {
             Ok(()) => {}
@@ -484,7 +614,16 @@ mod tests {
         let hidden = indicatif::ProgressBar::hidden();
         let index = |block: u64| {
             let mut parsed = Parsed::default();
-            index_in_blocks(&path, &input, &survey, &mut parsed, &hidden, block).unwrap();
+            let read = index_file(
+                &path,
+                Encoding::Plain,
+                &input,
+                &survey,
+                &mut parsed,
+                &hidden,
+                block,
+            );
+            assert_eq!(read, Ok(None));
             parsed
         };
         let small = index(1000);
@@ -535,8 +674,12 @@ mod tests {
             };
             for batching in batchings {
                 let index = index(700).index;
-                let kept =
-                    read_kept_in_batches(&path, &input, index, &keep, &hidden, batching).unwrap();
+                let places = index.kept(&keep.traces);
+                let resources = &index.resources;
+                let kept = read_kept_in_batches(
+                    &path, &input, &places, resources, &keep, &hidden, batching,
+                )
+                .unwrap();
                 assert_eq!(kept.spans.len(), expected.len(), "{batching:?}");
                 for (a, b) in kept.spans.iter().zip(&expected) {
                     assert_eq!(

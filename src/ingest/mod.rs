@@ -597,8 +597,8 @@ fn merge_inputs(results: Vec<InputRead>) -> Ingested {
     ingested
 }
 
-/// Reads inputs for an audit. Large plain OTLP/JSON Lines files (the Collector's exports) are
-/// read in two passes (see `stream`): one that places and surveys every span (its trace, abort
+/// Reads inputs for an audit. Large OTLP/JSON Lines files (the Collector's exports), plain or
+/// gzip- or zstd-compressed, are read in two passes (see `stream`): one that places and surveys every span (its trace, abort
 /// signals and links), then a read, by their places, of only the spans of the traces that can
 /// matter: those with an abort signal and, transitively, those whose spans link into them
 /// (queue consumers, workers). Everything else is read whole, as

@@ -6,7 +6,9 @@
 //! point), building no span. Most spans are surveyed from their text alone: a prefilter finds
 //! that nothing the survey looks for is in them (`otlp_json::SurveyRules`). The second pass
 //! reads back only the spans of the traces that matter, by their places in the file, and
-//! builds them in full.
+//! builds them in full. A gzip or zstd file is decompressed as it is read, by both passes:
+//! its places are offsets in the decompressed text, which the second pass goes through again
+//! up to the last kept span.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::fs::File;

@@ -6,6 +6,8 @@
 //! terabytes) is stopped at the limit with an error instead of exhausting memory.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use ruzstd::decoding::StreamingDecoder;
 
@@ -214,12 +216,16 @@ pub(crate) fn unzstd(
 
 /// A whole-file gzip or zstd input decompressed as it is read, for inputs too large to hold
 /// decompressed (see `stream`). Like `gunzip` and `unzstd` it stops at the budget with an
-/// error; where the data is corrupt or cut short the stream ends, and `corrupt` says what went
-/// wrong: what decoded before it is read, as a whole read reads it.
+/// error (of kind `FileTooLarge`), and so does a file it cannot read; where the data is
+/// corrupt or cut short the stream ends, and `corrupt` says what went wrong: what decoded
+/// before it is read, as a whole read reads it.
 pub(crate) struct StreamDecoder {
     kind: StreamKind,
     budget: Budget,
     corrupt: Option<String>,
+    /// Set by the file underneath when a read fails, which the decoders report as corrupt data.
+    unreadable: Arc<OnceLock<(std::io::ErrorKind, String)>>,
+    compressed_read: Arc<AtomicU64>,
     ended: bool,
 }
 
@@ -228,17 +234,32 @@ enum StreamKind {
     Zstd(ZstdFrames),
 }
 
-/// A file that counts the bytes read from it, for the offsets in messages.
+/// A file that counts the bytes read from it, for the offsets in messages, and notes a read
+/// that fails.
 struct Counted {
     file: std::fs::File,
     read: u64,
+    /// `read`, for whoever shows progress.
+    progress: Arc<AtomicU64>,
+    unreadable: Arc<OnceLock<(std::io::ErrorKind, String)>>,
 }
 
 impl Read for Counted {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read(buf)?;
-        self.read += n as u64;
-        Ok(n)
+        loop {
+            match self.file.read(buf) {
+                Ok(n) => {
+                    self.read += n as u64;
+                    self.progress.store(self.read, Ordering::Relaxed);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = self.unreadable.set((e.kind(), e.to_string()));
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 
@@ -255,11 +276,16 @@ impl StreamDecoder {
         let mut magic = [0u8; 4];
         let n = read_up_to(&mut file, &mut magic)?;
         let magic = &magic[..n];
+        std::io::Seek::rewind(&mut file)?;
+        let unreadable = Arc::new(OnceLock::new());
+        let compressed_read = Arc::new(AtomicU64::new(0));
         let reader = std::io::BufReader::with_capacity(
             256 << 10,
             Counted {
-                file: std::fs::File::open(path)?,
+                file,
                 read: 0,
+                progress: Arc::clone(&compressed_read),
+                unreadable: Arc::clone(&unreadable),
             },
         );
         let kind = if magic.starts_with(&GZIP_MAGIC) {
@@ -276,6 +302,8 @@ impl StreamDecoder {
             kind,
             budget: Budget::new(limit),
             corrupt: None,
+            unreadable,
+            compressed_read,
             ended: false,
         }))
     }
@@ -286,6 +314,11 @@ impl StreamDecoder {
             StreamKind::Gzip(_) => "gzip",
             StreamKind::Zstd(_) => "zstd",
         }
+    }
+
+    /// How many bytes of the file have been read so far, from any thread.
+    pub(crate) fn compressed_read(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.compressed_read)
     }
 
     /// What ended the stream before its end, once it has ended.
@@ -336,7 +369,8 @@ impl Read for StreamDecoder {
                         StreamKind::Gzip(decoder) => ("the gzip data", consumed(decoder.get_ref())),
                         StreamKind::Zstd(frames) => ("the zstd data", frames.offset()),
                     };
-                    return Err(std::io::Error::other(
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::FileTooLarge,
                         self.budget.exceeded(what, offset as usize),
                     ));
                 }
@@ -345,6 +379,9 @@ impl Read for StreamDecoder {
             }
             Err(why) => {
                 self.ended = true;
+                if let Some((kind, message)) = self.unreadable.get() {
+                    return Err(std::io::Error::new(*kind, message.clone()));
+                }
                 self.corrupt = Some(why);
                 Ok(0)
             }
@@ -446,9 +483,12 @@ impl ZstdFrames {
                         continue;
                     }
                     if n < 4 || magic != ZSTD_MAGIC {
+                        // As many bytes as `unzstd` shows (the stream ends here anyway).
+                        let mut found = magic[..n].to_vec();
+                        let _ = (&mut reader).take(5).read_to_end(&mut found);
                         return Err(format!(
                             "{WHAT}: expected a zstd frame at byte offset {start}, found bytes {}",
-                            hex_prefix(&magic[..n])
+                            hex_prefix(&found)
                         ));
                     }
                     let source = std::io::Cursor::new(magic).chain(reader);

@@ -230,16 +230,17 @@ pub struct IngestOptions {
     pub max_decompressed: u64,
     /// How vendor event logs are read, in the order the mappings are tried.
     pub vendors: Vec<VendorMapping>,
-    /// An audit reads plain OTLP/JSON Lines files larger than this in two passes (a survey,
-    /// then only the traces that matter), so memory follows the aborted turns, not the input.
+    /// An audit reads OTLP/JSON Lines files larger than this (a compressed one counted at 8
+    /// bytes a compressed byte) in two passes (a survey, then only the traces that matter), so
+    /// memory follows the aborted turns, not the input.
     pub survey_above: u64,
 }
 
 /// 64 MiB: below it, reading everything at once costs little memory and one pass.
 pub const DEFAULT_SURVEY_ABOVE: u64 = 64 << 20;
 
-/// The environment variable that overrides `DEFAULT_SURVEY_ABOVE` (`0` surveys every plain
-/// OTLP/JSON Lines file; `unlimited` never surveys).
+/// The environment variable that overrides `DEFAULT_SURVEY_ABOVE` (`0` surveys every
+/// OTLP/JSON Lines file, plain or compressed; `unlimited` never surveys).
 pub const SURVEY_ABOVE_ENV: &str = "ABORTAUDIT_SURVEY_ABOVE";
 
 /// 1 GiB. Genuine exports are far smaller (the Collector rotates its files at 100 MiB by
@@ -598,12 +599,13 @@ fn merge_inputs(results: Vec<InputRead>) -> Ingested {
 }
 
 /// Reads inputs for an audit. Large OTLP/JSON Lines files (the Collector's exports), plain or
-/// gzip- or zstd-compressed, are read in two passes (see `stream`): one that places and surveys every span (its trace, abort
-/// signals and links), then a read, by their places, of only the spans of the traces that can
-/// matter: those with an abort signal and, transitively, those whose spans link into them
-/// (queue consumers, workers). Everything else is read whole, as
-/// `ingest_inputs` does. With vendor event logs everything is read whole too, since an event
-/// joined by conversation id alone must be weighed against every turn of its conversation.
+/// gzip- or zstd-compressed, are read in two passes (see `stream`): one that places and
+/// surveys every span (its trace, abort signals and links), then a read, by their places, of
+/// only the spans of the traces that can matter: those with an abort signal and, transitively,
+/// those whose spans link into them (queue consumers, workers). Everything else is read whole,
+/// as `ingest_inputs` does. With vendor event logs everything is read whole too, since an
+/// event joined by conversation id alone must be weighed against every turn of its
+/// conversation.
 pub fn ingest_for_audit(
     traces: &[Source],
     event_logs: &[Source],
@@ -645,7 +647,7 @@ pub fn ingest_for_audit(
     let streamed_bytes: u64 = files
         .iter()
         .zip(&streamed)
-        .filter(|(_, s)| **s == Some(stream::Encoding::Plain))
+        .filter(|(_, s)| s.is_some())
         .filter_map(|(source, _)| match source {
             Source::Path(p) => std::fs::metadata(p).ok().map(|m| m.len()),
             Source::Stdin => None,
@@ -787,8 +789,13 @@ pub fn ingest_for_audit(
                 ),
             );
         }
+        // An input that could not be read is unusable, as a whole read leaves it: what its
+        // first blocks said goes with it.
+        if error.is_some() {
+            diagnostics.clear();
+        }
         let error = match error {
-            Some(e) => Some(format!("{path}: cannot read: {e}")),
+            Some(e) => Some(format!("{path}: {e}")),
             None if survey.spans_read == 0 => Some(format!(
                 "{path}: no spans could be read ({} diagnostics)",
                 diagnostics.len()

@@ -201,16 +201,34 @@ enum Opened {
 
 impl Opened {
     fn open(path: &Path, encoding: Encoding) -> Result<Opened, String> {
-        let io = |e: std::io::Error| e.to_string();
+        let io = |e: std::io::Error| format!("cannot read: {e}");
         Ok(match encoding {
             Encoding::Plain => Opened::Plain(File::open(path).map_err(io)?),
             Encoding::Compressed { limit, .. } => {
                 match StreamDecoder::open(path, limit).map_err(io)? {
                     Some(decoder) => Opened::Compressed(Box::new(decoder)),
-                    None => return Err("it is no longer gzip or zstd data".to_owned()),
+                    None => return Err("cannot read: it is no longer gzip or zstd data".to_owned()),
                 }
             }
         })
+    }
+
+    /// Counts a block gone through on the progress bar: its bytes for a plain file, whose size
+    /// the bar's total holds; for a compressed one, the compressed bytes read so far.
+    fn progress(&self) -> impl Fn(&indicatif::ProgressBar, usize) + Send + Sync + use<> {
+        let compressed = match self {
+            Opened::Plain(_) => None,
+            Opened::Compressed(decoder) => Some(decoder.compressed_read()),
+        };
+        let done = std::sync::atomic::AtomicU64::new(0);
+        move |bar: &indicatif::ProgressBar, block: usize| match &compressed {
+            None => bar.inc(block as u64),
+            Some(read) => {
+                let now = read.load(std::sync::atomic::Ordering::Relaxed);
+                let before = done.swap(now, std::sync::atomic::Ordering::Relaxed);
+                bar.inc(now.saturating_sub(before));
+            }
+        }
     }
 
     /// Why a compressed input ended early, once it has been read to its end.
@@ -238,26 +256,34 @@ fn read_block(reader: &mut Opened, buf: &mut Vec<u8>, block: u64) -> std::io::Re
 
 /// Reads `reader` in blocks of whole lines (a line longer than a block is read on to its end),
 /// handing each to `each` with the offset of its first byte in the input, while the next block
-/// is read on another thread; until the end, or until `each` says to stop.
+/// is read on another thread; until the end, or until `each` says to stop. Errors say what
+/// went wrong in full: `cannot read: …`, or why a compressed input is refused.
 fn line_blocks(
     reader: &mut Opened,
     block_bytes: u64,
     mut each: impl FnMut(&[u8], u64) -> Result<bool, String> + Send,
 ) -> Result<(), String> {
-    let io = |e: std::io::Error| e.to_string();
+    let io = |e: std::io::Error| match e.kind() {
+        // Over the decompression budget: the message says it all.
+        std::io::ErrorKind::FileTooLarge => e.to_string(),
+        _ => format!("cannot read: {e}"),
+    };
     let mut current: Vec<u8> = Vec::with_capacity(block_bytes as usize);
     let mut next: Vec<u8> = Vec::with_capacity(block_bytes as usize);
     let mut eof = read_block(reader, &mut current, block_bytes).map_err(io)? == 0;
     // The offset of `current[0]`, always the start of a line.
     let mut offset = 0u64;
+    // How much of `current` is known to hold no newline (a line being read on).
+    let mut searched = 0;
     loop {
         let cut = if eof {
             current.len()
         } else {
-            match memchr::memrchr(b'\n', &current) {
-                Some(last) => last + 1,
+            match memchr::memrchr(b'\n', &current[searched..]) {
+                Some(last) => searched + last + 1,
                 None => {
                     // A line longer than a block: read on.
+                    searched = current.len();
                     eof = read_block(reader, &mut current, block_bytes).map_err(io)? == 0;
                     continue;
                 }
@@ -265,6 +291,8 @@ fn line_blocks(
         };
         next.clear();
         next.extend_from_slice(&current[cut..]);
+        // The rest of a line, after the last newline.
+        searched = next.len();
         let block = &current[..cut];
         let (go_on, read) = rayon::join(
             || each(block, offset),
@@ -298,6 +326,7 @@ pub(crate) fn index_file(
     block_bytes: u64,
 ) -> Result<Option<String>, String> {
     let mut reader = Opened::open(path, encoding)?;
+    let advance = reader.progress();
     let mut first_line = 1u64;
     line_blocks(&mut reader, block_bytes, |block, offset| {
         let filter = SpanFilter::Index(Arc::new(IndexFilter {
@@ -307,7 +336,7 @@ pub(crate) fn index_file(
         }));
         let mut part = Parsed::default();
         otlp_json::read_block(input, block, first_line, &filter, &mut part);
-        advance(progress, encoding, block.len());
+        advance(progress, block.len());
         // Every line of the block was read, the last of them being line `part.lines`.
         first_line = part.lines + 1;
         let lines = part.lines;
@@ -316,15 +345,6 @@ pub(crate) fn index_file(
         Ok(true)
     })?;
     Ok(reader.corrupt().map(str::to_owned))
-}
-
-/// Counts `bytes` gone through on the progress bar, whose total holds the plain inputs' sizes;
-/// a compressed input's decompressed size is only known as it is read.
-fn advance(progress: &indicatif::ProgressBar, encoding: Encoding, bytes: usize) {
-    if encoding != Encoding::Plain {
-        progress.inc_length(bytes as u64);
-    }
-    progress.inc(bytes as u64);
 }
 
 /// The second pass: the spans of the kept traces, read back from where the first pass found
@@ -347,10 +367,23 @@ pub(crate) fn read_kept(
     match encoding {
         Encoding::Plain => {
             read_kept_in_batches(path, input, &kept, &resources, keep, progress, BATCHING)
+                .map_err(|e| format!("cannot read: {e}"))
         }
         Encoding::Compressed { .. } => {
             let mut reader = Opened::open(path, encoding)?;
-            read_kept_in_order(&mut reader, input, &kept, &resources, keep, progress)
+            if let Ok(meta) = std::fs::metadata(path) {
+                progress.inc_length(meta.len());
+            }
+            let blocks = BLOCK_BYTES;
+            read_kept_in_order(
+                &mut reader,
+                input,
+                &kept,
+                &resources,
+                keep,
+                progress,
+                blocks,
+            )
         }
     }
 }
@@ -366,6 +399,7 @@ fn read_kept_in_order(
     resources: &[Arc<Resource>],
     keep: &Keep,
     progress: &indicatif::ProgressBar,
+    block_bytes: u64,
 ) -> Result<Parsed, String> {
     let mut out = Parsed::default();
     out.spans.reserve_exact(kept.len());
@@ -373,7 +407,8 @@ fn read_kept_in_order(
         return Ok(out);
     }
     let mut next = 0;
-    line_blocks(reader, BLOCK_BYTES, |block, offset| {
+    let advance = reader.progress();
+    line_blocks(reader, block_bytes, |block, offset| {
         let end = offset + block.len() as u64;
         let first = next;
         while next < kept.len() && kept[next].offset < end {
@@ -383,24 +418,24 @@ fn read_kept_in_order(
             let start = span.offset.checked_sub(offset).map(|s| s as usize);
             start
                 .and_then(|s| block.get(s..s + span.len as usize))
-                .ok_or_else(|| changed(span))
+                .ok_or_else(|| format!("cannot read: {}", changed(span)))
         };
         let parts: Vec<Result<Parsed, String>> = kept[first..next]
             .par_chunks(256)
             .map(|chunk| {
                 let texts: Vec<&[u8]> = chunk.iter().map(text).collect::<Result<_, _>>()?;
                 build_spans(input, resources, keep, chunk.iter().zip(texts))
+                    .map_err(|e| format!("cannot read: {e}"))
             })
             .collect();
         for part in parts {
             out.append(part?);
         }
-        progress.inc_length(block.len() as u64);
-        progress.inc(block.len() as u64);
+        advance(progress, block.len());
         Ok(next < kept.len())
     })?;
     match kept.get(next) {
-        Some(span) => Err(changed(span)),
+        Some(span) => Err(format!("cannot read: {}", changed(span))),
         None => Ok(out),
     }
 }
@@ -699,6 +734,77 @@ mod tests {
                     assert!(!read.is_empty());
                     assert_eq!(a.attributes.iter().collect::<Vec<_>>(), read);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_compressed_file_is_indexed_and_read_back_in_blocks_of_any_size() {
+        // Blocks smaller than a line (each read on over several reads) and larger than the
+        // file, in both passes: the kept spans are those a whole read finds, in its order.
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces/agent.jsonl");
+        let text = std::fs::read(&fixture).unwrap();
+        let half = text.len() / 2
+            + text[text.len() / 2..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap()
+            + 1;
+        let zstd = |t: &[u8]| {
+            ruzstd::encoding::compress_to_vec(t, ruzstd::encoding::CompressionLevel::Fastest)
+        };
+        let mut packed = zstd(&text[..half]);
+        packed.extend_from_slice(&zstd(&text[half..]));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &packed).unwrap();
+        let encoding = Encoding::Compressed {
+            limit: u64::MAX,
+            format: "zstd",
+        };
+        let input: Arc<str> = Arc::from("agent.jsonl.zst");
+        let rules = crate::config::Rules::default();
+        let survey = Arc::new(SurveyRules::new(&rules));
+        let hidden = indicatif::ProgressBar::hidden();
+        let mut whole = Parsed::default();
+        super::super::otlp_json::read_lines(&input, &text, &mut whole);
+        let keep = Keep {
+            traces: whole.spans.iter().map(|s| s.trace_id).collect(),
+            attributes: rules.attributes_read().into_iter().collect(),
+        };
+        for (first, second) in [(700, 700), (BLOCK_BYTES, 900), (900, BLOCK_BYTES)] {
+            let mut parsed = Parsed::default();
+            let read = index_file(
+                file.path(),
+                encoding,
+                &input,
+                &survey,
+                &mut parsed,
+                &hidden,
+                first,
+            );
+            assert_eq!(read, Ok(None));
+            assert_eq!(parsed.spans_read, whole.spans_read);
+            let places = parsed.index.kept(&keep.traces);
+            let resources = &parsed.index.resources;
+            let mut reader = Opened::open(file.path(), encoding).unwrap();
+            let kept = read_kept_in_order(
+                &mut reader,
+                &input,
+                &places,
+                resources,
+                &keep,
+                &hidden,
+                second,
+            )
+            .unwrap();
+            assert_eq!(kept.spans.len(), whole.spans.len());
+            for (a, b) in kept.spans.iter().zip(&whole.spans) {
+                assert_eq!(
+                    (a.trace_id, a.span_id, a.start),
+                    (b.trace_id, b.span_id, b.start)
+                );
+                assert_eq!(a.origin.line, b.origin.line);
             }
         }
     }

@@ -1129,27 +1129,33 @@ impl Gen {
 
     // -- pieces of a turn --------------------------------------------------------------------
 
+    /// A model call of the turn, with the request attributes every call has.
+    fn chat_span(&mut self, conv: &Conversation, turn: &Turn, start: u64, end: u64) -> Span {
+        let mut span = self.new_span(
+            &turn.trace,
+            Some(&turn.root),
+            false,
+            "chat gpt-4.1-mini",
+            CLIENT,
+            start,
+            end,
+            conv.agent,
+            Scope::OpenAi,
+        );
+        span.attrs.push(("gen_ai.operation.name", s("chat")));
+        span.attrs.push(("gen_ai.provider.name", s("openai")));
+        span.attrs.push(("gen_ai.request.model", s("gpt-4.1-mini")));
+        span.attrs.push(("gen_ai.request.temperature", V::D("0.2")));
+        span.attrs.push(("gen_ai.request.max_tokens", i(1024)));
+        span
+    }
+
     fn chat(&mut self, conv: &Conversation, turn: &mut Turn, start: u64, end: ChatEnd) -> u64 {
         let mut start = start;
         // Now and then a rate limit, and a retry: an exception that is not a cancellation.
         if !matches!(end, ChatEnd::Cancelled(_)) && self.rng.chance(20) {
             let fail_end = start + self.rng.range(60 * MS, 300 * MS);
-            let mut span = self.new_span(
-                &turn.trace,
-                Some(&turn.root),
-                false,
-                "chat gpt-4.1-mini",
-                CLIENT,
-                start,
-                fail_end,
-                conv.agent,
-                Scope::OpenAi,
-            );
-            span.attrs.push(("gen_ai.operation.name", s("chat")));
-            span.attrs.push(("gen_ai.provider.name", s("openai")));
-            span.attrs.push(("gen_ai.request.model", s("gpt-4.1-mini")));
-            span.attrs.push(("gen_ai.request.temperature", V::D("0.2")));
-            span.attrs.push(("gen_ai.request.max_tokens", i(1024)));
+            let mut span = self.chat_span(conv, turn, start, fail_end);
             span.attrs.push(("server.address", s("api.openai.com")));
             span.attrs.push(("server.port", i(443)));
             span.attrs.push(("error.type", s("openai.RateLimitError")));
@@ -1176,22 +1182,7 @@ impl Gen {
             ChatEnd::Stop => start + self.rng.range(600 * MS, 4000 * MS),
             ChatEnd::Cancelled(abort) => abort + self.rng.range(150 * US, 1500 * US),
         };
-        let mut span = self.new_span(
-            &turn.trace,
-            Some(&turn.root),
-            false,
-            "chat gpt-4.1-mini",
-            CLIENT,
-            start,
-            stop,
-            conv.agent,
-            Scope::OpenAi,
-        );
-        span.attrs.push(("gen_ai.operation.name", s("chat")));
-        span.attrs.push(("gen_ai.provider.name", s("openai")));
-        span.attrs.push(("gen_ai.request.model", s("gpt-4.1-mini")));
-        span.attrs.push(("gen_ai.request.temperature", V::D("0.2")));
-        span.attrs.push(("gen_ai.request.max_tokens", i(1024)));
+        let mut span = self.chat_span(conv, turn, start, stop);
         span.attrs.push(("gen_ai.request.stream", V::B(true)));
         span.attrs.push(("server.address", s("api.openai.com")));
         span.attrs.push(("server.port", i(443)));

@@ -848,8 +848,9 @@ fn streamable(source: &Source, options: &IngestOptions) -> Option<stream::Encodi
         return None;
     }
     let limit = options.max_decompressed;
-    let mut head = vec![0u8; 1 << 20];
-    let (encoding, size) = match compress::StreamDecoder::open(path, limit).ok()? {
+    // One decoder both tells a compressed file and reads its first line.
+    let decoder = compress::StreamDecoder::open(path, limit).ok()?;
+    let (encoding, size) = match &decoder {
         None => (stream::Encoding::Plain, meta.len()),
         Some(decoder) => {
             let format = decoder.compression();
@@ -862,11 +863,10 @@ fn streamable(source: &Source, options: &IngestOptions) -> Option<stream::Encodi
     if size <= options.survey_above {
         return None;
     }
-    let n = match encoding {
-        stream::Encoding::Plain => std::fs::File::open(path).and_then(|mut f| f.read(&mut head)),
-        stream::Encoding::Compressed { .. } => compress::StreamDecoder::open(path, limit)
-            .and_then(|d| d.ok_or_else(|| std::io::ErrorKind::InvalidData.into()))
-            .and_then(|mut d| compress::read_up_to(&mut d, &mut head)),
+    let mut head = vec![0u8; 1 << 20];
+    let n = match decoder {
+        None => std::fs::File::open(path).and_then(|mut f| compress::read_up_to(&mut f, &mut head)),
+        Some(mut decoder) => compress::read_up_to(&mut decoder, &mut head),
     }
     .ok()?;
     let head = &head[..n];

@@ -77,6 +77,11 @@ struct WireResource<'a> {
     attributes: Option<Vec<WireKeyValue<'a>>>,
 }
 
+/// The spans of a `ResourceSpans`' scopes, in order.
+fn slots<'a>(scopes: Option<Vec<WireScopeSpans<'a>>>) -> impl Iterator<Item = SpanSlot<'a>> {
+    scopes.into_iter().flatten().flat_map(|s| s.spans).flatten()
+}
+
 /// A resource; in the first read of a large export, only its text, by which the resources of
 /// many batches are recognised as one and read once.
 struct ResourceField<'a> {
@@ -1312,13 +1317,7 @@ impl Converter<'_, '_> {
         };
         let Some(survey) = index else {
             let resource = self.resource(wire_resource);
-            for slot in wire
-                .scope_spans
-                .into_iter()
-                .flatten()
-                .flat_map(|s| s.spans)
-                .flatten()
-            {
+            for slot in slots(wire.scope_spans) {
                 if let SpanSlot::Full(span) = slot {
                     self.span(*span, &resource);
                 }
@@ -1361,13 +1360,7 @@ impl Converter<'_, '_> {
             .iter()
             .find_map(|k| resource.attributes.text(k).filter(|v| !v.is_empty()))
             .map(|v| hash_text(&v));
-        for slot in wire
-            .scope_spans
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s.spans)
-            .flatten()
-        {
+        for slot in slots(wire.scope_spans) {
             let SpanSlot::Indexed(IndexedSpan {
                 survey: mut span,
                 offset,

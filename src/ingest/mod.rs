@@ -4,11 +4,13 @@
 //!
 //! One file per input format: `otlp_json` (OTLP/JSON documents and JSON Lines), `otlp_proto`
 //! (OTLP/protobuf, unframed or length-framed), `jaeger` and `zipkin` (with what they share in
-//! `foreign`); `compress` handles gzip and zstd.
+//! `foreign`); `compress` handles gzip and zstd, `stream` the two passes over a large export,
+//! and `json_scan` the check of JSON text that the first of them makes without serde.
 
 mod compress;
 mod foreign;
 mod jaeger;
+mod json_scan;
 mod locate;
 mod otlp_json;
 mod otlp_proto;

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 
+use super::json_scan::Cursor;
 use super::locate::{Locator, count_newlines, trim_ascii_end};
 use super::{Parsed, Shape};
 use crate::diagnostic::{Code, Diagnostic};
@@ -494,6 +495,133 @@ impl IndexFilter {
             offset: self.block_offset + within as u64,
             len,
         })
+    }
+}
+
+/// The `ResourceSpans` of a record read by `index_record`: its resource as written, and its
+/// spans (a range of the record's list).
+struct IndexedGroup<'r> {
+    resource: &'r str,
+    spans: std::ops::Range<usize>,
+}
+
+/// The first read of a record written as exporters write it, `{"resourceSpans":[…]}` with
+/// `resource`, `scopeSpans` and `spans` under their OTLP/JSON names, without serde: its text
+/// is checked and skipped by `json_scan`, each span located and surveyed on the way.
+/// `None` for anything else (another shape, a duplicate or escaped key, text that is not JSON,
+/// a span the survey refuses): the record is then read with serde, which handles every shape
+/// and says what is wrong, so both reads give the same result.
+fn index_record<'r>(
+    index: &IndexFilter,
+    record: &'r str,
+    spans: &mut Vec<IndexedSpan>,
+) -> Option<Vec<IndexedGroup<'r>>> {
+    let mut cursor = Cursor::new(record.as_bytes());
+    let mut groups = Vec::new();
+    cursor.eat(b'{')?;
+    if cursor.key()? != b"resourceSpans" {
+        return None;
+    }
+    each_element(&mut cursor, |cursor| {
+        let first = spans.len();
+        let mut resource = None;
+        let mut scopes_seen = false;
+        each_member(cursor, |cursor, key| {
+            match key {
+                b"resource" if resource.is_none() && cursor.peek()? == b'{' => {
+                    resource = Some(&record[cursor.value()?]);
+                }
+                b"scopeSpans" if !scopes_seen => {
+                    scopes_seen = true;
+                    each_element(cursor, |cursor| {
+                        let mut spans_seen = false;
+                        each_member(cursor, |cursor, key| {
+                            match key {
+                                b"spans" if !spans_seen => {
+                                    spans_seen = true;
+                                    each_element(cursor, |cursor| {
+                                        if cursor.peek()? != b'{' {
+                                            return None;
+                                        }
+                                        let text = &record[cursor.value()?];
+                                        spans.push(index.index(text).ok()?);
+                                        Some(())
+                                    })?;
+                                }
+                                b"spans" => return None,
+                                _ => {
+                                    cursor.value()?;
+                                }
+                            }
+                            Some(())
+                        })
+                    })?;
+                }
+                // Read by serde: a second one (an error there), another spelling, a resource
+                // that is not an object.
+                b"resource"
+                | b"scopeSpans"
+                | b"scope_spans"
+                | b"instrumentationLibrarySpans"
+                | b"instrumentation_library_spans" => return None,
+                _ => {
+                    cursor.value()?;
+                }
+            }
+            Some(())
+        })?;
+        groups.push(IndexedGroup {
+            resource: resource.unwrap_or(""),
+            spans: first..spans.len(),
+        });
+        Some(())
+    })?;
+    // Any other top-level key is left to serde.
+    cursor.eat(b'}')?;
+    cursor.at_end().then_some(groups)
+}
+
+thread_local! {
+    /// The spans of the record `index_record` reads, a list kept from one record to the next
+    /// rather than grown afresh for each (a record holds hundreds).
+    static INDEXED: std::cell::RefCell<Vec<IndexedSpan>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads a JSON array element by element with `element`, which reads one value.
+fn each_element<'a>(
+    cursor: &mut Cursor<'a>,
+    mut element: impl FnMut(&mut Cursor<'a>) -> Option<()>,
+) -> Option<()> {
+    cursor.eat(b'[')?;
+    if cursor.eat_if(b']') {
+        return Some(());
+    }
+    loop {
+        element(cursor)?;
+        if cursor.eat_if(b']') {
+            return Some(());
+        }
+        cursor.eat(b',')?;
+    }
+}
+
+/// Reads a JSON object member by member with `member`, which is given the key (written
+/// without escapes) and reads its value.
+fn each_member<'a>(
+    cursor: &mut Cursor<'a>,
+    mut member: impl FnMut(&mut Cursor<'a>, &'a [u8]) -> Option<()>,
+) -> Option<()> {
+    cursor.eat(b'{')?;
+    if cursor.eat_if(b'}') {
+        return Some(());
+    }
+    loop {
+        let key = cursor.key()?;
+        member(cursor, key)?;
+        if cursor.eat_if(b'}') {
+            return Some(());
+        }
+        cursor.eat(b',')?;
     }
 }
 
@@ -1325,7 +1453,21 @@ impl Converter<'_, '_> {
             return;
         };
 
-        // The first read of a large export: spans are placed, surveyed and counted.
+        let spans = slots(wire.scope_spans).filter_map(|slot| match slot {
+            SpanSlot::Indexed(span) => Some(span),
+            _ => None,
+        });
+        self.indexed_group(&survey, text, spans);
+    }
+
+    /// The first read of a large export: the spans of a `ResourceSpans` (whose resource is
+    /// written `text`) are placed, surveyed and counted.
+    fn indexed_group(
+        &mut self,
+        survey: &SurveyRules,
+        text: &str,
+        spans: impl Iterator<Item = IndexedSpan>,
+    ) {
         let line = self.current_line();
         let (resource_id, resource) = match self.out.index.resource(text) {
             Some(known) => known,
@@ -1360,15 +1502,12 @@ impl Converter<'_, '_> {
             .iter()
             .find_map(|k| resource.attributes.text(k).filter(|v| !v.is_empty()))
             .map(|v| hash_text(&v));
-        for slot in slots(wire.scope_spans) {
-            let SpanSlot::Indexed(IndexedSpan {
-                survey: mut span,
-                offset,
-                len,
-            }) = slot
-            else {
-                continue;
-            };
+        for IndexedSpan {
+            survey: mut span,
+            offset,
+            len,
+        } in spans
+        {
             self.out.spans_read += 1;
             if let Some(raw) = span.bad_trace_id.take() {
                 self.out.spans_unjoinable += 1;
@@ -1884,6 +2023,51 @@ pub(crate) fn read_record(
     if record.iter().all(u8::is_ascii_whitespace) {
         return;
     }
+    if !indexed_without_serde(input, record, line_no, out) {
+        read_record_with_serde(input, record, line_no, may_be_cut, out);
+    }
+}
+
+/// In the first read of a large export, reads a record as `index_record` can: whether it
+/// could (if not, nothing was added to `out`).
+fn indexed_without_serde(input: &Arc<str>, record: &[u8], line_no: u64, out: &mut Parsed) -> bool {
+    let index = FILTER.with(|filter| match &*filter.borrow() {
+        SpanFilter::Index(index) => Some(Arc::clone(index)),
+        SpanFilter::All => None,
+    });
+    let Some(index) = index else {
+        return false;
+    };
+    let Ok(text) = std::str::from_utf8(record) else {
+        return false;
+    };
+    INDEXED.with_borrow_mut(|spans| {
+        spans.clear();
+        let Some(groups) = index_record(&index, text, spans) else {
+            return false;
+        };
+        let mut converter = Converter {
+            input,
+            position: Position::Line(line_no),
+            out,
+        };
+        let mut spans = spans.drain(..);
+        for group in groups {
+            let these = spans.by_ref().take(group.spans.len());
+            converter.indexed_group(&index.survey, group.resource, these);
+        }
+        true
+    })
+}
+
+/// Reads a record with serde_json, whatever its shape (`record` is trimmed and not blank).
+fn read_record_with_serde(
+    input: &Arc<str>,
+    record: &[u8],
+    line_no: u64,
+    may_be_cut: bool,
+    out: &mut Parsed,
+) {
     match serde_json::from_slice::<Envelope<'_>>(record) {
         Ok(env) if env.is_traces() => {
             let mut converter = Converter {
@@ -1972,6 +2156,7 @@ pub(crate) fn read_document(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// What the first read makes of a span's text, and what a full survey of it says.
     fn indexed_and_surveyed(text: &str) -> (SurveyedSpan, SurveyedSpan) {
@@ -1994,6 +2179,115 @@ mod tests {
 
     const TRACE: &str =
         r#"{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174""#;
+
+    /// A record read by the first read of a large export as it is read (without serde where
+    /// it can be), and with serde: what each leaves, and whether serde was spared.
+    fn indexed_both_ways(record: &[u8]) -> (String, String, bool) {
+        let rules = crate::config::Rules::default();
+        let filter = SpanFilter::Index(Arc::new(IndexFilter {
+            survey: Arc::new(SurveyRules::new(&rules)),
+            block_address: record.as_ptr() as usize,
+            block_offset: 0,
+        }));
+        let input: Arc<str> = Arc::from("export.jsonl");
+        let describe = |parsed: Parsed| {
+            let survey = &parsed.survey;
+            let mut may_abort: Vec<_> = survey.may_abort.iter().collect();
+            may_abort.sort();
+            let mut conversations: Vec<_> = survey.conversations.iter().collect();
+            conversations.sort();
+            format!(
+                "read {} unjoinable {}\n{}\nmay abort {may_abort:?}\nlinks {:?}\nconversations {conversations:?}\n{:?}",
+                parsed.spans_read,
+                parsed.spans_unjoinable,
+                parsed.index.describe(),
+                survey.links,
+                parsed.diagnostics
+            )
+        };
+        with_filter(&filter, || {
+            let mut fast = Parsed::default();
+            let spared = indexed_without_serde(&input, record, 7, &mut fast);
+            if !spared {
+                read_record_with_serde(&input, record, 7, false, &mut fast);
+            }
+            let mut slow = Parsed::default();
+            read_record_with_serde(&input, record, 7, false, &mut slow);
+            (describe(fast), describe(slow), spared)
+        })
+    }
+
+    #[test]
+    fn records_are_indexed_without_serde_as_with_it() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces");
+        let mut records = 0;
+        for file in ["agent.jsonl", "vendor.jsonl", "worker.jsonl"] {
+            let text = std::fs::read(fixtures.join(file)).unwrap();
+            for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let (fast, slow, spared) = indexed_both_ways(line);
+                assert_eq!(fast, slow, "{file}");
+                // These are what OTel SDKs' exporters write: serde is spared them.
+                assert!(spared, "{file}: {}", String::from_utf8_lossy(line));
+                records += 1;
+            }
+        }
+        assert!(records > 20, "{records}");
+        // Other shapes and spellings (wrappers, snake_case, base64 ids, pretty-printed
+        // documents) are left to serde, or read alike.
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/traces");
+        for dir in ["otlp-json", "otlp-json-variants"] {
+            let Ok(entries) = std::fs::read_dir(corpus.join(dir)) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                let text = std::fs::read(&path).unwrap();
+                let records: Vec<&[u8]> = if path.extension().is_some_and(|e| e == "jsonl") {
+                    text.split(|b| *b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .collect()
+                } else {
+                    vec![trim_ascii_end(&text)]
+                };
+                for record in records {
+                    let (fast, slow, _) = indexed_both_ways(record);
+                    assert_eq!(fast, slow, "{}", path.display());
+                }
+            }
+        }
+    }
+
+    /// Every byte of a record replaced, dropped or doubled in turn: whatever the first read
+    /// without serde accepts, it reads as serde does, and it leaves the rest to serde.
+    #[test]
+    fn a_damaged_record_is_indexed_as_serde_reads_it() {
+        let record = concat!(
+            r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":"#,
+            r#"{"stringValue":"agent"}},{"key":"gen_ai.conversation.id","value":{"stringValue":"c-9"}}]},"#,
+            r#""scopeSpans":[{"scope":{"name":"s"},"spans":[{"traceId":"#,
+            r#""5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"POST","#,
+            r#""kind":3,"attributes":[{"key":"error.type","value":{"stringValue":"cancelled"}}],"#,
+            r#""events":[{"timeUnixNano":"1","name":"abort"}],"status":{"code":2}},{"traceId":"#,
+            r#""0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331","links":[{"traceId":"#,
+            r#""5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174"}]}]}],"schemaUrl":"x"}]}"#
+        );
+        let record = record.as_bytes();
+        let (fast, slow, spared) = indexed_both_ways(record);
+        assert!(spared);
+        assert_eq!(fast, slow);
+        assert!(fast.contains("read 2 "), "{fast}");
+        let mut spared_damaged = 0;
+        let mut check = |text: &[u8]| {
+            let (fast, slow, spared) = indexed_both_ways(text);
+            assert_eq!(fast, slow, "{}", String::from_utf8_lossy(text));
+            spared_damaged += usize::from(spared);
+        };
+        for text in super::super::json_scan::tests::damaged(record, b" \"\\{}[],:0a_-\x01\xff") {
+            check(&text);
+        }
+        // Some damage leaves valid records (a changed id, a doubled digit).
+        assert!(spared_damaged > 1000, "{spared_damaged}");
+    }
 
     #[test]
     fn the_prefilter_surveys_a_span_as_a_full_read_does() {

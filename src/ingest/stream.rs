@@ -3,12 +3,13 @@
 //!
 //! The first pass reads the file once, in blocks, and for every span notes where its text is
 //! and what a survey needs (its trace, whether it may carry an abort signal, where its links
-//! point), building no span. Most spans are surveyed from their text alone: a prefilter finds
-//! that nothing the survey looks for is in them (`otlp_json::SurveyRules`). The second pass
-//! reads back only the spans of the traces that matter, by their places in the file, and
-//! builds them in full. A gzip or zstd file is decompressed as it is read, by both passes:
-//! its places are offsets in the decompressed text, which the second pass goes through again
-//! up to the last kept span.
+//! point), building no span. Records in the shape exporters write are checked and walked
+//! without serde (`otlp_json::index_record`), and most spans are surveyed from their text
+//! alone: a prefilter finds that nothing the survey looks for is in them
+//! (`otlp_json::SurveyRules`). The second pass reads back only the spans of the traces that
+//! matter, by their places in the file, and builds them in full. A gzip or zstd file is
+//! decompressed as it is read, by both passes: its places are offsets in the decompressed
+//! text, which the second pass goes through again up to the last kept span.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::fs::File;
@@ -112,6 +113,17 @@ impl SpanIndex {
             len,
             trace: trace_key(trace),
         });
+    }
+
+    /// Everything the index holds, in order, for tests to compare.
+    #[cfg(test)]
+    pub(crate) fn describe(&self) -> String {
+        let mut resources: Vec<_> = self.resource_ids.iter().collect();
+        resources.sort();
+        format!(
+            "spans {:?}\ngroups {:?}\nresources {resources:?} {:?}",
+            self.spans, self.groups, self.resources
+        )
     }
 
     /// Renumbers the lines of an index of a part read as if it began the file.
@@ -249,9 +261,52 @@ impl Read for Opened {
     }
 }
 
-/// Appends up to one block of `reader` to `buf`; 0 at its end.
-fn read_block(reader: &mut Opened, buf: &mut Vec<u8>, block: u64) -> std::io::Result<usize> {
-    reader.take(block).read_to_end(buf)
+/// A buffer the input is read into, a block at a time. Its bytes stay initialised from one
+/// block to the next: `Read::read_to_end` would zero a block's worth of spare capacity before
+/// each read, a memset of the whole input over a pass.
+struct BlockBuf {
+    bytes: Vec<u8>,
+    filled: usize,
+}
+
+impl BlockBuf {
+    fn new() -> BlockBuf {
+        BlockBuf {
+            bytes: Vec::new(),
+            filled: 0,
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        &self.bytes[..self.filled]
+    }
+
+    /// Empties the buffer but for `start`.
+    fn restart_with(&mut self, start: &[u8]) {
+        if self.bytes.len() < start.len() {
+            self.bytes.resize(start.len(), 0);
+        }
+        self.bytes[..start.len()].copy_from_slice(start);
+        self.filled = start.len();
+    }
+
+    /// Appends up to `block` bytes of `reader`; 0 at its end.
+    fn read_block(&mut self, reader: &mut Opened, block: u64) -> std::io::Result<usize> {
+        let start = self.filled;
+        let end = start + usize::try_from(block).unwrap_or(usize::MAX);
+        if self.bytes.len() < end {
+            self.bytes.resize(end, 0);
+        }
+        while self.filled < end {
+            match reader.read(&mut self.bytes[self.filled..end]) {
+                Ok(0) => break,
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.filled - start)
+    }
 }
 
 /// Reads `reader` in blocks of whole lines (a line longer than a block is read on to its end),
@@ -268,39 +323,38 @@ fn line_blocks(
         std::io::ErrorKind::FileTooLarge => e.to_string(),
         _ => format!("cannot read: {e}"),
     };
-    let mut current: Vec<u8> = Vec::with_capacity(block_bytes as usize);
-    let mut next: Vec<u8> = Vec::with_capacity(block_bytes as usize);
-    let mut eof = read_block(reader, &mut current, block_bytes).map_err(io)? == 0;
+    let mut current = BlockBuf::new();
+    let mut next = BlockBuf::new();
+    let mut eof = current.read_block(reader, block_bytes).map_err(io)? == 0;
     // The offset of `current[0]`, always the start of a line.
     let mut offset = 0u64;
     // How much of `current` is known to hold no newline (a line being read on).
     let mut searched = 0;
     loop {
         let cut = if eof {
-            current.len()
+            current.filled
         } else {
-            match memchr::memrchr(b'\n', &current[searched..]) {
+            match memchr::memrchr(b'\n', &current.data()[searched..]) {
                 Some(last) => searched + last + 1,
                 None => {
                     // A line longer than a block: read on.
-                    searched = current.len();
-                    eof = read_block(reader, &mut current, block_bytes).map_err(io)? == 0;
+                    searched = current.filled;
+                    eof = current.read_block(reader, block_bytes).map_err(io)? == 0;
                     continue;
                 }
             }
         };
-        next.clear();
-        next.extend_from_slice(&current[cut..]);
         // The rest of a line, after the last newline.
-        searched = next.len();
-        let block = &current[..cut];
+        next.restart_with(&current.data()[cut..]);
+        searched = next.filled;
+        let block = &current.data()[..cut];
         let (go_on, read) = rayon::join(
             || each(block, offset),
             || {
                 if eof {
                     Ok(0)
                 } else {
-                    read_block(reader, &mut next, block_bytes)
+                    next.read_block(reader, block_bytes)
                 }
             },
         );

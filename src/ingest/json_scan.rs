@@ -62,15 +62,20 @@ impl<'a> Cursor<'a> {
 
     /// An object key and its colon: the text between the quotes, which has no escape.
     pub(crate) fn key(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let end = self.string_end()?;
-        let key = &self.text[start..end - 1];
-        if key.contains(&b'\\') {
+        let (key, escaped) = self.string()?;
+        if escaped {
             return None;
         }
         self.eat(b':')?;
-        Some(key)
+        Some(&self.text[key])
+    }
+
+    /// A string: where its text lies between the quotes, and whether it has escapes.
+    pub(crate) fn string(&mut self) -> Option<(Range<usize>, bool)> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let (end, escaped) = self.string_end()?;
+        Some((start..end - 1, escaped))
     }
 
     /// Skips the value that comes next, checked; where it lies.
@@ -81,13 +86,15 @@ impl<'a> Cursor<'a> {
         Some(start..self.at)
     }
 
-    /// The end of a string whose opening quote has been consumed, just after its closing quote.
+    /// The end of a string whose opening quote has been consumed, just after its closing
+    /// quote, and whether the string has escapes.
     #[inline(always)]
-    fn string_end(&mut self) -> Option<usize> {
+    fn string_end(&mut self) -> Option<(usize, bool)> {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
         let text = self.text;
         let mut at = self.at;
+        let mut escaped = false;
         loop {
             // Eight bytes at a time, up to the first quote, backslash or control character
             // (the bit tricks flag the first such byte exactly; later flags may be spurious).
@@ -108,15 +115,19 @@ impl<'a> Cursor<'a> {
             match *text.get(at)? {
                 b'"' => {
                     self.at = at + 1;
-                    return Some(self.at);
+                    return Some((self.at, escaped));
                 }
                 b'\\' => match *text.get(at + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => at += 2,
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
+                        escaped = true;
+                        at += 2;
+                    }
                     b'u' => {
                         let digits = text.get(at + 2..at + 6)?;
                         if !digits.iter().all(u8::is_ascii_hexdigit) {
                             return None;
                         }
+                        escaped = true;
                         at += 6;
                     }
                     _ => return None,

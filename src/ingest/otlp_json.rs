@@ -1053,6 +1053,153 @@ impl<'de> Visitor<'de> for KeepVisitor<'_> {
     }
 }
 
+/// Reads a kept span as `KeepVisitor` does, without serde for what exporters write plainly:
+/// the span's members, ids and names without escapes, the attribute lists, string values.
+/// The other values (times, events, links, status, other attribute values) are read by serde
+/// from their own text, as `KeepVisitor` reads them. `None` for anything else (a duplicate
+/// or escaped key, a key after its value, text that is not JSON, a value serde refuses): the
+/// span is then read by `KeepVisitor`, which says what is wrong.
+fn kept_span_without_serde<'t>(text: &'t str, keep: &Keep) -> Option<SpanSlot<'t>> {
+    let mut cursor = Cursor::new(text.as_bytes());
+    let mut span = WireSpan::default();
+    let mut skip = false;
+    each_member(&mut cursor, |cursor, key| {
+        if skip {
+            cursor.value()?;
+            return Some(());
+        }
+        match key {
+            b"traceId" | b"trace_id" => {
+                let raw = text_value(cursor, text)?;
+                let id = raw
+                    .as_deref()
+                    .and_then(|t| decode_id::<16>(t).ok())
+                    .map(TraceId);
+                skip = !id.is_some_and(|id| keep.traces.contains(&id));
+                span.trace_id = raw;
+            }
+            b"spanId" | b"span_id" => span.span_id = text_value(cursor, text)?,
+            b"parentSpanId" | b"parent_span_id" => span.parent_span_id = text_value(cursor, text)?,
+            b"name" => span.name = text_value(cursor, text)?,
+            b"kind" => span.kind = value_by_serde(cursor, text)?,
+            b"startTimeUnixNano" | b"start_time_unix_nano" => {
+                span.start_time_unix_nano = value_by_serde(cursor, text)?;
+            }
+            b"endTimeUnixNano" | b"end_time_unix_nano" => {
+                span.end_time_unix_nano = value_by_serde(cursor, text)?;
+            }
+            b"attributes" => span.attributes = Some(kept_attributes(cursor, text, keep)?),
+            b"events" => {
+                let mut events = serde_json::Deserializer::from_str(&text[cursor.value()?]);
+                span.events =
+                    Some(de::DeserializeSeed::deserialize(FILTERED_EVENTS, &mut events).ok()?);
+                events.end().ok()?;
+            }
+            b"links" => span.links = value_by_serde(cursor, text)?,
+            b"status" => span.status = value_by_serde(cursor, text)?,
+            _ => {
+                cursor.value()?;
+            }
+        }
+        Some(())
+    })?;
+    if !cursor.at_end() {
+        return None;
+    }
+    Some(if skip || span.trace_id.is_none() {
+        SpanSlot::Skipped
+    } else {
+        SpanSlot::Full(Box::new(span))
+    })
+}
+
+/// The value at the cursor, read by serde from its own text.
+fn value_by_serde<'t, T: Deserialize<'t>>(cursor: &mut Cursor<'t>, text: &'t str) -> Option<T> {
+    serde_json::from_str(&text[cursor.value()?]).ok()
+}
+
+/// An optional string: borrowed from the text when it has no escapes.
+fn text_value<'t>(cursor: &mut Cursor<'t>, text: &'t str) -> Option<Option<Cow<'t, str>>> {
+    if cursor.peek()? != b'"' {
+        return value_by_serde(cursor, text);
+    }
+    let (inside, escaped) = cursor.string()?;
+    if escaped {
+        let quoted = &text[inside.start - 1..inside.end + 1];
+        return serde_json::from_str::<String>(quoted)
+            .ok()
+            .map(|s| Some(Cow::Owned(s)));
+    }
+    Some(Some(Cow::Borrowed(&text[inside])))
+}
+
+/// An attribute list as `some_attributes` reads it, keeping the attributes the audit reads.
+fn kept_attributes<'t>(
+    cursor: &mut Cursor<'t>,
+    text: &'t str,
+    keep: &Keep,
+) -> Option<Vec<WireKeyValue<'t>>> {
+    if cursor.peek()? == b'n' {
+        return (&text[cursor.value()?] == "null").then(Vec::new);
+    }
+    let mut kept = Vec::new();
+    each_element(cursor, |cursor| {
+        let mut key: Option<&'t str> = None;
+        let mut value: Option<Option<WireAnyValue<'t>>> = None;
+        each_member(cursor, |cursor, member| {
+            match (member, key) {
+                (b"key", None) => {
+                    let (inside, escaped) = cursor.string()?;
+                    if escaped {
+                        return None;
+                    }
+                    key = Some(&text[inside]);
+                }
+                (b"value", Some(key)) if value.is_none() => {
+                    value = Some(if keep.attributes.contains(key) {
+                        any_value(cursor, text)?
+                    } else {
+                        cursor.value()?;
+                        None
+                    });
+                }
+                // A second key or value, or a value before its key.
+                (b"key" | b"value", _) => return None,
+                _ => {
+                    cursor.value()?;
+                }
+            }
+            Some(())
+        })?;
+        if let Some(key) = key.filter(|key| keep.attributes.contains(*key)) {
+            kept.push(WireKeyValue {
+                key: Cow::Borrowed(key),
+                value: value.flatten(),
+            });
+        }
+        Some(())
+    })?;
+    Some(kept)
+}
+
+/// An attribute's value: `{"stringValue":"…"}` with no escape, as exporters write most of
+/// them, borrowed from the text; any other read by serde.
+fn any_value<'t>(cursor: &mut Cursor<'t>, text: &'t str) -> Option<Option<WireAnyValue<'t>>> {
+    let value = &text[cursor.value()?];
+    // The cursor has checked it: a plain string inside means a plain string value.
+    if let Some(inside) = value
+        .strip_prefix(r#"{"stringValue":""#)
+        .and_then(|rest| rest.strip_suffix(r#""}"#))
+        && !inside.contains(['"', '\\'])
+    {
+        return Some(Some(WireAnyValue {
+            string_value: Some(Cow::Borrowed(inside)),
+            ..WireAnyValue::default()
+        }));
+    }
+    serde_json::from_str(value).ok()
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct WireSpan<'a> {
@@ -2122,9 +2269,13 @@ pub(crate) fn read_kept_span(
     keep: &Keep,
     out: &mut Parsed,
 ) -> Result<(), serde_json::Error> {
-    let mut deserializer = serde_json::Deserializer::from_slice(text);
-    let slot = deserializer.deserialize_map(KeepVisitor { keep })?;
-    deserializer.end()?;
+    let slot = match std::str::from_utf8(text)
+        .ok()
+        .and_then(|text| kept_span_without_serde(text, keep))
+    {
+        Some(slot) => slot,
+        None => kept_span_with_serde(text, keep)?,
+    };
     if let SpanSlot::Full(span) = slot {
         let mut converter = Converter {
             input,
@@ -2134,6 +2285,16 @@ pub(crate) fn read_kept_span(
         converter.span(*span, resource);
     }
     Ok(())
+}
+
+fn kept_span_with_serde<'t>(
+    text: &'t [u8],
+    keep: &Keep,
+) -> Result<SpanSlot<'t>, serde_json::Error> {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    let slot = deserializer.deserialize_map(KeepVisitor { keep })?;
+    deserializer.end()?;
+    Ok(slot)
 }
 
 /// Reads one document (usually pretty-printed). The caller has checked that it parses.
@@ -2287,6 +2448,134 @@ mod tests {
         }
         // Some damage leaves valid records (a changed id, a doubled digit).
         assert!(spared_damaged > 1000, "{spared_damaged}");
+    }
+
+    /// A kept span read as the second read of a large export reads it (without serde where it
+    /// can be), and with serde (`KeepVisitor`): the spans and diagnostics each gives (`None`
+    /// when serde was not spared), or serde's error.
+    fn kept_both_ways(text: &[u8], keep: &Keep) -> (Option<String>, String) {
+        let input: Arc<str> = Arc::from("export.jsonl");
+        let resource = Arc::new(Resource {
+            service_name: "agent".into(),
+            attributes: Attributes::default(),
+        });
+        let built = |slot: SpanSlot<'_>| {
+            let mut out = Parsed::default();
+            if let SpanSlot::Full(span) = slot {
+                let mut converter = Converter {
+                    input: &input,
+                    position: Position::Line(3),
+                    out: &mut out,
+                };
+                converter.span(*span, &resource);
+            }
+            format!("{:?}\n{:?}", out.spans, out.diagnostics)
+        };
+        let fast = std::str::from_utf8(text)
+            .ok()
+            .and_then(|text| kept_span_without_serde(text, keep))
+            .map(built);
+        let slow = match kept_span_with_serde(text, keep) {
+            Ok(slot) => built(slot),
+            Err(e) => format!("error: {e}"),
+        };
+        (fast, slow)
+    }
+
+    /// The texts of the spans of a record in the exporters' shape.
+    fn span_texts(record: &str) -> Vec<&str> {
+        /// Reads the elements of the list under `name`, skipping the object's other members.
+        fn within<'a>(
+            cursor: &mut Cursor<'a>,
+            name: &[u8],
+            element: &mut dyn FnMut(&mut Cursor<'a>) -> Option<()>,
+        ) -> Option<()> {
+            each_member(cursor, |cursor, key| match key == name {
+                true => each_element(cursor, &mut *element),
+                false => cursor.value().map(drop),
+            })
+        }
+        let mut texts = Vec::new();
+        let mut cursor = Cursor::new(record.as_bytes());
+        within(&mut cursor, b"resourceSpans", &mut |cursor| {
+            within(cursor, b"scopeSpans", &mut |cursor| {
+                within(cursor, b"spans", &mut |cursor| {
+                    texts.push(&record[cursor.value()?]);
+                    Some(())
+                })
+            })
+        })
+        .unwrap();
+        texts
+    }
+
+    #[test]
+    fn kept_spans_are_read_without_serde_as_with_it() {
+        let rules = crate::config::Rules::default();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces");
+        let mut spans: Vec<String> = Vec::new();
+        for file in ["agent.jsonl", "vendor.jsonl", "worker.jsonl"] {
+            let text = std::fs::read_to_string(fixtures.join(file)).unwrap();
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                spans.extend(span_texts(line).into_iter().map(str::to_owned));
+            }
+        }
+        assert!(spans.len() > 100, "{}", spans.len());
+        let traces: Vec<TraceId> = spans
+            .iter()
+            .filter_map(|s| leading_trace_id(s.as_bytes()).map(|(t, _)| t))
+            .collect();
+        // Every trace kept, and every other one.
+        for step in [1, 2] {
+            let keep = Keep {
+                traces: traces.iter().step_by(step).copied().collect(),
+                attributes: rules.attributes_read().into_iter().collect(),
+            };
+            let mut built = 0;
+            for span in &spans {
+                let (fast, slow) = kept_both_ways(span.as_bytes(), &keep);
+                // What OTel SDKs' exporters write spares serde.
+                assert_eq!(fast.as_ref(), Some(&slow), "{span}");
+                built += usize::from(!slow.starts_with("[]"));
+            }
+            assert!(built > spans.len() / (2 * step), "{built}");
+        }
+    }
+
+    /// Every byte of a span replaced, dropped or doubled in turn: what the second read
+    /// without serde accepts, it reads as `KeepVisitor` does.
+    #[test]
+    fn a_damaged_kept_span_is_read_as_serde_reads_it() {
+        let span = concat!(
+            r#"{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","#,
+            r#""parentSpanId":"","name":"POST \/v1","kind":3,"startTimeUnixNano":"17","#,
+            r#""endTimeUnixNano":18,"attributes":[{"key":"http.request.method","value":"#,
+            r#"{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"intValue":"#,
+            r#""200"}},{"key":"x","value":{"stringValue":"y"}}],"events":[{"timeUnixNano":"#,
+            r#""17","name":"exception","attributes":[{"key":"exception.type","value":"#,
+            r#"{"stringValue":"E"}}]}],"links":[],"status":{"code":2,"message":"m"}}"#
+        );
+        let trace = leading_trace_id(span.as_bytes()).unwrap().0;
+        let keep = Keep {
+            traces: [trace].into_iter().collect(),
+            attributes: crate::config::Rules::default()
+                .attributes_read()
+                .into_iter()
+                .collect(),
+        };
+        let (fast, slow) = kept_both_ways(span.as_bytes(), &keep);
+        assert_eq!(fast.as_ref(), Some(&slow));
+        assert!(slow.contains("http.request.method"), "{slow}");
+        let mut spared = 0;
+        let replacements = b" \"\\{}[],:0a_-\x01\xff";
+        for text in super::super::json_scan::tests::damaged(span.as_bytes(), replacements) {
+            let (fast, slow) = kept_both_ways(&text, &keep);
+            if let Some(fast) = fast {
+                assert_eq!(fast, slow, "{}", String::from_utf8_lossy(&text));
+                spared += 1;
+            }
+        }
+        assert!(spared > 1000, "{spared}");
     }
 
     #[test]

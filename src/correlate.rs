@@ -6,8 +6,8 @@
 //! worker trace that carries no conversation id; following causality does neither.
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap;
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{HashMap, VecDeque};
 
 use crate::config::{Rules, ToolMatcher};
 use crate::model::{KeyKind, Span, SpanId, SpanKind, StatusCode, TraceId, Value, VendorEvent};
@@ -151,20 +151,23 @@ pub struct Children {
 }
 
 impl Children {
-    /// From (parent, child) edges; each list is sorted by `order` and has no repeats.
-    fn new(
-        spans: usize,
-        mut edges: Vec<(usize, usize)>,
-        order: impl Fn(&usize, &usize) -> std::cmp::Ordering,
-    ) -> Children {
-        edges.sort_by(|a, b| a.0.cmp(&b.0).then(order(&a.1, &b.1)));
+    /// From (parent, child) edges; each list is sorted by start time (then span id) and has no
+    /// repeats.
+    fn new(spans: &[Span], edges: Vec<(usize, usize)>) -> Children {
+        // Sorted by keys gathered first, as `join` sorts its spans by trace.
+        let mut edges: Vec<(usize, u64, [u8; 8], usize)> = edges
+            .into_iter()
+            .map(|(parent, child)| (parent, spans[child].start, spans[child].span_id.0, child))
+            .collect();
+        edges.sort_unstable();
         edges.dedup();
+        let spans = spans.len();
         let mut starts = Vec::with_capacity(spans + 1);
         let mut items = Vec::with_capacity(edges.len());
         let mut next = edges.iter().peekable();
         for span in 0..spans {
             starts.push(items.len());
-            while let Some((_, child)) = next.next_if(|(p, _)| *p == span) {
+            while let Some((.., child)) = next.next_if(|(p, ..)| *p == span) {
                 items.push(*child);
             }
         }
@@ -186,7 +189,7 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
     }
     let mut parent = vec![None; spans.len()];
     let mut edges: Vec<(usize, usize)> = Vec::new();
-    let mut incoming_links: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut incoming_links: FxHashMap<usize, Vec<usize>> = FxHashMap::default();
     for (i, span) in spans.iter().enumerate() {
         if let Some(p) = span
             .parent_span_id
@@ -208,7 +211,7 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
     let order = |a: &usize, b: &usize| {
         (spans[*a].start, spans[*a].span_id).cmp(&(spans[*b].start, spans[*b].span_id))
     };
-    let children = Children::new(spans.len(), edges, order);
+    let children = Children::new(spans, edges);
     for list in incoming_links.values_mut() {
         list.sort_by(order);
         list.dedup();
@@ -221,14 +224,17 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
         incoming_links: &incoming_links,
     };
 
-    // The spans of each trace, together and by start time.
-    let mut by_trace: Vec<usize> = (0..spans.len()).collect();
-    by_trace.sort_by(|a, b| {
-        spans[*a]
-            .trace_id
-            .cmp(&spans[*b].trace_id)
-            .then(order(a, b))
-    });
+    // The spans of each trace, together and by start time. Sorted by keys gathered first:
+    // comparing through the indices reads two spans, scattered in memory, for each comparison
+    // (a third of the join on a large export). The index last keeps the order a stable sort
+    // would give.
+    let mut keys: Vec<([u8; 16], u64, [u8; 8], usize)> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.trace_id.0, s.start, s.span_id.0, i))
+        .collect();
+    keys.sort_unstable();
+    let by_trace: Vec<usize> = keys.into_iter().map(|(.., i)| i).collect();
 
     let upstream = graph.upstream_flags();
     // Each trace is joined on its own, on all threads; the conversations are then assembled
@@ -259,7 +265,7 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
         })
         .collect();
     let mut conversations: Vec<Conversation> = Vec::new();
-    let mut conversation_index: HashMap<String, usize> = HashMap::new();
+    let mut conversation_index: FxHashMap<String, usize> = FxHashMap::default();
     let mut turns: Vec<Turn> = Vec::new();
     for (conversation_id, source, trace_turns) in joined_traces {
         let conversation = match conversation_index.get(&conversation_id) {
@@ -512,7 +518,7 @@ struct Graph<'a> {
     spans: &'a [Span],
     parent: &'a [Option<usize>],
     children: &'a Children,
-    incoming_links: &'a HashMap<usize, Vec<usize>>,
+    incoming_links: &'a FxHashMap<usize, Vec<usize>>,
 }
 
 /// The first conversation id of the trace by rule priority, preferring the spans upstream of
@@ -614,7 +620,7 @@ impl Graph<'_> {
         rules: &Rules,
     ) -> Vec<Turn> {
         let spans = self.spans;
-        let agent: HashSet<usize> = members
+        let agent: FxHashSet<usize> = members
             .iter()
             .copied()
             .filter(|i| is_agent_span(&spans[*i], rules))
@@ -674,7 +680,7 @@ impl Graph<'_> {
         }
 
         for turn in &mut turns {
-            let agent_spans: HashSet<usize> = turn.agent_spans.iter().copied().collect();
+            let agent_spans: FxHashSet<usize> = turn.agent_spans.iter().copied().collect();
             for &i in &turn.agent_spans {
                 let Some(matcher) = tool_matcher(&spans[i], rules) else {
                     continue;
@@ -780,7 +786,7 @@ impl Graph<'_> {
     fn downstream(&self, tool: usize) -> Vec<Reached> {
         let spans = self.spans;
         let mut out = Vec::new();
-        let mut seen: HashSet<usize> = HashSet::from([tool]);
+        let mut seen: FxHashSet<usize> = FxHashSet::from_iter([tool]);
         let tool_outbound = is_outbound(spans[tool].kind).then_some(tool);
         let mut queue: VecDeque<(usize, Via, Option<usize>)> =
             VecDeque::from([(tool, Via::Parent, tool_outbound)]);

@@ -1083,10 +1083,10 @@ fn kept_span_without_serde<'t>(text: &'t str, keep: &Keep) -> Option<SpanSlot<'t
             b"name" => span.name = text_value(cursor, text)?,
             b"kind" => span.kind = value_by_serde(cursor, text)?,
             b"startTimeUnixNano" | b"start_time_unix_nano" => {
-                span.start_time_unix_nano = value_by_serde(cursor, text)?;
+                span.start_time_unix_nano = time_value(cursor, text)?;
             }
             b"endTimeUnixNano" | b"end_time_unix_nano" => {
-                span.end_time_unix_nano = value_by_serde(cursor, text)?;
+                span.end_time_unix_nano = time_value(cursor, text)?;
             }
             b"attributes" => span.attributes = Some(kept_attributes(cursor, text, keep)?),
             b"events" => {
@@ -1118,6 +1118,22 @@ fn value_by_serde<'t, T: Deserialize<'t>>(cursor: &mut Cursor<'t>, text: &'t str
     serde_json::from_str(&text[cursor.value()?]).ok()
 }
 
+/// A time: as exporters write it, a string of decimal digits, which `Flexible::as_time` reads
+/// as the number it is; anything else as serde reads it.
+fn time_value(cursor: &mut Cursor<'_>, text: &str) -> Option<Option<Flexible>> {
+    let value = &text[cursor.value()?];
+    if let Some(digits) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'))
+        && (1..=19).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return digits
+            .parse()
+            .ok()
+            .map(|time| Some(Flexible::Unsigned(time)));
+    }
+    serde_json::from_str(value).ok()
+}
+
 /// An optional string: borrowed from the text when it has no escapes.
 fn text_value<'t>(cursor: &mut Cursor<'t>, text: &'t str) -> Option<Option<Cow<'t, str>>> {
     if cursor.peek()? != b'"' {
@@ -1145,7 +1161,9 @@ fn kept_attributes<'t>(
     let mut kept = Vec::new();
     each_element(cursor, |cursor| {
         let mut key: Option<&'t str> = None;
-        let mut value: Option<Option<WireAnyValue<'t>>> = None;
+        // Whether the key is wanted, once it has been looked up (when its value is met).
+        let mut wanted: Option<bool> = None;
+        let mut value: Option<WireAnyValue<'t>> = None;
         each_member(cursor, |cursor, member| {
             match (member, key) {
                 (b"key", None) => {
@@ -1155,13 +1173,14 @@ fn kept_attributes<'t>(
                     }
                     key = Some(&text[inside]);
                 }
-                (b"value", Some(key)) if value.is_none() => {
-                    value = Some(if keep.attributes.contains(key) {
-                        any_value(cursor, text)?
+                (b"value", Some(key)) if wanted.is_none() => {
+                    let is_wanted = keep.attributes.contains(key);
+                    wanted = Some(is_wanted);
+                    if is_wanted {
+                        value = any_value(cursor, text)?;
                     } else {
                         cursor.value()?;
-                        None
-                    });
+                    }
                 }
                 // A second key or value, or a value before its key.
                 (b"key" | b"value", _) => return None,
@@ -1171,10 +1190,12 @@ fn kept_attributes<'t>(
             }
             Some(())
         })?;
-        if let Some(key) = key.filter(|key| keep.attributes.contains(*key)) {
+        if let Some(key) = key
+            && wanted.unwrap_or_else(|| keep.attributes.contains(key))
+        {
             kept.push(WireKeyValue {
                 key: Cow::Borrowed(key),
-                value: value.flatten(),
+                value,
             });
         }
         Some(())

@@ -160,24 +160,26 @@ impl SpanIndex {
     /// The spans of the traces kept, in file order, with their lines and resources.
     fn kept(&self, traces: &FxHashSet<TraceId>) -> Vec<KeptSpan> {
         let keys: FxHashSet<u32> = traces.iter().map(|t| trace_key(*t)).collect();
-        let mut kept = Vec::new();
-        for (i, group) in self.groups.iter().enumerate() {
-            let end = self
-                .groups
-                .get(i + 1)
-                .map_or(self.spans.len(), |next| next.first_span);
-            for place in &self.spans[group.first_span..end] {
-                if keys.contains(&place.trace) {
-                    kept.push(KeptSpan {
+        // On all threads (a look-up for every span of the file), in file order.
+        self.groups
+            .par_iter()
+            .enumerate()
+            .flat_map_iter(|(i, group)| {
+                let end = self
+                    .groups
+                    .get(i + 1)
+                    .map_or(self.spans.len(), |next| next.first_span);
+                self.spans[group.first_span..end]
+                    .iter()
+                    .filter(|place| keys.contains(&place.trace))
+                    .map(|place| KeptSpan {
                         offset: place.offset,
                         len: place.len,
                         line: group.line,
                         resource: group.resource,
-                    });
-                }
-            }
-        }
-        kept
+                    })
+            })
+            .collect()
     }
 }
 

@@ -16,6 +16,16 @@ use std::ops::Range;
 /// record) this keeps well clear of.
 const MAX_DEPTH: u32 = 96;
 
+/// An attribute read by `Cursor::plain_attribute`: where its key's text and its value's text
+/// lie (between their quotes), whether the value is `intValue` (else `stringValue`), and
+/// whether either has escapes.
+pub(crate) struct PlainAttribute {
+    pub key: Range<usize>,
+    pub int: bool,
+    pub value: Range<usize>,
+    pub escaped: bool,
+}
+
 /// A position in JSON text.
 pub(crate) struct Cursor<'a> {
     text: &'a [u8],
@@ -251,36 +261,64 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips an object at the cursor if it is an attribute written as exporters write most of
-    /// them, `{"key":"…","value":{"stringValue":"…"}}` (or `"intValue"`), with no whitespace:
-    /// whether it did. Attributes are most of an export's text, and matching their fixed
-    /// parts at once skips a file in two thirds of the time token by token takes. Anything
-    /// else leaves the cursor where it was, for the general case.
+    /// them (see `plain_attribute`): whether it did. Attributes are most of an export's text,
+    /// and matching their fixed parts at once skips a file in two thirds of the time token by
+    /// token takes.
     #[inline(always)]
     fn skip_attribute(&mut self) -> bool {
+        self.plain_attribute().is_some()
+    }
+
+    /// An attribute at the cursor written as exporters write most of them,
+    /// `{"key":"…","value":{"stringValue":"…"}}` (or `"intValue"`) with no whitespace, read
+    /// by matching its fixed parts. `None` for anything else, which leaves the cursor where
+    /// it was, for the general case.
+    #[inline(always)]
+    pub(crate) fn plain_attribute(&mut self) -> Option<PlainAttribute> {
+        let start = self.at;
+        let attribute = self.plain_attribute_parts();
+        match attribute {
+            Some(_) => self.at += 2,
+            None => self.at = start,
+        }
+        attribute
+    }
+
+    /// `plain_attribute` up to its closing `}}`, which is checked but not consumed.
+    #[inline(always)]
+    fn plain_attribute_parts(&mut self) -> Option<PlainAttribute> {
         const KEY: &[u8] = br#"{"key":""#;
         const STRING_VALUE: &[u8] = br#","value":{"stringValue":""#;
         const INT_VALUE: &[u8] = br#","value":{"intValue":""#;
-        let start = self.at;
-        if !self.text[start..].starts_with(KEY) {
-            return false;
+        if !self.text[self.at..].starts_with(KEY) {
+            return None;
         }
-        self.at = start + KEY.len();
-        let skipped = self.string_end().is_some() && {
-            let rest = &self.text[self.at..];
-            let value = [STRING_VALUE, INT_VALUE]
-                .into_iter()
-                .find(|value| rest.starts_with(value));
-            value.is_some_and(|value| {
-                self.at += value.len();
-                self.string_end().is_some() && self.text[self.at..].starts_with(b"}}")
-            })
-        };
-        if skipped {
-            self.at += 2;
+        self.at += KEY.len();
+        let key_start = self.at;
+        let (key_end, key_escaped) = self.string_end()?;
+        let rest = &self.text[self.at..];
+        let int = if rest.starts_with(STRING_VALUE) {
+            false
+        } else if rest.starts_with(INT_VALUE) {
+            true
         } else {
-            self.at = start;
-        }
-        skipped
+            return None;
+        };
+        self.at += if int {
+            INT_VALUE.len()
+        } else {
+            STRING_VALUE.len()
+        };
+        let value_start = self.at;
+        let (value_end, value_escaped) = self.string_end()?;
+        self.text[self.at..]
+            .starts_with(b"}}")
+            .then_some(PlainAttribute {
+                key: key_start..key_end - 1,
+                int,
+                value: value_start..value_end - 1,
+                escaped: key_escaped || value_escaped,
+            })
     }
 
     /// Skips a member's key (escapes allowed) and its colon.

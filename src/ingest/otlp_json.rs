@@ -1160,6 +1160,39 @@ fn kept_attributes<'t>(
     }
     let mut kept = Vec::new();
     each_element(cursor, |cursor| {
+        if cursor.peek()? == b'{'
+            && let Some(attribute) = cursor.plain_attribute()
+        {
+            // Strings with escapes are unescaped by serde.
+            let string = |inside: std::ops::Range<usize>| -> Option<Cow<'t, str>> {
+                if !attribute.escaped {
+                    return Some(Cow::Borrowed(&text[inside]));
+                }
+                serde_json::from_str(&text[inside.start - 1..inside.end + 1])
+                    .ok()
+                    .map(Cow::Owned)
+            };
+            let key = string(attribute.key.clone())?;
+            if keep.attributes.contains(key.as_ref()) {
+                let value = string(attribute.value.clone())?;
+                let value = match attribute.int {
+                    // As serde reads `"intValue":"…"` (a string), for `Flexible` to say.
+                    true => WireAnyValue {
+                        int_value: Some(Flexible::Text(value.into_owned())),
+                        ..WireAnyValue::default()
+                    },
+                    false => WireAnyValue {
+                        string_value: Some(value),
+                        ..WireAnyValue::default()
+                    },
+                };
+                kept.push(WireKeyValue {
+                    key,
+                    value: Some(value),
+                });
+            }
+            return Some(());
+        }
         let mut key: Option<&'t str> = None;
         // Whether the key is wanted, once it has been looked up (when its value is met).
         let mut wanted: Option<bool> = None;
@@ -1177,7 +1210,7 @@ fn kept_attributes<'t>(
                     let is_wanted = keep.attributes.contains(key);
                     wanted = Some(is_wanted);
                     if is_wanted {
-                        value = any_value(cursor, text)?;
+                        value = value_by_serde(cursor, text)?;
                     } else {
                         cursor.value()?;
                     }
@@ -1201,24 +1234,6 @@ fn kept_attributes<'t>(
         Some(())
     })?;
     Some(kept)
-}
-
-/// An attribute's value: `{"stringValue":"…"}` with no escape, as exporters write most of
-/// them, borrowed from the text; any other read by serde.
-fn any_value<'t>(cursor: &mut Cursor<'t>, text: &'t str) -> Option<Option<WireAnyValue<'t>>> {
-    let value = &text[cursor.value()?];
-    // The cursor has checked it: a plain string inside means a plain string value.
-    if let Some(inside) = value
-        .strip_prefix(r#"{"stringValue":""#)
-        .and_then(|rest| rest.strip_suffix(r#""}"#))
-        && !inside.contains(['"', '\\'])
-    {
-        return Some(Some(WireAnyValue {
-            string_value: Some(Cow::Borrowed(inside)),
-            ..WireAnyValue::default()
-        }));
-    }
-    serde_json::from_str(value).ok()
 }
 
 #[derive(Deserialize, Default)]
@@ -2570,7 +2585,8 @@ mod tests {
         let span = concat!(
             r#"{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","#,
             r#""parentSpanId":"","name":"POST \/v1","kind":3,"startTimeUnixNano":"17","#,
-            r#""endTimeUnixNano":18,"attributes":[{"key":"http.request.method","value":"#,
+            r#""endTimeUnixNano":18,"attributes":[{"key":"url.full","value":{"stringValue":"#,
+            r#""https:\/\/api.example.com\/caf\u00e9"}},{"key":"http.request.method","value":"#,
             r#"{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"intValue":"#,
             r#""200"}},{"key":"x","value":{"stringValue":"y"}}],"events":[{"timeUnixNano":"#,
             r#""17","name":"exception","attributes":[{"key":"exception.type","value":"#,
@@ -2587,6 +2603,7 @@ mod tests {
         let (fast, slow) = kept_both_ways(span.as_bytes(), &keep);
         assert_eq!(fast.as_ref(), Some(&slow));
         assert!(slow.contains("http.request.method"), "{slow}");
+        assert!(slow.contains("https://api.example.com/caf\u{e9}"), "{slow}");
         let mut spared = 0;
         let replacements = b" \"\\{}[],:0a_-\x01\xff";
         for text in super::super::json_scan::tests::damaged(span.as_bytes(), replacements) {

@@ -682,6 +682,7 @@ pub fn ingest_for_audit(
             };
             let mut parsed = Parsed::default();
             let input: Arc<str> = Arc::from(source.display().as_str());
+            let len = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
             let read = stream::index_file(
                 path,
                 encoding,
@@ -689,7 +690,7 @@ pub fn ingest_for_audit(
                 &survey_rules,
                 &mut parsed,
                 &progress,
-                stream::BLOCK_BYTES,
+                stream::block_bytes(encoding, len),
             );
             let (error, corrupt) = match read {
                 Ok(corrupt) => (None, corrupt),

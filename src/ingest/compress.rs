@@ -9,8 +9,6 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use ruzstd::decoding::StreamingDecoder;
-
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -126,92 +124,35 @@ pub(crate) fn unzstd(
     what: &str,
     base: usize,
 ) -> Result<Decompressed, Failure> {
+    let mut frames = ZstdFrames::new(
+        std::io::BufReader::new(Counted::new(bytes)),
+        what,
+        base as u64,
+    );
     let mut out = Decompressed::default();
-    let mut src: &[u8] = bytes;
-    let mut frames = 0usize;
-    while !src.is_empty() {
-        let offset = base + bytes.len() - src.len();
-        let magic = src
-            .get(..4)
-            .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
-        if let Some(0x184D_2A50..=0x184D_2A5F) = magic {
-            // A skippable frame: 4-byte magic, 4-byte little-endian length, that many bytes.
-            let len = src
-                .get(4..8)
-                .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize);
-            match len.and_then(|l| src.get(8 + l..)) {
-                Some(rest) => {
-                    src = rest;
-                    continue;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match frames.read(&mut buf, out.data.len() as u64) {
+            Ok(0) => break,
+            Ok(n) => {
+                let used = budget.used.saturating_add(n as u64);
+                if used > budget.limit {
+                    let offset = frames.offset() as usize;
+                    return Err(Failure::TooLarge(budget.exceeded(what, offset)));
                 }
-                None => {
-                    out.corrupt = Some(format!(
-                        "{what}: the skippable zstd frame at byte offset {offset} is cut short"
-                    ));
-                    break;
-                }
+                budget.used = used;
+                out.data.extend_from_slice(&buf[..n]);
             }
-        }
-        if !src.starts_with(&ZSTD_MAGIC) {
-            let why = format!(
-                "{what}: expected a zstd frame at byte offset {offset}, found bytes {}",
-                hex_prefix(src)
-            );
-            out.corrupt = Some(why);
-            break;
-        }
-        let decoded_before = out.data.len();
-        let mut decoder = match StreamingDecoder::new(&mut src) {
-            Ok(d) => d,
-            Err(e) => {
-                out.corrupt = Some(format!(
-                    "{what}: the zstd frame at byte offset {offset} has a bad header: {e}"
-                ));
-                break;
-            }
-        };
-        let result = read_bounded(&mut decoder, &mut out.data, budget);
-        let checksum = (
-            decoder.decoder.get_checksum_from_data(),
-            decoder.decoder.get_calculated_checksum(),
-        );
-        drop(decoder);
-        let reached = base + bytes.len() - src.len();
-        match result {
-            Ok(()) => {
-                if let (Some(stored), Some(computed)) = checksum
-                    && stored != computed
-                {
-                    out.corrupt = Some(format!(
-                        "{what}: the zstd frame at byte offset {offset} fails its checksum (content corrupt)"
-                    ));
-                    break;
-                }
-            }
-            Err(ReadError::TooLarge) => {
-                return Err(Failure::TooLarge(budget.exceeded(what, reached)));
-            }
-            Err(ReadError::Io(e)) => {
-                out.corrupt = Some(format!(
-                    "{what}: the zstd frame at byte offset {offset} is corrupt or cut short near byte offset {reached}, after {} decompressed bytes: {e}",
-                    out.data.len() - decoded_before
-                ));
+            Err(why) => {
+                out.corrupt = Some(why);
                 break;
             }
         }
-        frames += 1;
     }
-    if out.data.is_empty()
-        && let Some(why) = out.corrupt.take()
-    {
-        return Err(Failure::Corrupt(why));
+    match out.corrupt.take() {
+        Some(why) if out.data.is_empty() => Err(Failure::Corrupt(why)),
+        corrupt => Ok(Decompressed { corrupt, ..out }),
     }
-    if frames == 0 && out.data.is_empty() && out.corrupt.is_none() {
-        return Err(Failure::Corrupt(format!(
-            "{what}: holds no zstd frame at byte offset {base}"
-        )));
-    }
-    Ok(out)
 }
 
 /// A whole-file gzip or zstd input decompressed as it is read, for inputs too large to hold
@@ -229,25 +170,39 @@ pub(crate) struct StreamDecoder {
     ended: bool,
 }
 
+/// What a stream decoder reads: the file (or, in tests, any reader).
+type Source = Box<dyn Read + Send>;
+
 enum StreamKind {
-    Gzip(flate2::bufread::MultiGzDecoder<std::io::BufReader<Counted>>),
-    Zstd(ZstdFrames),
+    Gzip(flate2::bufread::MultiGzDecoder<std::io::BufReader<Counted<Source>>>),
+    Zstd(ZstdFrames<Source>),
 }
 
-/// A file that counts the bytes read from it, for the offsets in messages, and notes a read
-/// that fails.
-struct Counted {
-    file: std::fs::File,
+/// Compressed bytes that count what has been read of them, for the offsets in messages, and
+/// note a read that fails.
+struct Counted<R> {
+    source: R,
     read: u64,
     /// `read`, for whoever shows progress.
     progress: Arc<AtomicU64>,
     unreadable: Arc<OnceLock<(std::io::ErrorKind, String)>>,
 }
 
-impl Read for Counted {
+impl<R> Counted<R> {
+    fn new(source: R) -> Counted<R> {
+        Counted {
+            source,
+            read: 0,
+            progress: Arc::default(),
+            unreadable: Arc::default(),
+        }
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         loop {
-            match self.file.read(buf) {
+            match self.source.read(buf) {
                 Ok(n) => {
                     self.read += n as u64;
                     self.progress.store(self.read, Ordering::Relaxed);
@@ -263,8 +218,8 @@ impl Read for Counted {
     }
 }
 
-/// How far into the file a buffered reader has got.
-fn consumed(reader: &std::io::BufReader<Counted>) -> u64 {
+/// How far into its bytes a buffered reader has got.
+fn consumed<R>(reader: &std::io::BufReader<Counted<R>>) -> u64 {
     reader.get_ref().read - reader.buffer().len() as u64
 }
 
@@ -275,37 +230,31 @@ impl StreamDecoder {
         let mut file = std::fs::File::open(path)?;
         let mut magic = [0u8; 4];
         let n = read_up_to(&mut file, &mut magic)?;
-        let magic = &magic[..n];
         std::io::Seek::rewind(&mut file)?;
-        let unreadable = Arc::new(OnceLock::new());
-        let compressed_read = Arc::new(AtomicU64::new(0));
-        let reader = std::io::BufReader::with_capacity(
-            256 << 10,
-            Counted {
-                file,
-                read: 0,
-                progress: Arc::clone(&compressed_read),
-                unreadable: Arc::clone(&unreadable),
-            },
-        );
+        Ok(Self::new(Box::new(file), &magic[..n], limit))
+    }
+
+    /// The decompressing reader of `source`, which starts with `magic`.
+    fn new(source: Source, magic: &[u8], limit: u64) -> Option<Self> {
+        let counted = Counted::new(source);
+        let unreadable = Arc::clone(&counted.unreadable);
+        let compressed_read = Arc::clone(&counted.progress);
+        let reader = std::io::BufReader::with_capacity(256 << 10, counted);
         let kind = if magic.starts_with(&GZIP_MAGIC) {
             StreamKind::Gzip(flate2::bufread::MultiGzDecoder::new(reader))
         } else if magic.starts_with(&ZSTD_MAGIC) {
-            StreamKind::Zstd(ZstdFrames {
-                state: FrameState::Between(reader),
-                frames: 0,
-            })
+            StreamKind::Zstd(ZstdFrames::new(reader, "the zstd data", 0))
         } else {
-            return Ok(None);
+            return None;
         };
-        Ok(Some(StreamDecoder {
+        Some(StreamDecoder {
             kind,
             budget: Budget::new(limit),
             corrupt: None,
             unreadable,
             compressed_read,
             ended: false,
-        }))
+        })
     }
 
     /// `gzip` or `zstd`.
@@ -367,7 +316,7 @@ impl Read for StreamDecoder {
                     self.ended = true;
                     let (what, offset) = match &self.kind {
                         StreamKind::Gzip(decoder) => ("the gzip data", consumed(decoder.get_ref())),
-                        StreamKind::Zstd(frames) => ("the zstd data", frames.offset()),
+                        StreamKind::Zstd(frames) => (frames.what.as_str(), frames.offset()),
                     };
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::FileTooLarge,
@@ -389,38 +338,53 @@ impl Read for StreamDecoder {
     }
 }
 
-/// The frames of a zstd file one after another, skippable frames skipped (as `unzstd` reads
-/// them).
-struct ZstdFrames {
-    state: FrameState,
+/// Zstd frames one after another, skippable frames skipped: a whole file read as it is
+/// decompressed, or the data of a whole read (`unzstd`).
+struct ZstdFrames<R: Read> {
+    state: FrameState<R>,
     frames: usize,
+    /// The data, in messages.
+    what: String,
+    /// Its offset in the input.
+    base: u64,
 }
 
-type Frame = ruzstd::decoding::StreamingDecoder<
-    std::io::Chain<std::io::Cursor<[u8; 4]>, std::io::BufReader<Counted>>,
+type Frame<R> = ruzstd::decoding::StreamingDecoder<
+    std::io::Chain<std::io::Cursor<[u8; 4]>, std::io::BufReader<Counted<R>>>,
     ruzstd::decoding::FrameDecoder,
 >;
 
-enum FrameState {
-    Between(std::io::BufReader<Counted>),
+enum FrameState<R: Read> {
+    Between(std::io::BufReader<Counted<R>>),
     /// In a frame that starts at this byte offset, and has decoded this much.
-    In(Box<Frame>, u64, u64),
+    In(Box<Frame<R>>, u64, u64),
     Done,
 }
 
-impl ZstdFrames {
-    fn offset(&self) -> u64 {
-        match &self.state {
-            FrameState::Between(reader) => consumed(reader),
-            FrameState::In(frame, ..) => consumed(frame.get_ref().get_ref().1),
-            FrameState::Done => 0,
+impl<R: Read> ZstdFrames<R> {
+    fn new(reader: std::io::BufReader<Counted<R>>, what: &str, base: u64) -> ZstdFrames<R> {
+        ZstdFrames {
+            state: FrameState::Between(reader),
+            frames: 0,
+            what: what.to_owned(),
+            base,
         }
+    }
+
+    /// How far into the input the frames have been read.
+    fn offset(&self) -> u64 {
+        self.base
+            + match &self.state {
+                FrameState::Between(reader) => consumed(reader),
+                FrameState::In(frame, ..) => consumed(frame.get_ref().get_ref().1),
+                FrameState::Done => 0,
+            }
     }
 
     /// Decompressed bytes into `buf`; `Err` says why the data cannot be read on.
     fn read(&mut self, buf: &mut [u8], decoded: u64) -> Result<usize, String> {
         // (`decoded`: by every frame so far.)
-        const WHAT: &str = "the zstd data";
+        let what = &self.what;
         loop {
             match std::mem::replace(&mut self.state, FrameState::Done) {
                 FrameState::Done => return Ok(0),
@@ -432,7 +396,7 @@ impl ZstdFrames {
                             && stored != computed
                         {
                             return Err(format!(
-                                "{WHAT}: the zstd frame at byte offset {start} fails its checksum (content corrupt)"
+                                "{what}: the zstd frame at byte offset {start} fails its checksum (content corrupt)"
                             ));
                         }
                         self.frames += 1;
@@ -446,19 +410,22 @@ impl ZstdFrames {
                         self.state = FrameState::In(frame, start, in_frame);
                     }
                     Err(e) => {
-                        let reached = consumed(frame.get_ref().get_ref().1);
+                        let reached = self.base + consumed(frame.get_ref().get_ref().1);
                         return Err(format!(
-                            "{WHAT}: the zstd frame at byte offset {start} is corrupt or cut short near byte offset {reached}, after {in_frame} decompressed bytes: {e}"
+                            "{what}: the zstd frame at byte offset {start} is corrupt or cut short near byte offset {reached}, after {in_frame} decompressed bytes: {e}"
                         ));
                     }
                 },
                 FrameState::Between(mut reader) => {
-                    let start = consumed(&reader);
+                    let start = self.base + consumed(&reader);
                     let mut magic = [0u8; 4];
                     let n = read_up_to(&mut reader, &mut magic).map_err(|e| e.to_string())?;
                     if n == 0 {
                         if self.frames == 0 && decoded == 0 {
-                            return Err(format!("{WHAT}: holds no zstd frame at byte offset 0"));
+                            return Err(format!(
+                                "{what}: holds no zstd frame at byte offset {}",
+                                self.base
+                            ));
                         }
                         return Ok(0);
                     }
@@ -476,7 +443,7 @@ impl ZstdFrames {
                         };
                         if !skipped {
                             return Err(format!(
-                                "{WHAT}: the skippable zstd frame at byte offset {start} is cut short"
+                                "{what}: the skippable zstd frame at byte offset {start} is cut short"
                             ));
                         }
                         self.state = FrameState::Between(reader);
@@ -487,7 +454,7 @@ impl ZstdFrames {
                         let mut found = magic[..n].to_vec();
                         let _ = (&mut reader).take(5).read_to_end(&mut found);
                         return Err(format!(
-                            "{WHAT}: expected a zstd frame at byte offset {start}, found bytes {}",
+                            "{what}: expected a zstd frame at byte offset {start}, found bytes {}",
                             hex_prefix(&found)
                         ));
                     }
@@ -496,7 +463,7 @@ impl ZstdFrames {
                         Ok(frame) => self.state = FrameState::In(Box::new(frame), start, 0),
                         Err(e) => {
                             return Err(format!(
-                                "{WHAT}: the zstd frame at byte offset {start} has a bad header: {e}"
+                                "{what}: the zstd frame at byte offset {start} has a bad header: {e}"
                             ));
                         }
                     }
@@ -645,6 +612,50 @@ mod tests {
             }
         }
         Ok((data, decoder.corrupt().map(str::to_owned)))
+    }
+
+    /// Gives `data` up to byte `at`, then fails, as a failing disk does.
+    struct FailsAfter {
+        data: std::io::Cursor<Vec<u8>>,
+        at: u64,
+    }
+
+    impl Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let left = self.at.saturating_sub(self.data.position());
+            if left == 0 {
+                return Err(std::io::Error::other("injected read failure"));
+            }
+            let n = buf.len().min(left as usize);
+            self.data.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn a_read_that_fails_under_a_decoder_is_an_error_not_corruption() {
+        let long: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let zstd = ruzstd::encoding::compress_to_vec(
+            &long[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gzip, &long).unwrap();
+        let gzip = gzip.finish().unwrap();
+        for packed in [zstd, gzip] {
+            let magic = packed[..4].to_vec();
+            let at = packed.len() as u64 / 2;
+            let source = FailsAfter {
+                data: std::io::Cursor::new(packed),
+                at,
+            };
+            let mut decoder = StreamDecoder::new(Box::new(source), &magic, u64::MAX).unwrap();
+            let mut data = Vec::new();
+            let error = decoder.read_to_end(&mut data).unwrap_err();
+            assert_eq!(error.kind(), std::io::ErrorKind::Other);
+            assert_eq!(error.to_string(), "injected read failure");
+            assert_eq!(decoder.corrupt(), None);
+            assert!(long.starts_with(&data));
+        }
     }
 
     #[test]

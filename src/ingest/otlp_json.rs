@@ -1056,9 +1056,10 @@ impl<'de> Visitor<'de> for KeepVisitor<'_> {
 /// Reads a kept span as `KeepVisitor` does, without serde for what exporters write plainly:
 /// the span's members, ids and names without escapes, the attribute lists, string values.
 /// The other values (times, events, links, status, other attribute values) are read by serde
-/// from their own text, as `KeepVisitor` reads them. `None` for anything else (a duplicate
-/// or escaped key, a key after its value, text that is not JSON, a value serde refuses): the
-/// span is then read by `KeepVisitor`, which says what is wrong.
+/// from their own text, as `KeepVisitor` reads them, and a repeated member of the span wins
+/// over the one before, as there. `None` for anything else (an escaped key, an attribute with
+/// a repeated key or value or a value before its key, text that is not JSON, a value serde
+/// refuses): the span is then read by `KeepVisitor`, which says what is wrong.
 fn kept_span_without_serde<'t>(text: &'t str, keep: &Keep) -> Option<SpanSlot<'t>> {
     let mut cursor = Cursor::new(text.as_bytes());
     let mut span = WireSpan::default();
@@ -2236,8 +2237,11 @@ fn indexed_without_serde(input: &Arc<str>, record: &[u8], line_no: u64, out: &mu
         };
         let mut spans = spans.drain(..);
         for group in groups {
-            let these = spans.by_ref().take(group.spans.len());
-            converter.indexed_group(&index.survey, group.resource, these);
+            let mut these = spans.by_ref().take(group.spans.len());
+            converter.indexed_group(&index.survey, group.resource, &mut these);
+            // A group whose resource is refused leaves its spans unread: they are not the
+            // next group's.
+            these.for_each(drop);
         }
         true
     })
@@ -2450,6 +2454,39 @@ mod tests {
                     let (fast, slow, _) = indexed_both_ways(record);
                     assert_eq!(fast, slow, "{}", path.display());
                 }
+            }
+        }
+    }
+
+    /// A resource that is an object but not a resource is reported and its group's spans
+    /// skipped, in whichever group it comes: the groups after it keep their own spans.
+    #[test]
+    fn a_refused_resource_skips_only_its_own_spans() {
+        let group = |resource: &str, trace: &str| {
+            format!(
+                r#"{{"resource":{resource},"scopeSpans":[{{"spans":[{{"traceId":"{trace}","spanId":"eee19b7ec3c1b174"}},{{"traceId":"{trace}","spanId":"b7ad6b7169203331"}}]}}]}}"#
+            )
+        };
+        let (a, b) = (
+            "5b8efff798038103d269b633813fc60c",
+            "0af7651916cd43dd8448eb211c80319c",
+        );
+        for bad in [
+            r#"{"attributes":5}"#,
+            r#"{"attributes":[{"key":5}]}"#,
+            r#"{"attributes":[],"attributes":[]}"#,
+            r#"{"attributes":[{"key":"\uD800"}]}"#,
+        ] {
+            for groups in [
+                [group(bad, a), group("{}", b), group("{}", a)],
+                [group("{}", a), group(bad, b), group("{}", b)],
+            ] {
+                let record = format!(r#"{{"resourceSpans":[{}]}}"#, groups.join(","));
+                let (fast, slow, spared) = indexed_both_ways(record.as_bytes());
+                assert!(spared, "{record}");
+                assert_eq!(fast, slow, "{record}");
+                assert!(fast.contains("read 4 "), "{fast}");
+                assert!(fast.contains("a resource is not OTLP/JSON"), "{fast}");
             }
         }
     }

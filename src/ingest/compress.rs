@@ -88,6 +88,13 @@ fn read_bounded(
     }
 }
 
+/// Why gzip data cannot be read on: where, after how much, and what the decoder said.
+fn gzip_corrupt(offset: u64, decoded: u64, error: &std::io::Error) -> String {
+    format!(
+        "the gzip data is corrupt or cut short near compressed byte offset {offset}, after {decoded} decompressed bytes: {error}"
+    )
+}
+
 /// Decompresses a gzip file (one member or several concatenated, as `cat a.gz b.gz` makes).
 pub(crate) fn gunzip(bytes: &[u8], budget: &mut Budget) -> Result<Decompressed, Failure> {
     let mut decoder = flate2::bufread::MultiGzDecoder::new(bytes);
@@ -100,10 +107,7 @@ pub(crate) fn gunzip(bytes: &[u8], budget: &mut Budget) -> Result<Decompressed, 
         }
         Err(ReadError::Io(e)) => {
             let offset = bytes.len() - decoder.get_ref().len();
-            let why = format!(
-                "the gzip data is corrupt or cut short near compressed byte offset {offset}, after {} decompressed bytes: {e}",
-                out.data.len()
-            );
+            let why = gzip_corrupt(offset as u64, out.data.len() as u64, &e);
             if out.data.is_empty() {
                 Err(Failure::Corrupt(format!(
                     "{why}; expected a gzip-compressed trace export"
@@ -296,13 +300,9 @@ impl Read for StreamDecoder {
             return Ok(0);
         }
         let read = match &mut self.kind {
-            StreamKind::Gzip(decoder) => decoder.read(buf).map_err(|e| {
-                format!(
-                    "the gzip data is corrupt or cut short near compressed byte offset {}, after {} decompressed bytes: {e}",
-                    consumed(decoder.get_ref()),
-                    self.budget.used
-                )
-            }),
+            StreamKind::Gzip(decoder) => decoder
+                .read(buf)
+                .map_err(|e| gzip_corrupt(consumed(decoder.get_ref()), self.budget.used, &e)),
             StreamKind::Zstd(frames) => frames.read(buf, self.budget.used),
         };
         match read {

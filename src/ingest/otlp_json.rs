@@ -251,7 +251,7 @@ impl SurveyRules {
         let mut found = Prefiltered {
             fields: Fields::NONE,
             keys: Fields::NONE,
-            conversation_key: None,
+            one_conversation_key: false,
         };
         let mut conversation_keys = 0;
         // Every match, overlapping or not: each search resumes just after the start of the
@@ -261,29 +261,24 @@ impl SurveyRules {
             let next = match &self.prefilter {
                 Prefilter::Packed(searcher) => searcher
                     .find_in(rest, aho_corasick::Span::from(from..rest.len()))
-                    .map(|m| (m.pattern().as_usize(), m.start(), m.end())),
+                    .map(|m| (m.pattern().as_usize(), m.start())),
                 Prefilter::Automaton(automaton) => automaton
                     .find(aho_corasick::Input::new(rest).range(from..))
-                    .map(|m| (m.pattern().as_usize(), m.start(), m.end())),
+                    .map(|m| (m.pattern().as_usize(), m.start())),
                 Prefilter::None => {
                     found.keys = Fields::ALL;
                     break;
                 }
             };
-            let Some((pattern, start, end)) = next else {
+            let Some((pattern, start)) = next else {
                 break;
             };
             let fields = self.fields[pattern];
             found.keys.0 |= fields.0;
-            if fields == Fields::CONVERSATION {
-                conversation_keys += 1;
-                found.conversation_key = Some(start..end);
-            }
+            conversation_keys += usize::from(fields == Fields::CONVERSATION);
             from = start + 1;
         }
-        if conversation_keys != 1 {
-            found.conversation_key = None;
-        }
+        found.one_conversation_key = conversation_keys == 1;
         found.fields = found.keys;
         if found.keys.has(Fields::EVENTS)
             && found.keys != Fields::ALL
@@ -304,89 +299,46 @@ struct Prefiltered {
     fields: Fields,
     /// The fields whose keys are in the text.
     keys: Fields,
-    /// Where the quoted key is, when the text has exactly one conversation-id key.
-    conversation_key: Option<std::ops::Range<usize>>,
+    /// The text holds exactly one conversation-id key.
+    one_conversation_key: bool,
 }
 
-/// The conversation of a span whose only key of interest is one conversation-id key (at `key`
-/// in `text`, its text after its leading trace id), read from its text when the attribute is
-/// written as exporters write it: `"key":"…","value":{"stringValue":"…"}}` directly in the
-/// span's one attribute list, with no escape in the value. `Some(None)`: the id is empty.
-/// `None`: the span must be surveyed in full.
+/// The conversation of a span whose only key of interest is one conversation-id key, read
+/// from its text when its attributes are written as exporters write them: that key in an
+/// attribute `{"key":"…","value":{"stringValue":"…"}}` of the span's one attribute list, with
+/// no escape. `Some(None)`: the id is empty. `None`: the span must be surveyed in full.
 ///
 /// Like a span read from its trace id alone, such a span is not type-checked: a mistyped
 /// sibling attribute, which a full read would reject the span for, goes unseen.
-fn conversation_in_text(text: &[u8], key: std::ops::Range<usize>) -> Option<Option<u64>> {
-    const MEMBER: &[u8] = b"\"key\":";
-    let member = key.start.checked_sub(MEMBER.len())?;
-    if &text[member..key.start] != MEMBER || !starts_a_member_of_an_attribute(&text[..member]) {
-        return None;
-    }
+fn conversation_in_text(span: &str, id_keys: &[String]) -> Option<Option<u64>> {
+    let mut cursor = Cursor::new(span.as_bytes());
+    let mut lists = 0;
+    let mut id = None;
+    each_member(&mut cursor, |cursor, member| {
+        if member != b"attributes" {
+            return cursor.value().map(drop);
+        }
+        lists += 1;
+        each_element(cursor, |cursor| match cursor.plain_attribute() {
+            Some(attribute) => {
+                let key = &span[attribute.key];
+                if id_keys.iter().any(|k| k == key) {
+                    if attribute.escaped || attribute.int {
+                        return None;
+                    }
+                    id = Some(&span[attribute.value]);
+                }
+                Some(())
+            }
+            // Another shape, which a conversation key (the only one in the text) may be in.
+            None => cursor.value().map(drop),
+        })
+    })?;
     // A second attribute list would be read after the first.
-    let lists = memchr::memmem::Finder::new(b"\"attributes\"");
-    if lists.find_iter(text).count() != 1 {
+    if lists != 1 || !cursor.at_end() {
         return None;
     }
-    let value = text[key.end..].strip_prefix(b",\"value\":{\"stringValue\":\"")?;
-    let end = memchr::memchr2(b'"', b'\\', value)?;
-    if value[end] != b'"' || !value[end..].starts_with(b"\"}}") {
-        return None;
-    }
-    let id = std::str::from_utf8(&value[..end]).ok()?;
-    Some((!id.is_empty()).then(|| hash_text(id)))
-}
-
-/// Whether `before`, the valid JSON text of a span from just inside its object, ends where a
-/// member of an element of the span's own `attributes` list starts: outside any string, two
-/// levels into that list, after `{` or `,`. Keys elsewhere (in a list value, in a field
-/// OTLP does not have, inside a string) are not the span's attributes.
-fn starts_a_member_of_an_attribute(before: &[u8]) -> bool {
-    // 1: in the span's object; 2: in one of its fields' values; 3: in an element of a list.
-    let mut depth = 1usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut string_start = 0;
-    // The last string closed at depth 1, which the next `:` makes a field's name.
-    let mut field_is_attributes = false;
-    let mut in_attributes = false;
-    let mut last = b'{';
-    for (at, &byte) in before.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-                if depth == 1 {
-                    field_is_attributes = &before[string_start..=at] == b"\"attributes\"";
-                }
-                last = byte;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => {
-                in_string = true;
-                string_start = at;
-            }
-            b'{' | b'[' => {
-                if depth == 1 {
-                    in_attributes = byte == b'[' && last == b':' && field_is_attributes;
-                }
-                depth += 1;
-            }
-            b'}' | b']' => match depth.checked_sub(1) {
-                Some(outer) if outer >= 1 => depth = outer,
-                _ => return false,
-            },
-            _ => {}
-        }
-        if !byte.is_ascii_whitespace() {
-            last = byte;
-        }
-    }
-    !in_string && depth == 3 && in_attributes && matches!(last, b'{' | b',')
+    id.map(|id| (!id.is_empty()).then(|| hash_text(id)))
 }
 
 /// Whether a span's text has a `"name"` key whose string may name an abort event: `exception`,
@@ -461,15 +413,15 @@ impl IndexFilter {
             None => Prefiltered {
                 fields: Fields::ALL,
                 keys: Fields::ALL,
-                conversation_key: None,
+                one_conversation_key: false,
             },
         };
         let fields = found.fields;
         // A span that only names its conversation (an agent's or a model call's, often) is
         // read from its text when it is written as exporters write it.
-        let conversation = match (leading, found.conversation_key) {
-            (Some((_, rest)), Some(key)) if found.keys == Fields::CONVERSATION => {
-                conversation_in_text(&bytes[rest..], key)
+        let conversation = match leading {
+            Some(_) if found.keys == Fields::CONVERSATION && found.one_conversation_key => {
+                conversation_in_text(raw, &self.survey.rules.conversation.id_attributes)
             }
             _ => None,
         };
@@ -2704,11 +2656,8 @@ mod tests {
 
     #[test]
     fn a_conversation_id_is_read_from_the_text_only_where_it_is_plain() {
-        let read = |rest: &str| {
-            let key = "\"session.id\"";
-            let at = rest.find(key).unwrap();
-            conversation_in_text(rest.as_bytes(), at..at + key.len())
-        };
+        let read =
+            |rest: &str| conversation_in_text(&format!("{TRACE}{rest}"), &["session.id".into()]);
         let plain = r#","attributes":[{"key":"session.id","value":{"stringValue":"s-1"}}]}"#;
         assert_eq!(read(plain), Some(Some(hash_text("s-1"))));
         let empty = r#","attributes":[{"key":"session.id","value":{"stringValue":""}}]}"#;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::Parsed;
-use super::compress::StreamDecoder;
+use super::compress::{StreamDecoder, read_up_to};
 use super::otlp_json::{self, IndexFilter, Keep, SpanFilter, SurveyRules};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{Resource, TraceId};
@@ -306,20 +306,13 @@ impl BlockBuf {
 
     /// Appends up to `block` bytes of `reader`; 0 at its end.
     fn read_block(&mut self, reader: &mut Opened, block: u64) -> std::io::Result<usize> {
-        let start = self.filled;
-        let end = start + usize::try_from(block).unwrap_or(usize::MAX);
+        let end = self.filled + usize::try_from(block).unwrap_or(usize::MAX);
         if self.bytes.len() < end {
             self.bytes.resize(end, 0);
         }
-        while self.filled < end {
-            match reader.read(&mut self.bytes[self.filled..end]) {
-                Ok(0) => break,
-                Ok(n) => self.filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(self.filled - start)
+        let read = read_up_to(reader, &mut self.bytes[self.filled..end])?;
+        self.filled += read;
+        Ok(read)
     }
 }
 
@@ -382,7 +375,7 @@ fn line_blocks(
 }
 
 /// The first pass: every line of the input read with spans located and surveyed
-/// (`SpanFilter::Index`) into `out`, on all threads, `block_bytes` at a time (`BLOCK_BYTES`).
+/// (`SpanFilter::Index`) into `out`, on all threads, `block_bytes` at a time (`block_bytes`).
 /// `Ok(Some(why))`: a compressed input ended early, corrupt or cut short, after what was read.
 pub(crate) fn index_file(
     path: &Path,
@@ -442,7 +435,6 @@ pub(crate) fn read_kept(
             if let Ok(meta) = std::fs::metadata(path) {
                 progress.inc_length(meta.len());
             }
-            let blocks = BLOCK_BYTES;
             read_kept_in_order(
                 &mut reader,
                 input,
@@ -450,7 +442,7 @@ pub(crate) fn read_kept(
                 &resources,
                 keep,
                 progress,
-                blocks,
+                BLOCK_BYTES,
             )
         }
     }
@@ -705,6 +697,21 @@ fn build_spans<'t>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_follow_the_file_size_between_4_and_16_mib() {
+        const MIB: u64 = 1 << 20;
+        let plain = |len| block_bytes(Encoding::Plain, len);
+        assert_eq!(plain(70 * MIB), 4 * MIB);
+        assert_eq!(plain(256 * MIB), 8 * MIB);
+        assert_eq!(plain(1000 * MIB), 16 * MIB);
+        assert_eq!(plain(u64::MAX), 16 * MIB);
+        let compressed = Encoding::Compressed {
+            limit: u64::MAX,
+            format: "zstd",
+        };
+        assert_eq!(block_bytes(compressed, 70 * MIB), 16 * MIB);
+    }
 
     #[test]
     fn blocks_of_any_size_index_and_read_back_the_same_spans() {

@@ -2,67 +2,12 @@
 //! Pure functions over the joined spans: no I/O here.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
 
 use crate::config::Rules;
 use crate::correlate::{EventJoin, Joined, Reached, ToolCall, Turn, Via};
-use crate::model::{Role, Span, SpanId, SpanKind, StatusCode, TraceId};
-
-/// What happened downstream of a tool call that the user's Stop did not reach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    /// The server gave up before its commit point: the write did not land.
-    PreCommitAbort,
-    /// The server committed after the abort and answered nobody.
-    ClientGone,
-    /// The request was queued; a worker ran it after the abort.
-    LateQueued,
-    /// The tool call, or its request, started after the abort: the signal was ignored.
-    DispatchedAfterAbort,
-    /// In flight at the abort with no downstream evidence: nobody can tell whether it wrote.
-    Unverified,
-}
-
-impl Category {
-    pub const ALL: [Category; 5] = [
-        Category::PreCommitAbort,
-        Category::ClientGone,
-        Category::LateQueued,
-        Category::DispatchedAfterAbort,
-        Category::Unverified,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::PreCommitAbort => "pre_commit_abort",
-            Category::ClientGone => "client_gone",
-            Category::LateQueued => "late_queued",
-            Category::DispatchedAfterAbort => "dispatched_after_abort",
-            Category::Unverified => "unverified",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Category> {
-        Category::ALL.into_iter().find(|c| c.as_str() == name)
-    }
-
-    /// Whether findings of this category are writes that landed after the user stopped.
-    pub fn is_late(self) -> bool {
-        matches!(
-            self,
-            Category::ClientGone | Category::LateQueued | Category::DispatchedAfterAbort
-        )
-    }
-}
-
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::model::ids::fingerprint;
+use crate::model::{Category, Role, Span, SpanId, SpanKind, StatusCode, TraceId};
+use crate::util::units::human_gap;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
@@ -1093,7 +1038,7 @@ fn add_event_writes(joined: &Joined<'_>, tool: &ToolCall, writes: &mut Vec<Write
                 e.role
                     .map(|r| format!(", {}", r.as_str()))
                     .unwrap_or_default(),
-                crate::report::rfc3339(e.time)
+                crate::model::time::rfc3339(e.time)
             )
         };
         let corroborates = !matches!(outcome, Outcome::Accepted)
@@ -1166,34 +1111,6 @@ fn describe_statement(span: &Span) -> String {
         Some(table) => format!("{op} {table}"),
         None => op,
     }
-}
-
-/// A duration in words for evidence sentences: `412 ms`, `1.234 s`, `850 µs`.
-pub fn human_gap(ns: u64) -> String {
-    if ns >= 1_000_000_000 {
-        format!(
-            "{}.{:03} s",
-            ns / 1_000_000_000,
-            (ns % 1_000_000_000) / 1_000_000
-        )
-    } else if ns >= 1_000_000 {
-        format!("{} ms", ns / 1_000_000)
-    } else {
-        format!("{} µs", ns / 1_000)
-    }
-}
-
-/// FNV-1a 64 over the parts, with a separator: stable across runs, platforms and versions,
-/// which a `std` hasher does not promise.
-fn fingerprint(parts: &[&str]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain(std::iter::once(0x1f)) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
 }
 
 #[cfg(test)]

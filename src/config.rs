@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::classify::Category;
 use crate::cli::{Cli, Command, InputArgs, InspectFormat, RulesFileArgs, ScanFormat};
-use crate::ingest::{IngestOptions, Source, parse_size};
+use crate::ingest::{IngestOptions, Source};
+use crate::model::Category;
+use crate::util::units::{Nanos, parse_size};
 
 /// What the user asked for, resolved.
 #[derive(Debug)]
@@ -76,8 +77,7 @@ pub fn resolve(cli: Cli) -> Result<Task> {
         Command::Scan(args) => {
             let mut rules = load_rules(&args.rules)?;
             if let Some(skew) = args.skew {
-                parse_duration(&skew).with_context(|| format!("--skew {skew:?}"))?;
-                rules.time.skew = skew;
+                rules.time.skew = parse_skew(&skew)?;
             }
             let fail_on = match args.fail_on {
                 Some(list) => parse_categories(&list).context("--fail-on")?,
@@ -100,8 +100,7 @@ pub fn resolve(cli: Cli) -> Result<Task> {
         Command::Explain(args) => {
             let mut rules = load_rules(&args.rules)?;
             if let Some(skew) = args.skew {
-                parse_duration(&skew).with_context(|| format!("--skew {skew:?}"))?;
-                rules.time.skew = skew;
+                rules.time.skew = parse_skew(&skew)?;
             }
             Task::Explain(ExplainConfig {
                 ingest: ingest_options(&args.input, &rules)?,
@@ -126,6 +125,12 @@ fn ingest_options(args: &InputArgs, rules: &Rules) -> Result<IngestOptions> {
             .with_context(|| format!("--max-decompressed {size:?}"))?;
     }
     Ok(options)
+}
+
+fn parse_skew(text: &str) -> Result<Nanos> {
+    text.parse()
+        .map_err(|e: String| anyhow!(e))
+        .with_context(|| format!("--skew {text:?}"))
 }
 
 fn sources(paths: &[PathBuf]) -> Vec<Source> {
@@ -246,8 +251,6 @@ impl Rules {
     }
 
     fn validate(&self) -> Result<()> {
-        parse_duration(&self.time.skew).context("time.skew")?;
-        parse_duration(&self.time.in_flight_margin).context("time.in_flight_margin")?;
         for mapping in &self.vendors {
             mapping
                 .validate()
@@ -314,11 +317,11 @@ impl Rules {
     }
 
     pub fn skew_ns(&self) -> u64 {
-        parse_duration(&self.time.skew).unwrap_or(0)
+        self.time.skew.get()
     }
 
     pub fn in_flight_margin_ns(&self) -> u64 {
-        parse_duration(&self.time.in_flight_margin).unwrap_or(0)
+        self.time.in_flight_margin.get()
     }
 }
 
@@ -617,17 +620,17 @@ pub struct TimeRules {
     /// Clock skew tolerated between different hosts (`10ms`, `250ms`, `1s`). A write whose
     /// order against the abort depends on less than this plus the timestamps' precision is
     /// ambiguous. Timestamps from the same host are compared without it.
-    pub skew: String,
+    pub skew: Nanos,
     /// SDKs end every open span when a turn is aborted, sometimes just before they record the
     /// abort itself: a tool span that ended less than this before the abort was still in flight.
-    pub in_flight_margin: String,
+    pub in_flight_margin: Nanos,
 }
 
 impl Default for TimeRules {
     fn default() -> Self {
         TimeRules {
-            skew: "10ms".to_owned(),
-            in_flight_margin: "10ms".to_owned(),
+            skew: Nanos(10_000_000),
+            in_flight_margin: Nanos(10_000_000),
         }
     }
 }
@@ -1029,62 +1032,9 @@ pub fn builtin_vendor_mappings() -> Vec<VendorMapping> {
     ]
 }
 
-/// Parses `250ms`, `1.5s`, `500us`, `2m`, `0` into nanoseconds, without going through floats.
-pub fn parse_duration(text: &str) -> Result<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale: u64 = match unit.trim() {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" | "min" => 60_000_000_000,
-        "" if number.chars().all(|c| c == '0') && !number.is_empty() => 1,
-        "" => bail!("{text:?} has no unit; expected a duration like 250ms, 1s or 500us"),
-        other => bail!("unknown unit {other:?} in {text:?}; expected ns, us, ms, s or m"),
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        bail!("{text:?} is not a duration; expected a number and a unit, like 250ms");
-    }
-    let overflow = || anyhow!("{text:?} is too long a duration");
-    let whole: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| overflow())?
-    };
-    let mut total = whole.checked_mul(scale).ok_or_else(overflow)?;
-    let mut place = scale;
-    for digit in fraction.bytes() {
-        if !digit.is_ascii_digit() {
-            bail!("{text:?} is not a duration; expected a number and a unit, like 250ms");
-        }
-        place /= 10;
-        total = total
-            .checked_add(u64::from(digit - b'0') * place)
-            .ok_or_else(overflow)?;
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_exactly() {
-        assert_eq!(parse_duration("250ms").unwrap(), 250_000_000);
-        assert_eq!(parse_duration("1.5s").unwrap(), 1_500_000_000);
-        assert_eq!(parse_duration("500us").unwrap(), 500_000);
-        assert_eq!(parse_duration("0").unwrap(), 0);
-        assert_eq!(parse_duration("2m").unwrap(), 120_000_000_000);
-        assert!(parse_duration("250").is_err());
-        assert!(parse_duration("fast").is_err());
-        assert!(parse_duration("1.2.3s").is_err());
-    }
 
     #[test]
     fn rules_round_trip_through_toml() {

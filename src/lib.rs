@@ -8,10 +8,10 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod correlate;
-pub mod diagnostic;
 pub mod ingest;
 pub mod model;
 pub mod report;
+pub mod util;
 
 use std::io::Write;
 

@@ -9,6 +9,8 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::util::units::human_size;
+
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -479,74 +481,9 @@ fn hex_prefix(bytes: &[u8]) -> String {
     format!("{}{more}", shown.join(" "))
 }
 
-/// A byte count as people write it: `1 GiB`, `64 KiB`, `1500 bytes`.
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 4] = [
-        ("TiB", 1 << 40),
-        ("GiB", 1 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-    ];
-    if bytes == u64::MAX {
-        return "unlimited".to_owned();
-    }
-    for (unit, size) in UNITS {
-        if bytes >= size && bytes.is_multiple_of(size) {
-            return format!("{} {unit}", bytes / size);
-        }
-    }
-    format!("{bytes} bytes")
-}
-
-/// Reads a size as users write it: `1073741824`, `512MiB`, `4G` (binary), `2GB` (decimal),
-/// `unlimited`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("none") {
-        return Ok(u64::MAX);
-    }
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let unit = unit.trim();
-    let multiplier: u64 = match unit.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        _ => return Err(size_error(text)),
-    };
-    let n: u64 = digits.parse().map_err(|_| size_error(text))?;
-    n.checked_mul(multiplier).ok_or_else(|| size_error(text))
-}
-
-fn size_error(text: &str) -> String {
-    format!(
-        "{text:?} is not a size: expected a number of bytes, optionally with a unit (KiB, MiB, GiB, TiB, or KB, MB, GB, TB), or `unlimited`"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_and_print() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
-        assert_eq!(parse_size("4 g"), Ok(4 << 30));
-        assert_eq!(parse_size("2GB"), Ok(2_000_000_000));
-        assert_eq!(parse_size("unlimited"), Ok(u64::MAX));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("99999999999TiB").is_err());
-        assert!(parse_size("").is_err());
-        assert_eq!(human_size(1 << 30), "1 GiB");
-        assert_eq!(human_size(1500), "1500 bytes");
-    }
 
     #[test]
     fn gzip_round_trips_and_stops_at_the_budget() {

@@ -9,34 +9,12 @@ use serde_json::Value as Json;
 
 use super::Parsed;
 use super::locate::Locator;
-use super::otlp_json::decode_id;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::model::diagnostic::{Code, Diagnostic};
 use crate::model::{KeyValue, Span, SpanId, SpanKind, TraceId, Value};
 
 /// The attribute that keeps the id a shared server span was exported with (see
 /// `resolve_shared`), so a finding can be matched with what the Zipkin or Jaeger UI shows.
 pub(crate) const SHARED_ID_ATTRIBUTE: &str = "abortaudit.shared_span_id";
-
-/// Decodes a Jaeger or Zipkin id: hex, up to `2 * N` digits, left-padded with zeros to `N`
-/// bytes, so a 64-bit trace id (16 hex digits) becomes the 128-bit id OTLP writes for the same
-/// trace and the two join. Ids that are not hex are tried as base64 (Jaeger's protobuf JSON).
-pub(crate) fn padded_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
-    if raw.is_empty() {
-        return Err("is empty".into());
-    }
-    if raw.bytes().all(|b| b.is_ascii_hexdigit()) {
-        if raw.len() > 2 * N {
-            return Err(format!(
-                "has {} hex digits; expected at most {}",
-                raw.len(),
-                2 * N
-            ));
-        }
-        let padded = format!("{raw:0>width$}", width = 2 * N);
-        return decode_id::<N>(&padded);
-    }
-    decode_id::<N>(raw).map_err(|_| format!("is not an id: expected up to {} hex digits", 2 * N))
-}
 
 /// A Jaeger or Zipkin time or duration in microseconds, as nanoseconds. Integers (numbers or
 /// decimal strings) only, and a float only when it holds an exact integer: anything else
@@ -287,22 +265,6 @@ fn derive_span_id(trace: TraceId, shared: SpanId, service: &str) -> [u8; 8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_left_padded_hex() {
-        let id = padded_id::<16>("2be38093ead7a083").unwrap();
-        assert_eq!(&id[..8], &[0; 8]);
-        assert_eq!(id[8], 0x2b);
-        assert_eq!(padded_id::<8>("ff").unwrap(), [0, 0, 0, 0, 0, 0, 0, 0xff]);
-        assert_eq!(
-            padded_id::<16>("4d1e00c0db9010db86154a4ba6e91385").unwrap()[0],
-            0x4d
-        );
-        assert!(padded_id::<8>("0000000000000000").is_err());
-        assert!(padded_id::<8>("123456789012345678").is_err());
-        assert!(padded_id::<8>("xyz").is_err());
-        assert!(padded_id::<8>("").is_err());
-    }
 
     #[test]
     fn micros_are_exact_nanoseconds() {

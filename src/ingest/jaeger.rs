@@ -17,8 +17,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value as Json};
 
 use super::Parsed;
-use super::foreign::{Pending, Record, describe, end_from_duration, micros, padded_id};
-use crate::diagnostic::Code;
+use super::foreign::{Pending, Record, describe, end_from_duration, micros};
+use crate::model::diagnostic::Code;
+use crate::model::ids::padded_id;
 use crate::model::{
     Attributes, Event, KeyValue, Link, Origin, Resource, Span, SpanId, SpanKind, Status,
     StatusCode, TraceId, Value,

@@ -29,11 +29,11 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-pub use compress::parse_size;
-
 use crate::config::VendorMapping;
-use crate::diagnostic::{Code, Diagnostic, Severity};
+use crate::model::diagnostic::{Code, Diagnostic, Severity};
+use crate::model::ids::hash_text;
 use crate::model::{Attributes, Span, SpanId, TraceId, Value, VendorEvent};
+use crate::util::units::parse_size;
 
 /// What an input turned out to be. The names are part of the `inspect` JSON schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -527,7 +527,7 @@ pub fn conversation_hash(span: &Span, keys: &[String]) -> Option<u64> {
     let first = |attributes: &Attributes| {
         keys.iter()
             .find_map(|k| attributes.text(k).filter(|v| !v.is_empty()))
-            .map(|v| otlp_json::hash_text(&v))
+            .map(|v| hash_text(&v))
     };
     first(&span.attributes).or_else(|| first(&span.resource.attributes))
 }

@@ -20,7 +20,8 @@ use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use super::json_scan::Cursor;
 use super::locate::{Locator, count_newlines, trim_ascii_end};
 use super::{Parsed, Shape};
-use crate::diagnostic::{Code, Diagnostic};
+use crate::model::diagnostic::{Code, Diagnostic};
+use crate::model::ids::{decode_id, hash_text};
 use crate::model::{
     Attributes, Event, KeyValue, Link, Origin, Resource, Span, SpanId, SpanKind, Status,
     StatusCode, TraceId, Value,
@@ -936,13 +937,6 @@ fn raw_text<'de>(raw: RawStr<'de>) -> Option<Cow<'de, str>> {
     }
 }
 
-/// A stable 64-bit hash of a text (FNV-1a), for counting distinct values without keeping them.
-pub(crate) fn hash_text(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 struct KeepVisitor<'k> {
     keep: &'k Keep,
 }
@@ -1433,66 +1427,6 @@ const STATUS_NAMES: &[&str] = &["UNSET", "OK", "ERROR"];
 
 // ---------------------------------------------------------------------------------------------
 // Ids.
-
-/// The value of each hex digit; 0x10 for every other byte.
-const HEX: [u8; 256] = {
-    let mut table = [0x10u8; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    table
-};
-
-/// Decodes an OTLP id: hex in either case (the OTLP/JSON spec), or base64 in the standard or
-/// URL-safe alphabet, padded or not (proto3-JSON writers such as Tempo). The length tells them
-/// apart: 16 bytes are 32 hex digits or 22-24 base64 characters.
-pub(crate) fn decode_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
-    if raw.is_empty() {
-        return Err("is empty".into());
-    }
-    let mut out = [0u8; N];
-    // Every span has two or three ids, so this is on the hot path of every read: a table
-    // lookup, and one check of all the digits at the end.
-    let from_hex = raw.len() == 2 * N && {
-        let mut invalid = 0u8;
-        for (i, pair) in raw.as_bytes().chunks_exact(2).enumerate() {
-            let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
-            invalid |= (high | low) & 0x10;
-            out[i] = (high << 4) | (low & 0x0f);
-        }
-        invalid == 0
-    };
-    if !from_hex {
-        let trimmed = raw.trim_end_matches('=');
-        let engine = if trimmed.contains(['-', '_']) {
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-        } else {
-            &base64::engine::general_purpose::STANDARD_NO_PAD
-        };
-        match engine.decode(trimmed) {
-            Ok(bytes) if bytes.len() == N => out.copy_from_slice(&bytes),
-            _ => {
-                return Err(format!(
-                    "is not a {N}-byte id: expected {} hex digits or {} base64 characters",
-                    2 * N,
-                    N.div_ceil(3) * 4
-                ));
-            }
-        }
-    }
-    if out.iter().all(|b| *b == 0) {
-        return Err("is all zeros, which OTLP defines as invalid".into());
-    }
-    Ok(out)
-}
 
 // ---------------------------------------------------------------------------------------------
 // Conversion to the model.
@@ -2731,30 +2665,6 @@ mod tests {
         assert_eq!(survey.fields_to_read(text.as_bytes()), Fields::ALL);
         let text = r#","events":[{"name":"user\tstop"}]}"#;
         assert_eq!(survey.fields_to_read(text.as_bytes()), Fields::ALL);
-    }
-
-    #[test]
-    fn ids_decode_from_hex_in_either_case_and_base64() {
-        let hex = "5B8EFFF798038103D269B633813FC60C";
-        let id = decode_id::<16>(hex).unwrap();
-        assert_eq!(decode_id::<16>(&hex.to_lowercase()).unwrap(), id);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(id);
-        assert_eq!(decode_id::<16>(&b64).unwrap(), id);
-        assert_eq!(decode_id::<16>(b64.trim_end_matches('=')).unwrap(), id);
-        let url = base64::engine::general_purpose::URL_SAFE.encode([0xfb; 8]);
-        assert_eq!(decode_id::<8>(&url).unwrap(), [0xfb; 8]);
-    }
-
-    #[test]
-    fn bad_ids_say_why() {
-        assert_eq!(decode_id::<16>("").unwrap_err(), "is empty");
-        assert!(decode_id::<8>("xyz").unwrap_err().contains("16 hex digits"));
-        assert!(
-            decode_id::<8>("0000000000000000")
-                .unwrap_err()
-                .contains("all zeros")
-        );
-        assert!(decode_id::<8>("eee19b7ec3c1b17").is_err(), "15 hex digits");
     }
 
     #[test]

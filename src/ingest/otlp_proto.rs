@@ -17,7 +17,7 @@ use prost::Message as _;
 use super::Parsed;
 use super::compress::{self, Budget, Failure, ZSTD_MAGIC};
 use super::otlp_json;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::model::diagnostic::{Code, Diagnostic};
 use crate::model::{
     Attributes, Event, KeyValue, Link, Origin, Resource, Span, SpanId, SpanKind, Status,
     StatusCode, TraceId, Value,

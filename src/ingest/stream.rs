@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use super::Parsed;
 use super::compress::{StreamDecoder, read_up_to};
 use super::otlp_json::{self, IndexFilter, Keep, SpanFilter, SurveyRules};
-use crate::diagnostic::{Code, Diagnostic};
+use crate::model::diagnostic::{Code, Diagnostic};
 use crate::model::{Resource, TraceId};
 
 /// How much of the file the first pass reads at a time (it reads the next block while the

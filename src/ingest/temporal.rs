@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 
 use super::vendor::{Keys, parse_time, parse_traceparent};
 use crate::config::TimeUnit;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::model::diagnostic::{Code, Diagnostic};
 use crate::model::{KeyKind, Origin, Role, VendorEvent};
 
 pub(crate) const VENDOR: &str = "temporal";

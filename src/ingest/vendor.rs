@@ -25,7 +25,8 @@ use serde_json::Value;
 
 use super::temporal;
 use crate::config::{Rules, TimeUnit, VendorMapping};
-use crate::diagnostic::{Code, Diagnostic};
+use crate::model::diagnostic::{Code, Diagnostic};
+use crate::model::time::{NS_PER_S, parse_rfc3339, precision_ns};
 use crate::model::{KeyKind, Origin, VendorEvent};
 
 pub const FORMAT_JSON_LINES: &str = "vendor-json-lines";
@@ -906,8 +907,6 @@ fn metadata_key(name: &str) -> Option<MetaKey> {
 // ---------------------------------------------------------------------------------------------
 // Time
 
-const NS_PER_S: u64 = 1_000_000_000;
-
 /// Values at or above this many are milliseconds for `s_or_ms`: 1e11 seconds is the year 5138,
 /// 1e11 milliseconds is 1973.
 const MS_FROM: u64 = 100_000_000_000;
@@ -946,36 +945,6 @@ pub(crate) fn parse_time(value: &Value, unit: TimeUnit) -> Result<(u64, u64), St
             _ => Err("not a number".to_owned()),
         },
     }
-}
-
-/// An RFC 3339 timestamp; the number of fractional digits sets the precision (none: 1 s).
-fn parse_rfc3339(text: &str) -> Result<(u64, u64), String> {
-    let parsed = chrono::DateTime::parse_from_rfc3339(text)
-        .map_err(|e| format!("not a number or an RFC 3339 timestamp ({e})"))?;
-    let secs = u64::try_from(parsed.timestamp())
-        .map_err(|_| "before 1970, outside what Unix nanoseconds hold".to_owned())?;
-    let time = secs
-        .checked_mul(NS_PER_S)
-        .and_then(|t| t.checked_add(u64::from(parsed.timestamp_subsec_nanos())))
-        .ok_or_else(|| "too far in the future for Unix nanoseconds".to_owned())?;
-    // `YYYY-MM-DDTHH:MM:SS` is 19 bytes; a fraction, if any, follows.
-    let digits = text
-        .get(19..)
-        .and_then(|rest| rest.strip_prefix('.').or_else(|| rest.strip_prefix(',')))
-        .map_or(0, |f| f.bytes().take_while(u8::is_ascii_digit).count());
-    Ok((time, precision_ns(NS_PER_S, digits)))
-}
-
-/// One unit divided by 10 per fractional digit, never below 1 ns.
-fn precision_ns(unit_ns: u64, fraction_digits: usize) -> u64 {
-    let mut precision = unit_ns;
-    for _ in 0..fraction_digits {
-        if precision < 10 {
-            return 1;
-        }
-        precision /= 10;
-    }
-    precision
 }
 
 /// A decimal number as its digits, exactly.

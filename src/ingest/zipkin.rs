@@ -16,9 +16,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json};
 
 use super::Parsed;
-use super::foreign::{Pending, Record, describe, end_from_duration, micros, padded_id};
+use super::foreign::{Pending, Record, describe, end_from_duration, micros};
 use super::jaeger::{span_kind, take_kind_and_status};
-use crate::diagnostic::Code;
+use crate::model::diagnostic::Code;
+use crate::model::ids::padded_id;
 use crate::model::{
     Attributes, Event, KeyValue, Origin, Resource, Span, SpanId, SpanKind, TraceId, Value,
 };

@@ -6,10 +6,11 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{Summary, rfc3339};
+use super::Summary;
 use crate::classify::{Audit, Finding};
-use crate::diagnostic::Diagnostic;
 use crate::ingest::{Counts, Ingested, InputReport};
+use crate::model::diagnostic::Diagnostic;
+use crate::model::time::rfc3339;
 
 #[derive(Serialize)]
 struct InspectReport<'a> {

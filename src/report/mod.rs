@@ -28,37 +28,6 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// A Unix-nanosecond time as RFC 3339 UTC with nanoseconds, e.g. `2026-11-25T15:33:00.123456789Z`.
-pub fn rfc3339(unix_nano: u64) -> String {
-    let secs = (unix_nano / 1_000_000_000) as i64;
-    let nanos = (unix_nano % 1_000_000_000) as u32;
-    match chrono::DateTime::from_timestamp(secs, nanos) {
-        // Not `format`: it parses its pattern on every call, and a report formats thousands.
-        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        None => format!("{unix_nano}ns"),
-    }
-}
-
-/// A signed offset from the abort as `+1.234s`; gaps under 10 ms in milliseconds
-/// (`-1.234ms`), so that a near-tie is not shown as `+0.000s`.
-pub fn offset(delta_ns: i128) -> String {
-    let sign = if delta_ns < 0 { '-' } else { '+' };
-    let abs = delta_ns.unsigned_abs();
-    if abs < 10_000_000 {
-        format!(
-            "{sign}{}.{:03}ms",
-            abs / 1_000_000,
-            (abs % 1_000_000) / 1_000
-        )
-    } else {
-        format!(
-            "{sign}{}.{:03}s",
-            abs / 1_000_000_000,
-            (abs % 1_000_000_000) / 1_000_000
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,18 +40,6 @@ mod tests {
         assert_eq!(sanitize("x\u{202E}y"), "x\\u{202e}y");
         assert_eq!(sanitize("c1\u{9b}31m"), "c1\\u{9b}31m");
     }
-
-    #[test]
-    fn times_print_exactly() {
-        assert_eq!(
-            rfc3339(1_581_452_772_000_000_321),
-            "2020-02-11T20:26:12.000000321Z"
-        );
-        assert_eq!(offset(1_234_000_000), "+1.234s");
-        assert_eq!(offset(-12_345_678), "-0.012s");
-        assert_eq!(offset(-1_234_567), "-1.234ms");
-        assert_eq!(offset(0), "+0.000ms");
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -90,9 +47,10 @@ mod tests {
 
 use std::io::Write;
 
-use crate::classify::{Audit, Category};
+use crate::classify::Audit;
 use crate::correlate::Joined;
 use crate::ingest::Ingested;
+use crate::model::Category;
 
 /// The summary of a scan, shared by every output format.
 #[derive(Debug, Clone, PartialEq)]

@@ -7,9 +7,12 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
 use comfy_table::{LineStyle, TableStyle};
 
-use super::{Summary, offset, rfc3339, sanitize};
-use crate::classify::{Audit, Category, Finding};
+use super::{Summary, sanitize};
+use crate::classify::{Audit, Finding};
 use crate::ingest::{Counts, Ingested};
+use crate::model::Category;
+use crate::model::time::rfc3339;
+use crate::util::units::offset;
 
 const WIDTH: u16 = 100;
 

@@ -4,10 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 
-use super::{offset, rfc3339, sanitize};
-use crate::classify::{Audit, Category};
+use super::sanitize;
+use crate::classify::Audit;
 use crate::correlate::{Joined, Via};
+use crate::model::Category;
+use crate::model::time::rfc3339;
 use crate::model::{Span, SpanKind};
+use crate::util::units::offset;
 
 struct Entry {
     time: u64,
@@ -37,7 +40,7 @@ fn describe_span(span: &Span) -> String {
     match span.end {
         Some(end) => text.push_str(&format!(
             " ({})",
-            super::offset(i128::from(end) - i128::from(span.start)).trim_start_matches('+')
+            offset(i128::from(end) - i128::from(span.start)).trim_start_matches('+')
         )),
         None => text.push_str(" (never ended)"),
     }

@@ -1,0 +1,3 @@
+//! Vocabulary without a domain: units.
+
+pub mod units;

@@ -3,10 +3,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::Rules;
 use crate::correlate::{EventJoin, Joined, Reached, ToolCall, Turn, Via};
 use crate::model::ids::fingerprint;
 use crate::model::{Category, Role, Span, SpanId, SpanKind, StatusCode, TraceId};
+use crate::rules::Rules;
 use crate::util::units::human_gap;
 
 #[derive(Clone, Debug, PartialEq)]

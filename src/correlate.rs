@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{HashMap, VecDeque};
 
-use crate::config::{Rules, ToolMatcher};
 use crate::model::{KeyKind, Span, SpanId, SpanKind, StatusCode, TraceId, Value, VendorEvent};
+use crate::rules::{Rules, ToolMatcher};
 
 /// Spans joined into conversations, with the graph the join walked.
 #[derive(Debug)]

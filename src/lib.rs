@@ -11,6 +11,7 @@ pub mod correlate;
 pub mod ingest;
 pub mod model;
 pub mod report;
+pub mod rules;
 pub mod util;
 
 use std::io::Write;

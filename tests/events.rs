@@ -6,10 +6,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use abortaudit::config::Rules;
-use abortaudit::diagnostic::{Code, Severity};
 use abortaudit::ingest::vendor::{EventsParsed, looks_like_events, parse_events};
+use abortaudit::model::diagnostic::{Code, Severity};
 use abortaudit::model::{KeyKind, Role, VendorEvent};
+use abortaudit::rules::Rules;
 use base64::Engine as _;
 use common::XorShift;
 

@@ -7,10 +7,10 @@ mod common;
 
 use std::sync::Arc;
 
-use abortaudit::diagnostic::Code;
 use abortaudit::ingest::{
     Format, IngestOptions, Source, expand, ingest_with, parse_input, parse_input_with,
 };
+use abortaudit::model::diagnostic::Code;
 use abortaudit::model::{Origin, Span, SpanId, SpanKind, StatusCode, TraceId};
 use common::{XorShift, bin, corpus, gzip, json, zstd};
 use prost::Message as _;

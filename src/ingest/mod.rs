@@ -29,10 +29,10 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::config::VendorMapping;
 use crate::model::diagnostic::{Code, Diagnostic, Severity};
 use crate::model::ids::hash_text;
 use crate::model::{Attributes, Span, SpanId, TraceId, Value, VendorEvent};
+use crate::rules::VendorMapping;
 use crate::util::units::parse_size;
 
 /// What an input turned out to be. The names are part of the `inspect` JSON schema.
@@ -260,7 +260,7 @@ impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             max_decompressed: DEFAULT_MAX_DECOMPRESSED,
-            vendors: crate::config::builtin_vendor_mappings(),
+            vendors: crate::rules::builtin_vendor_mappings(),
             survey_above: DEFAULT_SURVEY_ABOVE,
         }
     }
@@ -612,7 +612,7 @@ pub fn ingest_for_audit(
     traces: &[Source],
     event_logs: &[Source],
     options: &IngestOptions,
-    rules: &crate::config::Rules,
+    rules: &crate::rules::Rules,
 ) -> Ingested {
     let files = expand(traces);
     let streamed: Vec<Option<stream::Encoding>> = files

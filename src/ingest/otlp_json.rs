@@ -155,7 +155,7 @@ pub(crate) struct IndexFilter {
 
 /// The rules as a survey applies them, with a prefilter that spares it reading most spans.
 pub(crate) struct SurveyRules {
-    rules: crate::config::Rules,
+    rules: crate::rules::Rules,
     /// Finds the keys without which a span carries nothing a survey looks for.
     prefilter: Prefilter,
     /// What each needle of the prefilter says must be read.
@@ -172,7 +172,7 @@ enum Prefilter {
 }
 
 impl SurveyRules {
-    pub(crate) fn new(rules: &crate::config::Rules) -> SurveyRules {
+    pub(crate) fn new(rules: &crate::rules::Rules) -> SurveyRules {
         // The keys under which a survey looks (see `SurveyVisitor`): events and a status
         // message may name an abort however the rules spell it, and attributes are wanted by
         // their exact keys. A second trace id sends the span to the full survey.
@@ -647,7 +647,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for SpanSlot<'a> {
 }
 
 struct SurveyVisitor<'r> {
-    rules: &'r crate::config::Rules,
+    rules: &'r crate::rules::Rules,
     /// The fields to read; the others cannot hold what a survey looks for.
     fields: Fields,
 }
@@ -2247,7 +2247,7 @@ mod tests {
 
     /// What the first read makes of a span's text, and what a full survey of it says.
     fn indexed_and_surveyed(text: &str) -> (SurveyedSpan, SurveyedSpan) {
-        let rules = crate::config::Rules::default();
+        let rules = crate::rules::Rules::default();
         let filter = IndexFilter {
             survey: Arc::new(SurveyRules::new(&rules)),
             block_address: text.as_ptr() as usize,
@@ -2270,7 +2270,7 @@ mod tests {
     /// A record read by the first read of a large export as it is read (without serde where
     /// it can be), and with serde: what each leaves, and whether serde was spared.
     fn indexed_both_ways(record: &[u8]) -> (String, String, bool) {
-        let rules = crate::config::Rules::default();
+        let rules = crate::rules::Rules::default();
         let filter = SpanFilter::Index(Arc::new(IndexFilter {
             survey: Arc::new(SurveyRules::new(&rules)),
             block_address: record.as_ptr() as usize,
@@ -2470,7 +2470,7 @@ mod tests {
 
     #[test]
     fn kept_spans_are_read_without_serde_as_with_it() {
-        let rules = crate::config::Rules::default();
+        let rules = crate::rules::Rules::default();
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces");
         let mut spans: Vec<String> = Vec::new();
         for file in ["agent.jsonl", "vendor.jsonl", "worker.jsonl"] {
@@ -2518,7 +2518,7 @@ mod tests {
         let trace = leading_trace_id(span.as_bytes()).unwrap().0;
         let keep = Keep {
             traces: [trace].into_iter().collect(),
-            attributes: crate::config::Rules::default()
+            attributes: crate::rules::Rules::default()
                 .attributes_read()
                 .into_iter()
                 .collect(),
@@ -2616,7 +2616,7 @@ mod tests {
 
     #[test]
     fn the_prefilter_names_the_fields_to_read() {
-        let survey = SurveyRules::new(&crate::config::Rules::default());
+        let survey = SurveyRules::new(&crate::rules::Rules::default());
         let fields = |text: &str| survey.fields_to_read(text.as_bytes());
         assert_eq!(fields(r#","name":"x","attributes":[]}"#), Fields::NONE);
         assert_eq!(
@@ -2650,7 +2650,7 @@ mod tests {
 
     #[test]
     fn rules_naming_other_characters_make_every_escape_suspect() {
-        let mut rules = crate::config::Rules::default();
+        let mut rules = crate::rules::Rules::default();
         rules.conversation.id_attributes.push("app/thread".into());
         let survey = SurveyRules::new(&rules);
         let fields = |text: &str| survey.fields_to_read(text.as_bytes());
@@ -2658,7 +2658,7 @@ mod tests {
             fields(r#","attributes":[{"key":"app\/thread"}]}"#),
             Fields::ALL
         );
-        let mut rules = crate::config::Rules::default();
+        let mut rules = crate::rules::Rules::default();
         rules.abort.event_names.push("user stop".into());
         let survey = SurveyRules::new(&rules);
         let text = r#","events":[{"name":"user\u0020stop"}]}"#;

@@ -721,7 +721,7 @@ mod tests {
         let path =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces/agent.jsonl");
         let input: Arc<str> = Arc::from("agent.jsonl");
-        let rules = crate::config::Rules::default();
+        let rules = crate::rules::Rules::default();
         let survey = Arc::new(SurveyRules::new(&rules));
         let hidden = indicatif::ProgressBar::hidden();
         let index = |block: u64| {
@@ -838,7 +838,7 @@ mod tests {
             format: "zstd",
         };
         let input: Arc<str> = Arc::from("agent.jsonl.zst");
-        let rules = crate::config::Rules::default();
+        let rules = crate::rules::Rules::default();
         let survey = Arc::new(SurveyRules::new(&rules));
         let hidden = indicatif::ProgressBar::hidden();
         let mut whole = Parsed::default();

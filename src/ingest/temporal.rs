@@ -33,9 +33,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use super::vendor::{Keys, parse_time, parse_traceparent};
-use crate::config::TimeUnit;
 use crate::model::diagnostic::{Code, Diagnostic};
 use crate::model::{KeyKind, Origin, Role, VendorEvent};
+use crate::rules::TimeUnit;
 
 pub(crate) const VENDOR: &str = "temporal";
 

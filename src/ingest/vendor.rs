@@ -24,10 +24,10 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use super::temporal;
-use crate::config::{Rules, TimeUnit, VendorMapping};
 use crate::model::diagnostic::{Code, Diagnostic};
 use crate::model::time::{NS_PER_S, parse_rfc3339, precision_ns};
 use crate::model::{KeyKind, Origin, VendorEvent};
+use crate::rules::{Rules, TimeUnit, VendorMapping};
 
 pub const FORMAT_JSON_LINES: &str = "vendor-json-lines";
 pub const FORMAT_JSON: &str = "vendor-json";

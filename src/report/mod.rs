@@ -75,7 +75,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn new(
-        rules: &crate::config::Rules,
+        rules: &crate::rules::Rules,
         ingested: &Ingested,
         joined: &Joined<'_>,
         audit: &Audit,
@@ -169,7 +169,7 @@ impl Summary {
 /// Conversations in the inputs: the distinct conversation ids any span names (counted by the
 /// survey for inputs it did not keep whole), plus each trace with an aborted agent turn and no
 /// conversation id, which is a conversation of its own.
-fn conversations(ingested: &Ingested, joined: &Joined<'_>, rules: &crate::config::Rules) -> u64 {
+fn conversations(ingested: &Ingested, joined: &Joined<'_>, rules: &crate::rules::Rules) -> u64 {
     let named = ingested.surveyed_conversation_ids.unwrap_or_else(|| {
         let keys = &rules.conversation.id_attributes;
         let ids: std::collections::HashSet<u64> = ingested

@@ -1,0 +1,556 @@
+//! The detection rules: what names a conversation, a turn, a tool call, an abort, a commit, a
+//! rollback, a client that went away and queued work; the join keys, the time tolerances, the
+//! gate and the vendor mappings. Every stage reads them from here, and the predicates over the
+//! model that apply them live beside them, so that a convention is added in one place.
+//!
+//! The lists are the defaults DESIGN.md's section 3 names (docs/design.md); users extend or
+//! narrow them in `abortaudit.toml`. Every struct denies unknown keys, so a typo is an error
+//! naming the key instead of a rule that silently never matches.
+
+pub mod vendors;
+
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+
+use crate::model::Category;
+use crate::util::units::Nanos;
+
+pub use vendors::{KeyPointers, RoleRule, TimeUnit, VendorMapping, builtin_vendor_mappings};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Rules {
+    pub conversation: ConversationRules,
+    pub turn: TurnRules,
+    pub tool_call: ToolCallRules,
+    pub abort: AbortRules,
+    pub commit: CommitRules,
+    pub client_gone: ClientGoneRules,
+    pub queued: QueuedRules,
+    pub time: TimeRules,
+    pub gate: GateRules,
+    /// Span attributes that carry the keys vendor events are joined on.
+    pub join: JoinRules,
+    /// How to read vendor event logs. The built-in mappings are always there; a mapping here
+    /// with the name of a built-in one replaces it, any other is added before them.
+    #[serde(rename = "vendor")]
+    pub vendors: Vec<VendorMapping>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            conversation: ConversationRules::default(),
+            turn: TurnRules::default(),
+            tool_call: ToolCallRules::default(),
+            abort: AbortRules::default(),
+            commit: CommitRules::default(),
+            client_gone: ClientGoneRules::default(),
+            queued: QueuedRules::default(),
+            time: TimeRules::default(),
+            gate: GateRules::default(),
+            join: JoinRules::default(),
+            vendors: builtin_vendor_mappings(),
+        }
+    }
+}
+
+impl Rules {
+    /// The vendor mappings in the order they are tried: the user's first, then the built-in
+    /// ones they did not replace.
+    pub fn effective_vendors(&self) -> Vec<VendorMapping> {
+        let mut out: Vec<VendorMapping> = self.vendors.clone();
+        for builtin in builtin_vendor_mappings() {
+            if !out.iter().any(|m| m.name == builtin.name) {
+                out.push(builtin);
+            }
+        }
+        out
+    }
+
+    /// Rules from the text of a rules file, validated; errors name the key and the line.
+    pub fn from_toml(text: &str) -> Result<Rules> {
+        let rules: Rules = toml::from_str(text)
+            .map_err(|e| anyhow!("{}", e.to_string().trim_end().replace('\n', "\n  ")))?;
+        rules.validate().context("invalid rules")?;
+        Ok(rules)
+    }
+
+    fn validate(&self) -> Result<()> {
+        for mapping in &self.vendors {
+            mapping
+                .validate()
+                .with_context(|| format!("[[vendor]] {:?}", mapping.name))?;
+        }
+        Ok(())
+    }
+
+    /// Every span attribute the audit may read: the keys the rules name, and those the join
+    /// and the classification read by their semantic-convention names. A span kept by the
+    /// two-pass read of a large export holds only these.
+    pub fn attributes_read(&self) -> std::collections::HashSet<String> {
+        const FIXED: &[&str] = &[
+            "service.name",
+            "host.name",
+            "service.instance.id",
+            "gen_ai.operation.name",
+            "http.request.method",
+            "http.method",
+            "http.response.status_code",
+            "http.status_code",
+            "url.full",
+            "http.url",
+            "db.system.name",
+            "db.system",
+            "db.operation.name",
+            "db.operation",
+            "db.query.summary",
+            "db.query.text",
+            "db.statement",
+            "db.collection.name",
+            "db.sql.table",
+            "error.type",
+            "rpc.grpc.status_code",
+            "rpc.response.status_code",
+            "mcp.method.name",
+            "messaging.operation.type",
+            "messaging.operation",
+            "messaging.message.id",
+        ];
+        let mut keys: std::collections::HashSet<String> =
+            FIXED.iter().map(|k| (*k).to_owned()).collect();
+        keys.extend(self.conversation.id_attributes.iter().cloned());
+        for matcher in &self.tool_call.matchers {
+            keys.extend(matcher.attribute.iter().cloned());
+            keys.extend(matcher.id_attributes.iter().cloned());
+            keys.extend(matcher.name_attributes.iter().cloned());
+        }
+        let join = &self.join;
+        for list in [
+            &join.idempotency_key,
+            &join.request_id,
+            &join.message_id,
+            &join.job_id,
+            &join.object_id,
+        ] {
+            keys.extend(list.iter().cloned());
+        }
+        keys
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("rules are plain data and always serialise")
+    }
+
+    pub fn skew_ns(&self) -> u64 {
+        self.time.skew.get()
+    }
+
+    pub fn in_flight_margin_ns(&self) -> u64 {
+        self.time.in_flight_margin.get()
+    }
+}
+
+pub(crate) fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationRules {
+    /// Span or resource attributes naming the conversation, first present wins. Taken from any
+    /// span of a trace and inherited by the whole trace.
+    pub id_attributes: Vec<String>,
+}
+
+impl Default for ConversationRules {
+    fn default() -> Self {
+        ConversationRules {
+            id_attributes: strings(&[
+                "gen_ai.conversation.id",
+                "session.id",
+                "langfuse.session.id",
+                "ai.telemetry.metadata.conversationId",
+                "ai.telemetry.metadata.conversation_id",
+                "ai.telemetry.metadata.sessionId",
+                "ai.telemetry.metadata.session_id",
+                "ai.telemetry.metadata.threadId",
+                "ai.telemetry.metadata.thread_id",
+                "ai.telemetry.metadata.chatId",
+                "ai.settings.context.conversationId",
+                "ai.settings.context.conversation_id",
+                "ai.settings.context.sessionId",
+                "ai.settings.context.threadId",
+                "traceloop.association.properties.conversation_id",
+                "traceloop.association.properties.session_id",
+                "traceloop.association.properties.chat_id",
+                "conversation.id",
+                "thread_id",
+                "mcp.session.id",
+            ]),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TurnRules {
+    /// `gen_ai.operation.name` values of a turn's top-level agent span.
+    pub agent_operations: Vec<String>,
+    /// Span names (exact, or the name's first word) of a turn's top-level agent span, for SDKs
+    /// that set no operation name.
+    pub agent_span_names: Vec<String>,
+}
+
+impl Default for TurnRules {
+    fn default() -> Self {
+        TurnRules {
+            agent_operations: strings(&["invoke_agent"]),
+            agent_span_names: strings(&[
+                "invoke_agent",
+                "ai.streamText",
+                "ai.generateText",
+                "ai.streamObject",
+                "ai.generateObject",
+            ]),
+        }
+    }
+}
+
+/// One way to recognise a tool-call span.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolMatcher {
+    /// The span matches when this attribute has one of `values` (case-insensitive)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribute: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// …or when its name is this or starts with this followed by a space or a dot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_name: Option<String>,
+    /// Attributes holding the tool call id, first present wins.
+    #[serde(default)]
+    pub id_attributes: Vec<String>,
+    /// Attributes holding the tool's name, first present wins (else the span name).
+    #[serde(default)]
+    pub name_attributes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ToolCallRules {
+    #[serde(rename = "match")]
+    pub matchers: Vec<ToolMatcher>,
+}
+
+impl Default for ToolCallRules {
+    fn default() -> Self {
+        let attr = |attribute: &str, values: &[&str], id: &[&str], name: &[&str]| ToolMatcher {
+            attribute: Some(attribute.to_owned()),
+            values: strings(values),
+            span_name: None,
+            id_attributes: strings(id),
+            name_attributes: strings(name),
+        };
+        ToolCallRules {
+            matchers: vec![
+                attr(
+                    "gen_ai.operation.name",
+                    &["execute_tool"],
+                    &["gen_ai.tool.call.id"],
+                    &["gen_ai.tool.name"],
+                ),
+                ToolMatcher {
+                    attribute: None,
+                    values: Vec::new(),
+                    span_name: Some("ai.toolCall".to_owned()),
+                    id_attributes: strings(&["ai.toolCall.id"]),
+                    name_attributes: strings(&["ai.toolCall.name"]),
+                },
+                attr(
+                    "ai.operationId",
+                    &["ai.toolCall"],
+                    &["ai.toolCall.id"],
+                    &["ai.toolCall.name"],
+                ),
+                attr(
+                    "openinference.span.kind",
+                    &["TOOL"],
+                    &["tool_call.id", "tool.id"],
+                    &["tool.name"],
+                ),
+                attr(
+                    "traceloop.span.kind",
+                    &["tool"],
+                    &["gen_ai.tool.call.id", "traceloop.entity.id"],
+                    &["traceloop.entity.name", "gen_ai.tool.name"],
+                ),
+                attr(
+                    "mcp.method.name",
+                    &["tools/call"],
+                    &["mcp.request.id", "jsonrpc.request.id"],
+                    &["gen_ai.tool.name", "mcp.tool.name"],
+                ),
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AbortRules {
+    /// Span event names that record the user's Stop (case-insensitive).
+    pub event_names: Vec<String>,
+    /// `exception.type` / `error.type` values of a cancellation; the part after the last `.`
+    /// or `:` is compared too, so `asyncio.exceptions.CancelledError` matches `CancelledError`.
+    pub exception_types: Vec<String>,
+    /// Text in an exception event's `exception.message` (case-insensitive substring) that names
+    /// a cancellation. OpenTelemetry JS records an error's `code` as `exception.type` when it has
+    /// one, so a DOMException AbortError arrives as type `20` and only its message tells.
+    pub exception_messages: Vec<String>,
+    /// `rpc.grpc.status_code` / `rpc.response.status_code` values meaning CANCELLED.
+    pub rpc_cancelled_codes: Vec<String>,
+    /// MCP methods of a cancellation notification.
+    pub mcp_methods: Vec<String>,
+}
+
+impl Default for AbortRules {
+    fn default() -> Self {
+        AbortRules {
+            event_names: strings(&[
+                "abort",
+                "cancel",
+                "cancelled",
+                "canceled",
+                "user.abort",
+                "user.cancel",
+            ]),
+            exception_types: strings(&[
+                "AbortError",
+                "CancelledError",
+                "asyncio.CancelledError",
+                "OperationCanceledException",
+                "TaskCanceledException",
+                "context.Canceled",
+                "ABORT_ERR",
+            ]),
+            exception_messages: strings(&[
+                "operation was aborted",
+                "signal is aborted",
+                "user aborted",
+                "aborted by the user",
+                "request was aborted",
+            ]),
+            rpc_cancelled_codes: strings(&["1", "CANCELLED"]),
+            mcp_methods: strings(&["notifications/cancelled"]),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommitRules {
+    /// Span event names that mark a commit.
+    pub event_names: Vec<String>,
+    /// Database operations that write; outside a transaction each is its own commit.
+    pub write_operations: Vec<String>,
+    /// Database operations (or driver span names) that commit a transaction.
+    pub commit_operations: Vec<String>,
+    /// Database operations (or driver span names) that roll a transaction back.
+    pub rollback_operations: Vec<String>,
+    /// Database operations that open a transaction.
+    pub begin_operations: Vec<String>,
+    /// HTTP methods whose server span, lacking finer evidence, infers a commit at its end.
+    pub write_methods: Vec<String>,
+}
+
+impl Default for CommitRules {
+    fn default() -> Self {
+        CommitRules {
+            event_names: strings(&["commit"]),
+            write_operations: strings(&[
+                "INSERT", "UPDATE", "DELETE", "UPSERT", "MERGE", "REPLACE",
+            ]),
+            commit_operations: strings(&[
+                "COMMIT",
+                "sql.tx.commit",
+                "tx.commit",
+                "transaction.commit",
+            ]),
+            rollback_operations: strings(&[
+                "ROLLBACK",
+                "sql.tx.rollback",
+                "tx.rollback",
+                "transaction.rollback",
+            ]),
+            begin_operations: strings(&[
+                "BEGIN",
+                "START TRANSACTION",
+                "sql.tx.begin",
+                "sql.conn.begin_tx",
+            ]),
+            write_methods: strings(&["POST", "PUT", "PATCH", "DELETE"]),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientGoneRules {
+    /// HTTP status codes a server records when its client went away.
+    pub status_codes: Vec<i64>,
+    /// Text in `error.type`, exception types/messages or status messages that names a client
+    /// disconnect (case-insensitive substring).
+    pub error_markers: Vec<String>,
+}
+
+impl Default for ClientGoneRules {
+    fn default() -> Self {
+        ClientGoneRules {
+            status_codes: vec![499],
+            error_markers: strings(&[
+                "context canceled",
+                "ECONNRESET",
+                "EPIPE",
+                "client disconnected",
+                "client gone",
+                "BrokenPipe",
+                "ConnectionReset",
+                "connection reset",
+                "broken pipe",
+                "aborted",
+            ]),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueuedRules {
+    /// HTTP statuses that mean "accepted, will run later".
+    pub status_codes: Vec<i64>,
+}
+
+impl Default for QueuedRules {
+    fn default() -> Self {
+        QueuedRules {
+            status_codes: vec![202],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimeRules {
+    /// Clock skew tolerated between different hosts (`10ms`, `250ms`, `1s`). A write whose
+    /// order against the abort depends on less than this plus the timestamps' precision is
+    /// ambiguous. Timestamps from the same host are compared without it.
+    pub skew: Nanos,
+    /// SDKs end every open span when a turn is aborted, sometimes just before they record the
+    /// abort itself: a tool span that ended less than this before the abort was still in flight.
+    pub in_flight_margin: Nanos,
+}
+
+impl Default for TimeRules {
+    fn default() -> Self {
+        TimeRules {
+            skew: Nanos(10_000_000),
+            in_flight_margin: Nanos(10_000_000),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateRules {
+    /// Categories that make `scan` exit with status 1.
+    pub fail_on: Vec<Category>,
+}
+
+impl Default for GateRules {
+    fn default() -> Self {
+        GateRules {
+            fail_on: vec![
+                Category::ClientGone,
+                Category::LateQueued,
+                Category::DispatchedAfterAbort,
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JoinRules {
+    /// Span attributes holding an idempotency key the client sent.
+    pub idempotency_key: Vec<String>,
+    /// Span attributes holding the request id a vendor answered with.
+    pub request_id: Vec<String>,
+    /// Span attributes holding a message id (e-mail, queue message).
+    pub message_id: Vec<String>,
+    /// Span attributes holding a job, run or workflow id.
+    pub job_id: Vec<String>,
+    /// Span attributes holding the id of an object the request created or changed.
+    pub object_id: Vec<String>,
+}
+
+impl Default for JoinRules {
+    fn default() -> Self {
+        JoinRules {
+            idempotency_key: strings(&[
+                "http.request.header.idempotency-key",
+                "http.request.header.idempotency_key",
+                "http.request.header.x-idempotency-key",
+                "idempotency_key",
+                "idempotency.key",
+            ]),
+            request_id: strings(&[
+                "http.response.header.request-id",
+                "http.response.header.x-request-id",
+                "http.request.header.x-request-id",
+            ]),
+            message_id: strings(&[
+                "messaging.message.id",
+                "messaging.message_id",
+                "http.response.header.x-message-id",
+            ]),
+            job_id: strings(&[
+                "job.id",
+                "http.response.header.x-job-id",
+                "workflow.run.id",
+                "temporal.workflow_id",
+                "temporal.workflowId",
+            ]),
+            object_id: strings(&["vendor.object.id"]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_round_trip_through_toml() {
+        let rules = Rules::default();
+        let text = rules.to_toml();
+        let back: Rules = toml::from_str(&text).unwrap();
+        assert_eq!(back, rules);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let err = toml::from_str::<Rules>("[abort]\nevent_nmes = [\"stop\"]\n").unwrap_err();
+        assert!(err.to_string().contains("event_nmes"), "{err}");
+        let err = toml::from_str::<Rules>("[abrot]\n").unwrap_err();
+        assert!(err.to_string().contains("abrot"), "{err}");
+    }
+
+    #[test]
+    fn partial_rules_keep_the_other_defaults() {
+        let rules: Rules = toml::from_str("[time]\nskew = \"250ms\"\n").unwrap();
+        assert_eq!(rules.skew_ns(), 250_000_000);
+        assert_eq!(rules.abort, AbortRules::default());
+    }
+}

@@ -7,6 +7,10 @@ use crate::correlate::{EventJoin, Joined, Reached, ToolCall, Turn, Via};
 use crate::model::ids::fingerprint;
 use crate::model::{Category, Role, Span, SpanId, SpanKind, StatusCode, TraceId};
 use crate::rules::Rules;
+use crate::rules::evidence::{
+    client_gone_marker, db_operation, describe_statement, http_method, http_status, is_db_span,
+    is_http, matches_any, same_clock,
+};
 use crate::util::units::human_gap;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -239,19 +243,6 @@ struct Context<'a, 's> {
     abort_time: u64,
     abort_signal: &'a str,
     skew: u64,
-}
-
-/// Whether two spans' timestamps come from the same clock: the same host when the resources
-/// say so, else the same service instance.
-fn same_clock(a: &Span, b: &Span) -> bool {
-    let attr = |s: &Span, k: &str| s.resource.attributes.text(k).map(|v| v.into_owned());
-    match (attr(a, "host.name"), attr(b, "host.name")) {
-        (Some(x), Some(y)) => x == y,
-        _ => {
-            a.service() == b.service()
-                && attr(a, "service.instance.id") == attr(b, "service.instance.id")
-        }
-    }
 }
 
 impl Context<'_, '_> {
@@ -543,10 +534,10 @@ impl Context<'_, '_> {
             .collect();
         for request in requests.iter().map(|r| self.span(*r)) {
             // Only HTTP requests have a response status; a database client span has none.
-            let is_http = http_method(request).is_some()
-                || request.attributes.get("url.full").is_some()
-                || request.attributes.get("http.url").is_some();
-            if request.kind == SpanKind::Client && is_http && http_status(request).is_none() {
+            if request.kind == SpanKind::Client
+                && is_http(request)
+                && http_status(request).is_none()
+            {
                 reasons.push(format!(
                     "its request {:?} never received a response status",
                     request.name
@@ -574,88 +565,6 @@ impl Context<'_, '_> {
         });
         Some(self.finding(Category::Unverified, false, None, None, evidence))
     }
-}
-
-fn http_status(span: &Span) -> Option<i64> {
-    span.attributes
-        .get("http.response.status_code")
-        .or_else(|| span.attributes.get("http.status_code"))
-        .and_then(|v| v.as_int())
-}
-
-fn http_method(span: &Span) -> Option<String> {
-    span.attributes
-        .text("http.request.method")
-        .or_else(|| span.attributes.text("http.method"))
-        .map(|m| m.to_ascii_uppercase())
-}
-
-fn is_db_span(span: &Span) -> bool {
-    [
-        "db.system.name",
-        "db.system",
-        "db.operation.name",
-        "db.operation",
-        "db.query.text",
-        "db.statement",
-    ]
-    .iter()
-    .any(|k| span.attributes.get(k).is_some())
-}
-
-/// The database operation of a span, upper-cased: the semconv operation attribute, else the
-/// first word of the query summary or text, else of the span name.
-fn db_operation(span: &Span) -> String {
-    let from_attr = ["db.operation.name", "db.operation"]
-        .iter()
-        .find_map(|k| span.attributes.text(k).map(|v| v.into_owned()));
-    let first_word = |s: &str| s.split_whitespace().next().unwrap_or("").to_owned();
-    let op = from_attr
-        .or_else(|| {
-            span.attributes
-                .text("db.query.summary")
-                .map(|s| first_word(&s))
-        })
-        .or_else(|| {
-            span.attributes
-                .text("db.query.text")
-                .map(|s| first_word(&s))
-        })
-        .or_else(|| span.attributes.text("db.statement").map(|s| first_word(&s)))
-        .unwrap_or_else(|| first_word(&span.name));
-    op.to_ascii_uppercase()
-}
-
-fn matches_any(op: &str, name: &str, list: &[String]) -> bool {
-    list.iter()
-        .any(|want| want.eq_ignore_ascii_case(op) || want.eq_ignore_ascii_case(name))
-}
-
-fn is_client_gone_status(span: &Span, rules: &Rules) -> Option<String> {
-    if let Some(status) = http_status(span).filter(|s| rules.client_gone.status_codes.contains(s)) {
-        return Some(format!("HTTP status {status}"));
-    }
-    let mut texts: Vec<String> = Vec::new();
-    if let Some(t) = span.attributes.text("error.type") {
-        texts.push(t.into_owned());
-    }
-    texts.push(span.status.message.to_string());
-    for event in span.events.iter().filter(|e| e.name == "exception") {
-        for key in ["exception.type", "exception.message"] {
-            if let Some(t) = event.attributes.text(key) {
-                texts.push(t.into_owned());
-            }
-        }
-    }
-    texts.into_iter().find_map(|text| {
-        let lower = text.to_ascii_lowercase();
-        rules
-            .client_gone
-            .error_markers
-            .iter()
-            .find(|m| lower.contains(&m.to_ascii_lowercase()))
-            .map(|_| text)
-    })
 }
 
 /// Every write a tool call caused, with its outcome, found in the spans reached from it.
@@ -912,7 +821,7 @@ fn writes_of(joined: &Joined<'_>, tool: &ToolCall, rules: &Rules) -> Vec<Write> 
         let failed = span.status.code == StatusCode::Error || status.is_some_and(|s| s >= 400);
         match (span.end, failed) {
             (Some(end), true) => {
-                let why = is_client_gone_status(span, rules)
+                let why = client_gone_marker(span, rules)
                     .map(|t| format!("the server span {:?} failed ({t}) with no commit recorded", span.name))
                     .unwrap_or_else(|| format!("the server span {:?} ended with an error and no commit recorded", span.name));
                 writes.push(base(r.span, Outcome::RolledBack { time: end }, operation, vec![why]));
@@ -938,7 +847,7 @@ fn writes_of(joined: &Joined<'_>, tool: &ToolCall, rules: &Rules) -> Vec<Write> 
     // A rollback carries the server's own words for why, when it has them.
     for write in &mut writes {
         if let (Outcome::RolledBack { .. }, Some(handler)) = (&write.outcome, write.handler)
-            && let Some(reason) = is_client_gone_status(&spans[handler], rules)
+            && let Some(reason) = client_gone_marker(&spans[handler], rules)
         {
             write
                 .evidence
@@ -1098,18 +1007,6 @@ fn add_event_writes(joined: &Joined<'_>, tool: &ToolCall, writes: &mut Vec<Write
             precision: event.precision.max(1),
             evidence,
         });
-    }
-}
-
-fn describe_statement(span: &Span) -> String {
-    let op = db_operation(span);
-    match span
-        .attributes
-        .text("db.collection.name")
-        .or_else(|| span.attributes.text("db.sql.table"))
-    {
-        Some(table) => format!("{op} {table}"),
-        None => op,
     }
 }
 

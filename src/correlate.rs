@@ -9,8 +9,9 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{HashMap, VecDeque};
 
-use crate::model::{KeyKind, Span, SpanId, SpanKind, StatusCode, TraceId, Value, VendorEvent};
-use crate::rules::{Rules, ToolMatcher};
+use crate::model::{KeyKind, Span, SpanId, TraceId, Value, VendorEvent};
+use crate::rules::agent::{is_agent_span, tool_matcher};
+use crate::rules::{Rules, abort};
 
 /// Spans joined into conversations, with the graph the join walked.
 #[derive(Debug)]
@@ -547,54 +548,6 @@ fn conversation_of(
     None
 }
 
-fn is_agent_span(span: &Span, rules: &Rules) -> bool {
-    if let Some(op) = span.attributes.text("gen_ai.operation.name")
-        && rules
-            .turn
-            .agent_operations
-            .iter()
-            .any(|o| o.eq_ignore_ascii_case(&op))
-    {
-        return true;
-    }
-    let first_word = span.name.split(' ').next().unwrap_or("");
-    rules
-        .turn
-        .agent_span_names
-        .iter()
-        .any(|n| **n == *span.name || *n == first_word)
-}
-
-/// The tool matcher a span satisfies, if any.
-pub fn tool_matcher<'r>(span: &Span, rules: &'r Rules) -> Option<&'r ToolMatcher> {
-    rules.tool_call.matchers.iter().find(|m| {
-        let by_attribute = m.attribute.as_ref().is_some_and(|key| {
-            span.attributes
-                .text(key)
-                .is_some_and(|v| m.values.iter().any(|want| want.eq_ignore_ascii_case(&v)))
-        });
-        let by_name = m.span_name.as_ref().is_some_and(|prefix| {
-            *span.name == **prefix
-                || span
-                    .name
-                    .strip_prefix(prefix.as_str())
-                    .is_some_and(|rest| rest.starts_with(' '))
-        });
-        by_attribute || by_name
-    })
-}
-
-fn first_text(span: &Span, keys: &[String]) -> Option<String> {
-    keys.iter()
-        .find_map(|k| span.attributes.text(k))
-        .map(|v| v.into_owned())
-        .filter(|v| !v.is_empty())
-}
-
-fn is_outbound(kind: SpanKind) -> bool {
-    matches!(kind, SpanKind::Client | SpanKind::Producer)
-}
-
 impl Graph<'_> {
     fn ancestors(&self, span: usize) -> impl Iterator<Item = usize> + '_ {
         // The parent map comes from ids, and a malformed export can make a cycle; the walk
@@ -608,7 +561,7 @@ impl Graph<'_> {
     fn upstream_flags(&self) -> Vec<bool> {
         (0..self.spans.len())
             .into_par_iter()
-            .map(|i| !self.ancestors(i).any(|a| is_outbound(self.spans[a].kind)))
+            .map(|i| !self.ancestors(i).any(|a| self.spans[a].kind.is_outbound()))
             .collect()
     }
 
@@ -694,9 +647,8 @@ impl Graph<'_> {
                 }
                 turn.tool_calls.push(ToolCall {
                     span: i,
-                    name: first_text(&spans[i], &matcher.name_attributes)
-                        .unwrap_or_else(|| spans[i].name.to_string()),
-                    call_id: first_text(&spans[i], &matcher.id_attributes),
+                    name: matcher.tool_name(&spans[i]),
+                    call_id: matcher.call_id(&spans[i]),
                     downstream: Vec::new(),
                     events: Vec::new(),
                 });
@@ -719,62 +671,8 @@ impl Graph<'_> {
             }
         };
         for &i in &turn.agent_spans {
-            let span = &spans[i];
-            for event in &span.events {
-                let kind = event
-                    .attributes
-                    .text("exception.type")
-                    .or_else(|| event.attributes.text("error.type"));
-                let message = event.attributes.text("exception.message");
-                if !is_abort_event(&event.name, kind.as_deref(), message.as_deref(), rules) {
-                    continue;
-                }
-                let signal = if event.name == "exception" {
-                    let what = kind.or(message).unwrap_or_default();
-                    format!("exception event ({what}) on {:?}", span.name)
-                } else {
-                    format!("span event {:?} on {:?}", event.name, span.name)
-                };
-                consider(event.time, i, signal);
-            }
-            let end_or_start = span.end.unwrap_or(span.start);
-            if let Some(kind) = span
-                .attributes
-                .text("error.type")
-                .filter(|k| is_cancellation(k, rules))
-            {
-                consider(
-                    end_or_start,
-                    i,
-                    format!("error.type {kind} on {:?}", span.name),
-                );
-            }
-            let rpc_status = span
-                .attributes
-                .text("rpc.grpc.status_code")
-                .or_else(|| span.attributes.text("rpc.response.status_code"));
-            if let Some(code) = rpc_status
-                && is_abort_attribute(None, Some(&code), None, rules)
-            {
-                consider(
-                    end_or_start,
-                    i,
-                    format!("RPC status CANCELLED on {:?}", span.name),
-                );
-            }
-            if let Some(method) = span.attributes.text("mcp.method.name")
-                && is_abort_attribute(None, None, Some(&method), rules)
-            {
-                consider(span.start, i, format!("MCP {method} on {:?}", span.name));
-            }
-            // Some SDKs only set an error status whose message names the cancellation.
-            if span.status.code == StatusCode::Error && is_abort_status(&span.status.message, rules)
-            {
-                consider(
-                    end_or_start,
-                    i,
-                    format!("error status {:?} on {:?}", span.status.message, span.name),
-                );
+            for (time, signal) in abort::span_signals(&spans[i], rules) {
+                consider(time, i, signal);
             }
         }
         best
@@ -787,7 +685,7 @@ impl Graph<'_> {
         let spans = self.spans;
         let mut out = Vec::new();
         let mut seen: FxHashSet<usize> = FxHashSet::from_iter([tool]);
-        let tool_outbound = is_outbound(spans[tool].kind).then_some(tool);
+        let tool_outbound = spans[tool].kind.is_outbound().then_some(tool);
         let mut queue: VecDeque<(usize, Via, Option<usize>)> =
             VecDeque::from([(tool, Via::Parent, tool_outbound)]);
         while let Some((from, via, outbound)) = queue.pop_front() {
@@ -802,7 +700,7 @@ impl Graph<'_> {
                 if !seen.insert(next) {
                     continue;
                 }
-                let outbound = outbound.or_else(|| is_outbound(spans[next].kind).then_some(next));
+                let outbound = outbound.or_else(|| spans[next].kind.is_outbound().then_some(next));
                 out.push(Reached {
                     span: next,
                     via: next_via,
@@ -816,89 +714,12 @@ impl Graph<'_> {
     }
 }
 
-/// Whether a span event records the user's Stop: an abort event by name, or an exception
-/// whose type (or, for OpenTelemetry JS's numeric codes, message) names a cancellation.
-pub fn is_abort_event(
-    name: &str,
-    exception_type: Option<&str>,
-    message: Option<&str>,
-    rules: &Rules,
-) -> bool {
-    if rules
-        .abort
-        .event_names
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
-    {
-        return true;
-    }
-    if name != "exception" {
-        return false;
-    }
-    let by_type = exception_type.is_some_and(|k| is_cancellation(k, rules));
-    // The message counts only when the type says nothing (absent, or a numeric JS code):
-    // a `TimeoutError` saying "the operation was aborted due to timeout" is no user's Stop.
-    let type_is_silent = exception_type.is_none_or(|k| k.bytes().all(|b| b.is_ascii_digit()));
-    let by_message = type_is_silent && message.is_some_and(|m| names_abort(m, rules));
-    by_type || by_message
-}
-
-/// Whether a span's error status message names a cancellation: it starts with a cancellation
-/// type (`AbortError: …`, `CancelledError`) or holds one of the abort messages.
-pub fn is_abort_status(message: &str, rules: &Rules) -> bool {
-    if message.is_empty() {
-        return false;
-    }
-    let head = message.split([':', ' ', '(']).next().unwrap_or(message);
-    is_cancellation(head, rules) || names_abort(message, rules)
-}
-
-/// Whether a message says the operation was aborted (by someone, not by a timeout).
-fn names_abort(message: &str, rules: &Rules) -> bool {
-    let lower = message.to_ascii_lowercase();
-    !lower.contains("timeout")
-        && !lower.contains("timed out")
-        && rules
-            .abort
-            .exception_messages
-            .iter()
-            .any(|want| lower.contains(&want.to_ascii_lowercase()))
-}
-
-/// Whether span attributes record a cancellation: `error.type`, an RPC status of CANCELLED, or
-/// an MCP cancellation notification.
-pub fn is_abort_attribute(
-    error_type: Option<&str>,
-    rpc_status: Option<&str>,
-    mcp_method: Option<&str>,
-    rules: &Rules,
-) -> bool {
-    error_type.is_some_and(|k| is_cancellation(k, rules))
-        || rpc_status.is_some_and(|code| {
-            rules
-                .abort
-                .rpc_cancelled_codes
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(code))
-        })
-        || mcp_method.is_some_and(|m| rules.abort.mcp_methods.iter().any(|want| want == m))
-}
-
-/// Whether an exception or error type names a cancellation: the whole name, or its last
-/// segment (`asyncio.exceptions.CancelledError` → `CancelledError`).
-pub fn is_cancellation(kind: &str, rules: &Rules) -> bool {
-    let last = kind.rsplit(['.', ':']).next().unwrap_or(kind);
-    rules
-        .abort
-        .exception_types
-        .iter()
-        .any(|t| t == kind || t == last)
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::{Attributes, Event, KeyValue, Link, Origin, Resource, Status};
+    use crate::model::{
+        Attributes, Event, KeyValue, Link, Origin, Resource, SpanKind, Status, StatusCode,
+    };
     use std::sync::Arc;
 
     /// A small builder for synthetic spans in tests.

@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::model::diagnostic::{Code, Diagnostic, Severity};
 use crate::model::ids::hash_text;
 use crate::model::{Attributes, Span, SpanId, TraceId, Value, VendorEvent};
-use crate::rules::VendorMapping;
+use crate::rules::{VendorMapping, abort};
 use crate::util::units::parse_size;
 
 /// What an input turned out to be. The names are part of the `inspect` JSON schema.
@@ -717,15 +717,7 @@ pub fn ingest_for_audit(
         conversations.extend(&parsed.survey.conversations);
     }
     for span in whole.iter().flatten().flat_map(|(_, spans, _)| spans) {
-        let abort = span.events.iter().any(|e| {
-            let kind = e
-                .attributes
-                .text("exception.type")
-                .or_else(|| e.attributes.text("error.type"));
-            let message = e.attributes.text("exception.message");
-            crate::correlate::is_abort_event(&e.name, kind.as_deref(), message.as_deref(), rules)
-        });
-        if abort {
+        if !abort::span_signals(span, rules).is_empty() {
             relevant.insert(span.trace_id);
         }
         for link in &span.links {

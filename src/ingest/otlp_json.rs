@@ -22,10 +22,14 @@ use super::locate::{Locator, count_newlines, trim_ascii_end};
 use super::{Parsed, Shape};
 use crate::model::diagnostic::{Code, Diagnostic};
 use crate::model::ids::{decode_id, hash_text};
+use crate::model::semconv::{
+    ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, MCP_METHOD_NAME, RPC_STATUS_CODE,
+};
 use crate::model::{
     Attributes, Event, KeyValue, Link, Origin, Resource, Span, SpanId, SpanKind, Status,
     StatusCode, TraceId, Value,
 };
+use crate::rules::abort::{self, ABORT_ATTRIBUTES, EXCEPTION_ATTRIBUTES};
 
 // ---------------------------------------------------------------------------------------------
 // Wire structs. Field names follow the OTLP/JSON spec (lowerCamelCase); aliases take the
@@ -184,7 +188,7 @@ impl SurveyRules {
             ("message", Fields::STATUS),
         ];
         keys.extend(
-            SURVEY_ATTRIBUTES
+            ABORT_ATTRIBUTES
                 .iter()
                 .map(|key| (*key, Fields::ATTRIBUTES)),
         );
@@ -385,14 +389,6 @@ impl Fields {
         self.0 & field.0 != 0
     }
 }
-
-/// The span attributes that may record an abort (`correlate::is_abort_attribute`).
-const SURVEY_ATTRIBUTES: &[&str] = &[
-    "error.type",
-    "rpc.grpc.status_code",
-    "rpc.response.status_code",
-    "mcp.method.name",
-];
 
 /// A span as the first read leaves it: surveyed, and where its text is in the file.
 pub(crate) struct IndexedSpan {
@@ -684,7 +680,7 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                             .and_then(|c| c.as_enum("STATUS_CODE_", STATUS_NAMES))
                             == Some(2);
                         span.may_abort |= error
-                            && crate::correlate::is_abort_status(
+                            && abort::is_abort_status(
                                 status.message.as_deref().unwrap_or(""),
                                 rules,
                             );
@@ -694,11 +690,11 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                     let events = map.next_value_seed(FILTERED_EVENTS)?;
                     for event in &events {
                         let attributes = event.attributes.as_deref().unwrap_or_default();
-                        span.may_abort |= crate::correlate::is_abort_event(
+                        span.may_abort |= abort::is_abort_event(
                             event.name.as_deref().unwrap_or_default(),
-                            wire_text(attributes, "exception.type")
-                                .or_else(|| wire_text(attributes, "error.type")),
-                            wire_text(attributes, "exception.message"),
+                            wire_text(attributes, EXCEPTION_TYPE)
+                                .or_else(|| wire_text(attributes, ERROR_TYPE)),
+                            wire_text(attributes, EXCEPTION_MESSAGE),
                             rules,
                         );
                     }
@@ -716,19 +712,20 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                     if fields.has(Fields::ATTRIBUTES) || fields.has(Fields::CONVERSATION) =>
                 {
                     let wanted = |key: &str| {
-                        SURVEY_ATTRIBUTES.contains(&key)
+                        ABORT_ATTRIBUTES.contains(&key)
                             || rules.conversation.id_attributes.iter().any(|k| k == key)
                     };
                     let attributes = map.next_value_seed(some_attributes(&wanted))?;
-                    span.may_abort |= crate::correlate::is_abort_attribute(
-                        wire_text(&attributes, "error.type"),
-                        wire_text(&attributes, "rpc.grpc.status_code")
-                            .or_else(|| wire_text(&attributes, "rpc.response.status_code")),
-                        wire_text(&attributes, "mcp.method.name"),
+                    span.may_abort |= abort::is_abort_attribute(
+                        wire_text(&attributes, ERROR_TYPE),
+                        RPC_STATUS_CODE
+                            .iter()
+                            .find_map(|key| wire_text(&attributes, key)),
+                        wire_text(&attributes, MCP_METHOD_NAME),
                         rules,
                     ) || attributes.iter().any(|kv| {
                         // gRPC status codes are integers.
-                        (kv.key == "rpc.grpc.status_code" || kv.key == "rpc.response.status_code")
+                        RPC_STATUS_CODE.contains(&kv.key.as_ref())
                             && kv
                                 .value
                                 .as_ref()
@@ -887,7 +884,7 @@ impl<'de> Visitor<'de> for FilteredEvent {
                 b"name" => event.name = map.next_value()?,
                 b"attributes" => {
                     event.attributes = Some(map.next_value_seed(some_attributes(&|key| {
-                        matches!(key, "exception.type" | "error.type" | "exception.message")
+                        EXCEPTION_ATTRIBUTES.contains(&key)
                     }))?);
                 }
                 _ => {

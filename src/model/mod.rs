@@ -5,6 +5,7 @@ pub mod category;
 pub mod diagnostic;
 pub mod event;
 pub mod ids;
+pub mod semconv;
 pub mod span;
 pub mod time;
 

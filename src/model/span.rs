@@ -115,6 +115,11 @@ impl SpanKind {
         }
     }
 
+    /// A span that sends work out of its process: a request (CLIENT) or a message (PRODUCER).
+    pub fn is_outbound(self) -> bool {
+        matches!(self, SpanKind::Client | SpanKind::Producer)
+    }
+
     pub const ALL: [SpanKind; 6] = [
         SpanKind::Unspecified,
         SpanKind::Internal,

@@ -10,6 +10,7 @@ use crate::correlate::{Joined, Via};
 use crate::model::Category;
 use crate::model::time::rfc3339;
 use crate::model::{Span, SpanKind};
+use crate::rules::evidence::http_status;
 use crate::util::units::offset;
 
 struct Entry {
@@ -26,12 +27,7 @@ fn describe_span(span: &Span) -> String {
         text.push(' ');
         text.push_str(span.kind.as_str());
     }
-    let status = span
-        .attributes
-        .get("http.response.status_code")
-        .or_else(|| span.attributes.get("http.status_code"))
-        .and_then(|v| v.as_int());
-    if let Some(status) = status {
+    if let Some(status) = http_status(span) {
         text.push_str(&format!(" {status}"));
     }
     if span.status.code == crate::model::StatusCode::Error {

@@ -7,6 +7,10 @@
 //! narrow them in `abortaudit.toml`. Every struct denies unknown keys, so a typo is an error
 //! naming the key instead of a rule that silently never matches.
 
+pub mod abort;
+pub mod agent;
+pub mod evidence;
+pub mod keys;
 pub mod vendors;
 
 use anyhow::{Context, Result, anyhow};
@@ -83,59 +87,6 @@ impl Rules {
                 .with_context(|| format!("[[vendor]] {:?}", mapping.name))?;
         }
         Ok(())
-    }
-
-    /// Every span attribute the audit may read: the keys the rules name, and those the join
-    /// and the classification read by their semantic-convention names. A span kept by the
-    /// two-pass read of a large export holds only these.
-    pub fn attributes_read(&self) -> std::collections::HashSet<String> {
-        const FIXED: &[&str] = &[
-            "service.name",
-            "host.name",
-            "service.instance.id",
-            "gen_ai.operation.name",
-            "http.request.method",
-            "http.method",
-            "http.response.status_code",
-            "http.status_code",
-            "url.full",
-            "http.url",
-            "db.system.name",
-            "db.system",
-            "db.operation.name",
-            "db.operation",
-            "db.query.summary",
-            "db.query.text",
-            "db.statement",
-            "db.collection.name",
-            "db.sql.table",
-            "error.type",
-            "rpc.grpc.status_code",
-            "rpc.response.status_code",
-            "mcp.method.name",
-            "messaging.operation.type",
-            "messaging.operation",
-            "messaging.message.id",
-        ];
-        let mut keys: std::collections::HashSet<String> =
-            FIXED.iter().map(|k| (*k).to_owned()).collect();
-        keys.extend(self.conversation.id_attributes.iter().cloned());
-        for matcher in &self.tool_call.matchers {
-            keys.extend(matcher.attribute.iter().cloned());
-            keys.extend(matcher.id_attributes.iter().cloned());
-            keys.extend(matcher.name_attributes.iter().cloned());
-        }
-        let join = &self.join;
-        for list in [
-            &join.idempotency_key,
-            &join.request_id,
-            &join.message_id,
-            &join.job_id,
-            &join.object_id,
-        ] {
-            keys.extend(list.iter().cloned());
-        }
-        keys
     }
 
     pub fn to_toml(&self) -> String {

@@ -1,0 +1,171 @@
+//! What records the user's Stop: span events named as aborts, exceptions whose type (or message)
+//! names a cancellation, cancellation attributes (`error.type`, an RPC status of CANCELLED, an
+//! MCP cancellation notification) and error statuses that say so. The same predicates serve
+//! the spans of the model and the text of a large export's first pass.
+
+use std::borrow::Cow;
+
+use super::Rules;
+use crate::model::semconv::{
+    ERROR_TYPE, EXCEPTION_EVENT, EXCEPTION_MESSAGE, EXCEPTION_TYPE, MCP_METHOD_NAME,
+    RPC_STATUS_CODE,
+};
+use crate::model::{Attributes, Event, Span, StatusCode};
+
+/// The span attributes that may record an abort (see `is_abort_attribute`).
+pub const ABORT_ATTRIBUTES: [&str; 4] = [
+    ERROR_TYPE,
+    RPC_STATUS_CODE[0],
+    RPC_STATUS_CODE[1],
+    MCP_METHOD_NAME,
+];
+
+/// The attributes of an exception event that say what it was.
+pub const EXCEPTION_ATTRIBUTES: [&str; 3] = [EXCEPTION_TYPE, ERROR_TYPE, EXCEPTION_MESSAGE];
+
+/// An exception event's type (`exception.type`, else `error.type`) and message.
+pub fn exception_of(attributes: &Attributes) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
+    let kind = attributes
+        .text(EXCEPTION_TYPE)
+        .or_else(|| attributes.text(ERROR_TYPE));
+    (kind, attributes.text(EXCEPTION_MESSAGE))
+}
+
+/// The abort a span event records, in words (`span event "abort"`, `exception event
+/// (AbortError)`), if it records one.
+pub fn event_signal(event: &Event, rules: &Rules) -> Option<String> {
+    let (kind, message) = exception_of(&event.attributes);
+    if !is_abort_event(&event.name, kind.as_deref(), message.as_deref(), rules) {
+        return None;
+    }
+    Some(if event.name == EXCEPTION_EVENT {
+        let what = kind.or(message).unwrap_or_default();
+        format!("exception event ({what})")
+    } else {
+        format!("span event {:?}", event.name)
+    })
+}
+
+/// Every abort signal a span records, as (time, the signal in words, naming the span).
+pub fn span_signals(span: &Span, rules: &Rules) -> Vec<(u64, String)> {
+    let mut signals = Vec::new();
+    for event in &span.events {
+        if let Some(what) = event_signal(event, rules) {
+            signals.push((event.time, format!("{what} on {:?}", span.name)));
+        }
+    }
+    let end_or_start = span.end.unwrap_or(span.start);
+    if let Some(kind) = span
+        .attributes
+        .text(ERROR_TYPE)
+        .filter(|k| is_cancellation(k, rules))
+    {
+        signals.push((
+            end_or_start,
+            format!("error.type {kind} on {:?}", span.name),
+        ));
+    }
+    let rpc_status = RPC_STATUS_CODE
+        .iter()
+        .find_map(|key| span.attributes.text(key));
+    if let Some(code) = rpc_status
+        && is_abort_attribute(None, Some(&code), None, rules)
+    {
+        signals.push((
+            end_or_start,
+            format!("RPC status CANCELLED on {:?}", span.name),
+        ));
+    }
+    if let Some(method) = span.attributes.text(MCP_METHOD_NAME)
+        && is_abort_attribute(None, None, Some(&method), rules)
+    {
+        signals.push((span.start, format!("MCP {method} on {:?}", span.name)));
+    }
+    // Some SDKs only set an error status whose message names the cancellation.
+    if span.status.code == StatusCode::Error && is_abort_status(&span.status.message, rules) {
+        signals.push((
+            end_or_start,
+            format!("error status {:?} on {:?}", span.status.message, span.name),
+        ));
+    }
+    signals
+}
+
+/// Whether a span event records the user's Stop: an abort event by name, or an exception
+/// whose type (or, for OpenTelemetry JS's numeric codes, message) names a cancellation.
+pub fn is_abort_event(
+    name: &str,
+    exception_type: Option<&str>,
+    message: Option<&str>,
+    rules: &Rules,
+) -> bool {
+    if rules
+        .abort
+        .event_names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+    {
+        return true;
+    }
+    if name != "exception" {
+        return false;
+    }
+    let by_type = exception_type.is_some_and(|k| is_cancellation(k, rules));
+    // The message counts only when the type says nothing (absent, or a numeric JS code):
+    // a `TimeoutError` saying "the operation was aborted due to timeout" is no user's Stop.
+    let type_is_silent = exception_type.is_none_or(|k| k.bytes().all(|b| b.is_ascii_digit()));
+    let by_message = type_is_silent && message.is_some_and(|m| names_abort(m, rules));
+    by_type || by_message
+}
+
+/// Whether a span's error status message names a cancellation: it starts with a cancellation
+/// type (`AbortError: …`, `CancelledError`) or holds one of the abort messages.
+pub fn is_abort_status(message: &str, rules: &Rules) -> bool {
+    if message.is_empty() {
+        return false;
+    }
+    let head = message.split([':', ' ', '(']).next().unwrap_or(message);
+    is_cancellation(head, rules) || names_abort(message, rules)
+}
+
+/// Whether a message says the operation was aborted (by someone, not by a timeout).
+pub fn names_abort(message: &str, rules: &Rules) -> bool {
+    let lower = message.to_ascii_lowercase();
+    !lower.contains("timeout")
+        && !lower.contains("timed out")
+        && rules
+            .abort
+            .exception_messages
+            .iter()
+            .any(|want| lower.contains(&want.to_ascii_lowercase()))
+}
+
+/// Whether span attributes record a cancellation: `error.type`, an RPC status of CANCELLED, or
+/// an MCP cancellation notification.
+pub fn is_abort_attribute(
+    error_type: Option<&str>,
+    rpc_status: Option<&str>,
+    mcp_method: Option<&str>,
+    rules: &Rules,
+) -> bool {
+    error_type.is_some_and(|k| is_cancellation(k, rules))
+        || rpc_status.is_some_and(|code| {
+            rules
+                .abort
+                .rpc_cancelled_codes
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(code))
+        })
+        || mcp_method.is_some_and(|m| rules.abort.mcp_methods.iter().any(|want| want == m))
+}
+
+/// Whether an exception or error type names a cancellation: the whole name, or its last
+/// segment (`asyncio.exceptions.CancelledError` → `CancelledError`).
+pub fn is_cancellation(kind: &str, rules: &Rules) -> bool {
+    let last = kind.rsplit(['.', ':']).next().unwrap_or(kind);
+    rules
+        .abort
+        .exception_types
+        .iter()
+        .any(|t| t == kind || t == last)
+}

@@ -221,6 +221,11 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
     audit
 }
 
+/// Whether the gate fails: a finding in a category that fails it.
+pub fn gate_failed(audit: &Audit, fail_on: &[Category]) -> bool {
+    audit.findings.iter().any(|f| fail_on.contains(&f.category))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Order {
     Before,

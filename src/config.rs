@@ -8,6 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use crate::cli::{Cli, Command, InputArgs, InspectFormat, RulesFileArgs, ScanFormat};
 use crate::ingest::{IngestOptions, Source};
 use crate::model::Category;
+use crate::report::OutputFormat;
 use crate::rules::Rules;
 use crate::util::units::{Nanos, parse_size};
 
@@ -20,58 +21,58 @@ pub enum Task {
     Rules(Rules),
 }
 
+/// What to read and how: shared by every command that reads inputs.
 #[derive(Debug)]
-pub struct InspectConfig {
-    pub ingest: IngestOptions,
+pub struct InputConfig {
     pub sources: Vec<Source>,
     pub event_sources: Vec<Source>,
+    pub options: IngestOptions,
+    /// Any diagnostic makes the run fail with status 2.
     pub strict: bool,
-    pub format: OutputFormat,
+}
+
+#[derive(Debug)]
+pub struct InspectConfig {
+    pub input: InputConfig,
     pub rules: Rules,
+    pub format: OutputFormat,
 }
 
 #[derive(Debug)]
 pub struct ScanConfig {
-    pub ingest: IngestOptions,
-    pub sources: Vec<Source>,
-    pub event_sources: Vec<Source>,
-    pub strict: bool,
-    pub format: OutputFormat,
+    pub input: InputConfig,
     pub rules: Rules,
+    pub format: OutputFormat,
     pub fail_on: Vec<Category>,
     pub exit_zero: bool,
 }
 
 #[derive(Debug)]
 pub struct ExplainConfig {
-    pub ingest: IngestOptions,
-    pub conversation: String,
-    pub sources: Vec<Source>,
-    pub event_sources: Vec<Source>,
-    pub strict: bool,
+    pub input: InputConfig,
     pub rules: Rules,
+    pub conversation: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    Table,
-    Json,
-}
+/// The environment variable that overrides `DEFAULT_SURVEY_ABOVE` (`0` surveys every
+/// OTLP/JSON Lines file, plain or compressed; `unlimited` never surveys).
+pub const SURVEY_ABOVE_ENV: &str = "ABORTAUDIT_SURVEY_ABOVE";
+
+/// The environment variable that overrides `DEFAULT_MAX_DECOMPRESSED` (`4GiB`, `512MiB`,
+/// `unlimited`…).
+pub const MAX_DECOMPRESSED_ENV: &str = "ABORTAUDIT_MAX_DECOMPRESSED";
 
 pub fn resolve(cli: Cli) -> Result<Task> {
     Ok(match cli.command {
         Command::Inspect(args) => {
             let rules = load_rules(&args.rules)?;
             Task::Inspect(InspectConfig {
-                ingest: ingest_options(&args.input, &rules)?,
-                sources: sources(&args.input.inputs),
-                event_sources: sources(&args.input.events),
-                strict: args.input.strict,
+                input: input(&args.input)?,
+                rules,
                 format: match args.format {
                     InspectFormat::Table => OutputFormat::Table,
                     InspectFormat::Json => OutputFormat::Json,
                 },
-                rules,
             })
         }
         Command::Scan(args) => {
@@ -84,15 +85,12 @@ pub fn resolve(cli: Cli) -> Result<Task> {
                 None => rules.gate.fail_on.clone(),
             };
             Task::Scan(ScanConfig {
-                ingest: ingest_options(&args.input, &rules)?,
-                sources: sources(&args.input.inputs),
-                event_sources: sources(&args.input.events),
-                strict: args.input.strict,
+                input: input(&args.input)?,
+                rules,
                 format: match args.format {
                     ScanFormat::Table => OutputFormat::Table,
                     ScanFormat::Json => OutputFormat::Json,
                 },
-                rules,
                 fail_on,
                 exit_zero: args.exit_zero,
             })
@@ -103,22 +101,41 @@ pub fn resolve(cli: Cli) -> Result<Task> {
                 rules.time.skew = parse_skew(&skew)?;
             }
             Task::Explain(ExplainConfig {
-                ingest: ingest_options(&args.input, &rules)?,
-                conversation: args.conversation,
-                sources: sources(&args.input.inputs),
-                event_sources: sources(&args.input.events),
-                strict: args.input.strict,
+                input: input(&args.input)?,
                 rules,
+                conversation: args.conversation,
             })
         }
         Command::Rules(args) => Task::Rules(load_rules(&args.rules)?),
     })
 }
 
+fn input(args: &InputArgs) -> Result<InputConfig> {
+    Ok(InputConfig {
+        sources: sources(&args.inputs),
+        event_sources: sources(&args.events),
+        options: ingest_options(args)?,
+        strict: args.strict,
+    })
+}
+
 /// Reading options: the flag, else the environment, else the defaults.
-fn ingest_options(args: &InputArgs, rules: &Rules) -> Result<IngestOptions> {
-    let mut options = IngestOptions::from_env().map_err(|e| anyhow!(e))?;
-    options.vendors = rules.effective_vendors();
+fn ingest_options(args: &InputArgs) -> Result<IngestOptions> {
+    let mut options = IngestOptions::default();
+    let size_from_env = |name: &str| -> Result<Option<u64>> {
+        match std::env::var_os(name) {
+            None => Ok(None),
+            Some(raw) => parse_size(&raw.to_string_lossy())
+                .map(Some)
+                .map_err(|e| anyhow!("{name}: {e}")),
+        }
+    };
+    if let Some(size) = size_from_env(SURVEY_ABOVE_ENV)? {
+        options.survey_above = size;
+    }
+    if let Some(size) = size_from_env(MAX_DECOMPRESSED_ENV)? {
+        options.max_decompressed = size;
+    }
     if let Some(size) = &args.max_decompressed {
         options.max_decompressed = parse_size(size)
             .map_err(|e| anyhow!(e))

@@ -133,6 +133,16 @@ impl Joined<'_> {
         self.conversations.iter().find(|c| c.id == id)
     }
 
+    /// Traces with an aborted agent turn and no conversation id: each is a conversation of
+    /// its own, which no span names.
+    pub fn unnamed_aborted_conversations(&self) -> u64 {
+        self.conversations
+            .iter()
+            .filter(|c| c.source == ConversationSource::Trace)
+            .filter(|c| c.turns.iter().any(|t| self.turns[*t].abort.is_some()))
+            .count() as u64
+    }
+
     pub fn conversation_ids(&self) -> Vec<&str> {
         self.conversations
             .iter()
@@ -309,6 +319,29 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
         events,
         unmatched_events,
     }
+}
+
+/// The traces an audit needs: those that may record an abort and, transitively, those whose
+/// spans link into a needed trace (queue consumers and workers, which link to their
+/// producer). `links` are (the trace linked to, the trace of the linking span).
+pub fn traces_that_matter(
+    may_abort: FxHashSet<TraceId>,
+    links: &[(TraceId, TraceId)],
+) -> FxHashSet<TraceId> {
+    let mut links_into: FxHashMap<TraceId, Vec<TraceId>> = FxHashMap::default();
+    for (to, from) in links {
+        links_into.entry(*to).or_default().push(*from);
+    }
+    let mut needed = may_abort;
+    let mut pending: Vec<TraceId> = needed.iter().copied().collect();
+    while let Some(trace) = pending.pop() {
+        for source in links_into.get(&trace).into_iter().flatten() {
+            if needed.insert(*source) {
+                pending.push(*source);
+            }
+        }
+    }
+    needed
 }
 
 /// The order in which keys are preferred when several join the same event: the most specific

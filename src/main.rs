@@ -3,7 +3,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use abortaudit::{ExitStatus, cli::Cli, config, report::sanitize};
+use abortaudit::app::{self, ExitStatus};
+use abortaudit::{cli::Cli, config, report::sanitize};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -11,7 +12,7 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::new(stdout.lock());
     let mut err = io::stderr();
     let result = config::resolve(cli).and_then(|task| {
-        let status = abortaudit::run(task, &mut out, &mut err)?;
+        let status = app::run(task, &mut out, &mut err)?;
         out.flush()?;
         Ok(status)
     });

@@ -9,6 +9,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use super::Compression;
 use crate::util::units::human_size;
 
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -264,10 +265,10 @@ impl StreamDecoder {
     }
 
     /// `gzip` or `zstd`.
-    pub(crate) fn compression(&self) -> &'static str {
+    pub(crate) fn compression(&self) -> Compression {
         match self.kind {
-            StreamKind::Gzip(_) => "gzip",
-            StreamKind::Zstd(_) => "zstd",
+            StreamKind::Gzip(_) => Compression::Gzip,
+            StreamKind::Zstd(_) => Compression::Zstd,
         }
     }
 

@@ -1927,7 +1927,7 @@ impl Converter<'_, '_> {
 // Entry points.
 
 /// What a top-level JSON value looks like, for sniffing and for the error when it is not OTLP.
-pub(crate) fn classify(value_start: &[u8]) -> Shape {
+pub(crate) fn shape_of(value_start: &[u8]) -> Shape {
     // Only objects can be OTLP; anything else is described by the caller from a full parse.
     match serde_json::from_slice::<Envelope<'_>>(value_start) {
         Ok(env) if env.is_traces() => Shape::OtlpTraces,

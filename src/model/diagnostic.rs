@@ -41,6 +41,8 @@ pub enum Code {
     CorruptCompression,
     /// Two spans with the same trace id, span id and start but different contents.
     ConflictingDuplicate,
+    /// A directory link that leads back into a directory already being read.
+    SymlinkLoop,
 }
 
 impl Code {
@@ -58,6 +60,7 @@ impl Code {
             Code::TruncatedFrame => "truncated-frame",
             Code::CorruptCompression => "corrupt-compression",
             Code::ConflictingDuplicate => "conflicting-duplicate",
+            Code::SymlinkLoop => "symlink-loop",
         }
     }
 
@@ -90,6 +93,9 @@ impl Code {
             }
             Code::ConflictingDuplicate => {
                 "two spans share trace id, span id and start but differ; the first is kept"
+            }
+            Code::SymlinkLoop => {
+                "a directory link that leads back into a directory being read; it is not followed"
             }
         }
     }

@@ -17,6 +17,9 @@ struct InspectReport<'a> {
     schema: &'static str,
     inputs: &'a [InputReport],
     total: &'a Counts,
+    /// What walking the directories found (links that loop).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    diagnostics: &'a [Diagnostic],
 }
 
 pub fn inspect(ingested: &Ingested, out: &mut dyn Write) -> std::io::Result<()> {
@@ -24,6 +27,7 @@ pub fn inspect(ingested: &Ingested, out: &mut dyn Write) -> std::io::Result<()> 
         schema: "abortaudit-inspect/v1",
         inputs: &ingested.inputs,
         total: &ingested.total,
+        diagnostics: &ingested.walk_diagnostics,
     };
     serde_json::to_writer_pretty(&mut *out, &report)?;
     writeln!(out)

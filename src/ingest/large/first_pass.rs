@@ -1,0 +1,43 @@
+//! The first pass over a large input: every line read in blocks, on all threads, with each
+//! span located and surveyed (`SpanFilter::Index`) rather than built.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::super::Parsed;
+use super::super::otlp_json::{self, IndexFilter, SpanFilter, SurveyRules};
+use super::reader::{Encoding, Opened, line_blocks};
+
+/// The first pass: every line of the input read with spans located and surveyed
+/// (`SpanFilter::Index`) into `out`, on all threads, `block_bytes` at a time (`block_bytes`).
+/// `Ok(Some(why))`: a compressed input ended early, corrupt or cut short, after what was read.
+pub(super) fn index_file(
+    path: &Path,
+    encoding: Encoding,
+    input: &Arc<str>,
+    survey: &Arc<SurveyRules>,
+    out: &mut Parsed,
+    progress: &indicatif::ProgressBar,
+    block_bytes: u64,
+) -> Result<Option<String>, String> {
+    let mut reader = Opened::open(path, encoding)?;
+    let advance = reader.progress();
+    let mut first_line = 1u64;
+    line_blocks(&mut reader, block_bytes, |block, offset| {
+        let filter = SpanFilter::Index(Arc::new(IndexFilter {
+            survey: Arc::clone(survey),
+            block_address: block.as_ptr() as usize,
+            block_offset: offset,
+        }));
+        let mut part = Parsed::default();
+        otlp_json::read_block(input, block, first_line, &filter, &mut part);
+        advance(progress, block.len());
+        // Every line of the block was read, the last of them being line `part.lines`.
+        first_line = part.lines + 1;
+        let lines = part.lines;
+        out.append(part);
+        out.lines = out.lines.max(lines);
+        Ok(true)
+    })?;
+    Ok(reader.corrupt().map(str::to_owned))
+}

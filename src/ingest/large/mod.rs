@@ -1,0 +1,552 @@
+//! Reading inputs for an audit, where large OTLP/JSON Lines exports (the Collector's), plain or
+//! gzip- or zstd-compressed, are read in two passes so that memory follows the aborted turns
+//! rather than the file (docs/large-exports.md):
+//!
+//! 1. `plan`: which inputs are large enough to stream;
+//! 2. `first_pass`: every other input is read whole; each large one is read once, in blocks,
+//!    and every span in it is placed (where its text is) and surveyed (its trace, whether it
+//!    may carry an abort signal, where its links point) without being built;
+//! 3. the caller decides from the first pass's `Signals` which traces matter (the join's
+//!    business: `correlate::traces_that_matter`);
+//! 4. `second_pass`: the spans of those traces are read back from their places and built.
+//!
+//! With vendor event logs every input is read whole, since an event joined by conversation id
+//! alone must be weighed against every turn of its conversation.
+
+mod first_pass;
+pub(super) mod index;
+mod reader;
+mod second_pass;
+
+use rustc_hash::FxHashSet;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+use super::dedup::{InputRead, merge_inputs};
+use super::sniff::read_source;
+use super::sources::{Source, expand};
+use super::{
+    Compression, Counts, Format, IngestOptions, Ingested, InputReport, Parsed, Shape, compress,
+    otlp_json,
+};
+use crate::model::{Code, Diagnostic, TraceId};
+use crate::rules::{Rules, abort};
+use reader::Encoding;
+
+/// What to read, and how: each input whole, or in two passes.
+pub struct Plan {
+    inputs: Vec<Planned>,
+    walk_diagnostics: Vec<Diagnostic>,
+}
+
+struct Planned {
+    source: Source,
+    events_only: bool,
+    /// `Some` for an input read in two passes.
+    streamed: Option<Encoding>,
+}
+
+/// Expands the inputs and decides which are read in two passes.
+pub fn plan(traces: &[Source], event_logs: &[Source], options: &IngestOptions) -> Plan {
+    let traces = expand(traces);
+    let logs = expand(event_logs);
+    // With event logs every input is read whole (see the module's comment).
+    let may_stream = event_logs.is_empty();
+    let inputs = traces
+        .files
+        .into_iter()
+        .map(|source| Planned {
+            streamed: may_stream.then(|| streamable(&source, options)).flatten(),
+            source,
+            events_only: false,
+        })
+        .chain(logs.files.into_iter().map(|source| Planned {
+            source,
+            events_only: true,
+            streamed: None,
+        }))
+        .collect();
+    let mut walk_diagnostics = traces.diagnostics;
+    walk_diagnostics.extend(logs.diagnostics);
+    Plan {
+        inputs,
+        walk_diagnostics,
+    }
+}
+
+impl Plan {
+    /// The bytes the first pass goes through (the size of the inputs read in two passes), for
+    /// a progress bar.
+    pub fn streamed_bytes(&self) -> u64 {
+        self.inputs
+            .iter()
+            .filter(|p| p.streamed.is_some())
+            .filter_map(|p| match &p.source {
+                Source::Path(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+                Source::Stdin => None,
+            })
+            .sum()
+    }
+}
+
+/// The inputs after the first pass.
+pub struct FirstPass {
+    inputs: Vec<FirstRead>,
+    walk_diagnostics: Vec<Diagnostic>,
+    /// Hashes of the conversation ids the surveyed spans name.
+    conversations: HashSet<u64>,
+}
+
+enum FirstRead {
+    Whole(Box<InputRead>),
+    Surveyed(Box<Surveyed>),
+}
+
+/// What the first pass left of a streamed input.
+struct Surveyed {
+    source: Source,
+    parsed: Parsed,
+    encoding: Encoding,
+    /// The input could not be read.
+    error: Option<String>,
+    /// A compressed input ended early, corrupt or cut short, after what was read.
+    corrupt: Option<String>,
+}
+
+/// What the first pass found that decides which traces matter.
+#[derive(Debug, Default)]
+pub struct Signals {
+    /// Traces with a span that may carry an abort signal.
+    pub may_abort: FxHashSet<TraceId>,
+    /// Span links as (the trace linked to, the trace of the linking span).
+    pub links: Vec<(TraceId, TraceId)>,
+}
+
+/// Reads the inputs planned whole, and surveys those planned in two passes, each on all
+/// threads. When an input read whole turns out to be a vendor event log, every input is read
+/// whole.
+pub fn first_pass(
+    plan: Plan,
+    options: &IngestOptions,
+    rules: &Rules,
+    progress: &ProgressBar,
+) -> FirstPass {
+    let vendors = rules.effective_vendors();
+    let read_whole = |p: &Planned| read_source(&p.source, options, &vendors, p.events_only);
+    let whole: Vec<Option<InputRead>> = plan
+        .inputs
+        .par_iter()
+        .map(|p| p.streamed.is_none().then(|| read_whole(p)))
+        .collect();
+    let events_among_whole = whole
+        .iter()
+        .flatten()
+        .any(|(_, _, events)| !events.is_empty());
+    progress.set_message("reading traces (first of two passes)");
+    let survey = Arc::new(otlp_json::SurveyRules::new(rules));
+    let mut conversations = HashSet::new();
+    let inputs = plan
+        .inputs
+        .into_iter()
+        .zip(whole)
+        .map(|(planned, whole)| match (whole, planned.streamed) {
+            (Some(read), _) => FirstRead::Whole(Box::new(read)),
+            (None, Some(_)) if events_among_whole => {
+                FirstRead::Whole(Box::new(read_whole(&planned)))
+            }
+            (None, Some(encoding)) => {
+                let surveyed = survey_input(planned.source, encoding, &survey, progress);
+                conversations.extend(&surveyed.parsed.survey.conversations);
+                FirstRead::Surveyed(Box::new(surveyed))
+            }
+            (None, None) => unreachable!("an input not streamed is read whole"),
+        })
+        .collect();
+    FirstPass {
+        inputs,
+        walk_diagnostics: plan.walk_diagnostics,
+        conversations,
+    }
+}
+
+fn survey_input(
+    source: Source,
+    encoding: Encoding,
+    survey: &Arc<otlp_json::SurveyRules>,
+    progress: &ProgressBar,
+) -> Surveyed {
+    let mut parsed = Parsed::default();
+    let Source::Path(path) = &source else {
+        unreachable!("only files are streamed");
+    };
+    let input: Arc<str> = Arc::from(source.display().as_str());
+    let len = std::fs::metadata(path).map_or(u64::MAX, |m| m.len());
+    let read = first_pass::index_file(
+        path,
+        encoding,
+        &input,
+        survey,
+        &mut parsed,
+        progress,
+        reader::block_bytes(encoding, len),
+    );
+    let (error, corrupt) = match read {
+        Ok(corrupt) => (None, corrupt),
+        Err(error) => (Some(error), None),
+    };
+    Surveyed {
+        source,
+        parsed,
+        encoding,
+        error,
+        corrupt,
+    }
+}
+
+impl FirstPass {
+    /// The abort signals and links of every input: from the surveys of the streamed ones, and
+    /// from the spans of those read whole.
+    pub fn signals(&self, rules: &Rules) -> Signals {
+        let mut signals = Signals::default();
+        for input in &self.inputs {
+            match input {
+                FirstRead::Surveyed(surveyed) => {
+                    let survey = &surveyed.parsed.survey;
+                    signals.may_abort.extend(&survey.may_abort);
+                    signals.links.extend(&survey.links);
+                }
+                FirstRead::Whole(read) => {
+                    let (_, spans, _) = &**read;
+                    for span in spans {
+                        if !abort::span_signals(span, rules).is_empty() {
+                            signals.may_abort.insert(span.trace_id);
+                        }
+                        signals
+                            .links
+                            .extend(span.links.iter().map(|l| (l.trace_id, span.trace_id)));
+                    }
+                }
+            }
+        }
+        signals
+    }
+}
+
+/// Reads back the spans of `traces` from the inputs surveyed by the first pass, and puts every
+/// input together (see `ingest_inputs`).
+pub fn second_pass(
+    first: FirstPass,
+    traces: FxHashSet<TraceId>,
+    rules: &Rules,
+    progress: &ProgressBar,
+) -> Ingested {
+    let keep = otlp_json::Keep {
+        traces,
+        attributes: rules.attributes_read().into_iter().collect(),
+    };
+    let results: Vec<InputRead> = first
+        .inputs
+        .into_iter()
+        .map(|input| match input {
+            FirstRead::Whole(read) => *read,
+            FirstRead::Surveyed(surveyed) => read_kept(*surveyed, &keep, progress),
+        })
+        .collect();
+    let mut ingested = merge_inputs(results, rules, first.conversations);
+    ingested.walk_diagnostics = first.walk_diagnostics;
+    ingested
+}
+
+fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar) -> InputRead {
+    let Surveyed {
+        source,
+        parsed: survey,
+        encoding,
+        error,
+        corrupt,
+    } = surveyed;
+    let path = source.display();
+    let input: Arc<str> = Arc::from(path.as_str());
+    let (kept, error) = match (error, &source) {
+        (None, Source::Path(file)) => {
+            match second_pass::read_kept(file, encoding, &input, survey.index, keep, progress) {
+                Ok(kept) => (kept, None),
+                Err(e) => (Parsed::default(), Some(e)),
+            }
+        }
+        (error, _) => (Parsed::default(), error),
+    };
+    // The second pass reads spans, never lines: what it finds is about the kept spans.
+    let mut diagnostics = survey.diagnostics;
+    diagnostics.extend(kept.diagnostics);
+    // (A stable sort: the input's own diagnostic, with no line, comes first.)
+    diagnostics.sort_by_key(|d| d.line);
+    if let Some(why) = corrupt {
+        diagnostics.insert(
+            0,
+            Diagnostic::error(
+                &input,
+                None,
+                Code::CorruptCompression,
+                format!("{why}; what decoded before it is read"),
+            ),
+        );
+    }
+    // An input that could not be read is unusable, as a whole read leaves it: what its
+    // first blocks said goes with it.
+    if error.is_some() {
+        diagnostics.clear();
+    }
+    let error = match error {
+        Some(e) => Some(format!("{path}: {e}")),
+        None if survey.spans_read == 0 => Some(format!(
+            "{path}: no spans could be read ({} diagnostics)",
+            diagnostics.len()
+        )),
+        None => None,
+    };
+    let report = InputReport {
+        path,
+        format: Format::OtlpJsonLines,
+        compression: match encoding {
+            Encoding::Plain => Compression::None,
+            Encoding::Compressed { compression, .. } => compression,
+        },
+        counts: Counts {
+            lines: survey.lines,
+            spans: survey.spans_read,
+            unjoinable: survey.spans_unjoinable,
+            ..Counts::default()
+        },
+        diagnostics,
+        error,
+    };
+    (report, kept.spans, Vec::new())
+}
+
+/// How an input is read in two passes, if it is: an OTLP/JSON Lines file above the threshold
+/// (`survey_above`), plain, or gzip- or zstd-compressed (counted at 8 bytes a compressed byte,
+/// about what JSON compresses to).
+fn streamable(source: &Source, options: &IngestOptions) -> Option<Encoding> {
+    let Source::Path(path) = source else {
+        return None;
+    };
+    if options.survey_above == u64::MAX {
+        return None;
+    }
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let limit = options.max_decompressed;
+    // One decoder both tells a compressed file and reads its first line.
+    let decoder = compress::StreamDecoder::open(path, limit).ok()?;
+    let (encoding, size) = match &decoder {
+        None => (Encoding::Plain, meta.len()),
+        Some(decoder) => (
+            Encoding::Compressed {
+                limit,
+                compression: decoder.compression(),
+            },
+            meta.len().saturating_mul(8),
+        ),
+    };
+    if size <= options.survey_above {
+        return None;
+    }
+    let mut head = vec![0u8; 1 << 20];
+    let n = match decoder {
+        None => std::fs::File::open(path).and_then(|mut f| compress::read_up_to(&mut f, &mut head)),
+        Some(mut decoder) => compress::read_up_to(&mut decoder, &mut head),
+    }
+    .ok()?;
+    let head = &head[..n];
+    let end = head.iter().position(|b| *b == b'\n')?;
+    let first = head[..end].trim_ascii();
+    (first.first() == Some(&b'{') && otlp_json::shape_of(first) == Shape::OtlpTraces)
+        .then_some(encoding)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use first_pass::index_file;
+    use otlp_json::{Keep, SurveyRules};
+    use reader::{BLOCK_BYTES, Opened};
+    use second_pass::{BATCHING, Batching, read_kept_in_batches, read_kept_in_order};
+    use std::path::Path;
+
+    #[test]
+    fn blocks_of_any_size_index_and_read_back_the_same_spans() {
+        // Blocks far smaller than a line (each line is then read in several reads) and larger
+        // than the file must place every span alike, and the second pass must find each
+        // span's text where the first left it.
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces/agent.jsonl");
+        let input: Arc<str> = Arc::from("agent.jsonl");
+        let rules = crate::rules::Rules::default();
+        let survey = Arc::new(SurveyRules::new(&rules));
+        let hidden = indicatif::ProgressBar::hidden();
+        let index = |block: u64| {
+            let mut parsed = Parsed::default();
+            let read = index_file(
+                &path,
+                Encoding::Plain,
+                &input,
+                &survey,
+                &mut parsed,
+                &hidden,
+                block,
+            );
+            assert_eq!(read, Ok(None));
+            parsed
+        };
+        let small = index(1000);
+        let large = index(BLOCK_BYTES);
+        assert!(small.spans_read > 50, "{}", small.spans_read);
+        assert_eq!(small.spans_read, large.spans_read);
+        let places = |p: &Parsed| -> Vec<(u64, u32, u32)> {
+            p.index
+                .spans
+                .iter()
+                .map(|s| (s.offset, s.len, s.trace))
+                .collect()
+        };
+        assert_eq!(places(&small), places(&large));
+        let lines = |p: &Parsed| -> Vec<u64> { p.index.groups.iter().map(|g| g.line).collect() };
+        assert_eq!(lines(&small), lines(&large));
+        assert_eq!(small.survey.may_abort, large.survey.may_abort);
+
+        // Every span kept, read back by its place, is the span a whole read finds: whatever
+        // the batches (one span each, or several with runs read apart) and whichever traces
+        // are kept.
+        let text = std::fs::read(&path).unwrap();
+        let mut whole = Parsed::default();
+        otlp_json::read_lines(&input, &text, &mut whole);
+        let mut traces: Vec<TraceId> = whole.spans.iter().map(|s| s.trace_id).collect();
+        traces.sort_by_key(|t| t.0);
+        traces.dedup();
+        assert!(traces.len() > 2, "{}", traces.len());
+        let every_other: FxHashSet<TraceId> = traces.iter().step_by(2).copied().collect();
+        let all: FxHashSet<TraceId> = traces.into_iter().collect();
+        let batchings = [
+            BATCHING,
+            Batching { gap: 0, batch: 1 },
+            Batching {
+                gap: 200,
+                batch: 4000,
+            },
+        ];
+        for traces in [all, every_other] {
+            let expected: Vec<_> = whole
+                .spans
+                .iter()
+                .filter(|s| traces.contains(&s.trace_id))
+                .collect();
+            let keep = Keep {
+                traces,
+                attributes: rules.attributes_read().into_iter().collect(),
+            };
+            for batching in batchings {
+                let index = index(700).index;
+                let places = index.kept(&keep.traces);
+                let resources = &index.resources;
+                let kept = read_kept_in_batches(
+                    &path, &input, &places, resources, &keep, &hidden, batching,
+                )
+                .unwrap();
+                assert_eq!(kept.spans.len(), expected.len(), "{batching:?}");
+                for (a, b) in kept.spans.iter().zip(&expected) {
+                    assert_eq!(
+                        (a.trace_id, a.span_id, a.start),
+                        (b.trace_id, b.span_id, b.start)
+                    );
+                    assert_eq!(a.origin.line, b.origin.line);
+                    assert_eq!(a.name, b.name);
+                    // The second pass keeps only the attributes the audit reads.
+                    let read: Vec<_> = b
+                        .attributes
+                        .iter()
+                        .filter(|kv| keep.attributes.contains(&*kv.key))
+                        .collect();
+                    assert!(!read.is_empty());
+                    assert_eq!(a.attributes.iter().collect::<Vec<_>>(), read);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_compressed_file_is_indexed_and_read_back_in_blocks_of_any_size() {
+        // Blocks smaller than a line (each read on over several reads) and larger than the
+        // file, in both passes: the kept spans are those a whole read finds, in its order.
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces/agent.jsonl");
+        let text = std::fs::read(&fixture).unwrap();
+        let half = text.len() / 2
+            + text[text.len() / 2..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap()
+            + 1;
+        let zstd = |t: &[u8]| {
+            ruzstd::encoding::compress_to_vec(t, ruzstd::encoding::CompressionLevel::Fastest)
+        };
+        let mut packed = zstd(&text[..half]);
+        packed.extend_from_slice(&zstd(&text[half..]));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &packed).unwrap();
+        let encoding = Encoding::Compressed {
+            limit: u64::MAX,
+            compression: Compression::Zstd,
+        };
+        let input: Arc<str> = Arc::from("agent.jsonl.zst");
+        let rules = crate::rules::Rules::default();
+        let survey = Arc::new(SurveyRules::new(&rules));
+        let hidden = indicatif::ProgressBar::hidden();
+        let mut whole = Parsed::default();
+        otlp_json::read_lines(&input, &text, &mut whole);
+        let keep = Keep {
+            traces: whole.spans.iter().map(|s| s.trace_id).collect(),
+            attributes: rules.attributes_read().into_iter().collect(),
+        };
+        for (first, second) in [(700, 700), (BLOCK_BYTES, 900), (900, BLOCK_BYTES)] {
+            let mut parsed = Parsed::default();
+            let read = index_file(
+                file.path(),
+                encoding,
+                &input,
+                &survey,
+                &mut parsed,
+                &hidden,
+                first,
+            );
+            assert_eq!(read, Ok(None));
+            assert_eq!(parsed.spans_read, whole.spans_read);
+            let places = parsed.index.kept(&keep.traces);
+            let resources = &parsed.index.resources;
+            let mut reader = Opened::open(file.path(), encoding).unwrap();
+            let kept = read_kept_in_order(
+                &mut reader,
+                &input,
+                &places,
+                resources,
+                &keep,
+                &hidden,
+                second,
+            )
+            .unwrap();
+            assert_eq!(kept.spans.len(), whole.spans.len());
+            for (a, b) in kept.spans.iter().zip(&whole.spans) {
+                assert_eq!(
+                    (a.trace_id, a.span_id, a.start),
+                    (b.trace_id, b.span_id, b.start)
+                );
+                assert_eq!(a.origin.line, b.origin.line);
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! What every scan report shows, computed once from the stages' results.
+
+use crate::classify::Audit;
+use crate::correlate::Joined;
+use crate::ingest::Ingested;
+use crate::model::Category;
+
+/// The summary of a scan, shared by every output format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub inputs: usize,
+    pub spans: u64,
+    pub conversations: u64,
+    pub aborted_turns: u64,
+    pub tool_calls_at_risk: u64,
+    /// Findings per category, every category present.
+    pub by_category: Vec<(Category, u64)>,
+    pub late_writes: u64,
+    pub ambiguous: u64,
+    pub committed_before_abort: u64,
+    pub vendor_events: u64,
+    /// Vendor events no tool call's keys matched.
+    pub unmatched_vendor_events: u64,
+    pub diagnostics: usize,
+    pub fail_on: Vec<Category>,
+    pub gate_failed: bool,
+}
+
+impl Summary {
+    pub fn new(
+        ingested: &Ingested,
+        joined: &Joined<'_>,
+        audit: &Audit,
+        fail_on: &[Category],
+        gate_failed: bool,
+    ) -> Summary {
+        let count = |c: Category| audit.findings.iter().filter(|f| f.category == c).count() as u64;
+        Summary {
+            inputs: ingested.inputs.len(),
+            spans: ingested.total.spans,
+            conversations: ingested.conversations + joined.unnamed_aborted_conversations(),
+            aborted_turns: audit.aborted_turns,
+            tool_calls_at_risk: audit.tool_calls_at_risk,
+            by_category: Category::ALL.iter().map(|c| (*c, count(*c))).collect(),
+            late_writes: audit.findings.iter().filter(|f| f.late).count() as u64,
+            ambiguous: audit.findings.iter().filter(|f| f.ambiguous).count() as u64,
+            committed_before_abort: audit.committed_before_abort,
+            vendor_events: ingested.events.len() as u64,
+            unmatched_vendor_events: joined.unmatched_events.len() as u64,
+            diagnostics: ingested.diagnostics().count(),
+            fail_on: fail_on.to_vec(),
+            gate_failed,
+        }
+    }
+
+    /// The summary as a few lines of prose (under 100 columns), for terminals and postmortems.
+    pub fn lines(&self) -> Vec<String> {
+        // Late writes first: they are what a reader is looking for.
+        let order = [
+            Category::ClientGone,
+            Category::LateQueued,
+            Category::DispatchedAfterAbort,
+            Category::Unverified,
+            Category::PreCommitAbort,
+        ];
+        let counts: Vec<String> = order
+            .iter()
+            .filter_map(|c| {
+                let n = self
+                    .by_category
+                    .iter()
+                    .find(|(k, _)| k == c)
+                    .map_or(0, |(_, n)| *n);
+                (n > 0).then(|| format!("{c} {n}"))
+            })
+            .collect();
+        let findings: u64 = self.by_category.iter().map(|(_, n)| n).sum();
+        let mut lines = vec![format!(
+            "{} conversations · {} aborted turns · {} tool calls at risk · {} writes committed before the abort",
+            self.conversations,
+            self.aborted_turns,
+            self.tool_calls_at_risk,
+            self.committed_before_abort
+        )];
+        lines.push(if findings > 0 {
+            format!("{findings} findings: {}", counts.join(", "))
+        } else {
+            "0 findings".to_owned()
+        });
+        let late = match self.ambiguous {
+            0 => format!("{} late writes.", self.late_writes),
+            n => format!("{} late writes, {n} ambiguous.", self.late_writes),
+        };
+        let gate = if self.fail_on.is_empty() {
+            "Gate: off (--fail-on none).".to_owned()
+        } else {
+            let names: Vec<&str> = self.fail_on.iter().map(|c| c.as_str()).collect();
+            format!(
+                "Gate: {} (fails on {}).",
+                if self.gate_failed { "FAILED" } else { "passed" },
+                names.join(", ")
+            )
+        };
+        if self.vendor_events > 0 {
+            lines.push(format!(
+                "{} vendor events read, {} joined to no tool call{}",
+                self.vendor_events,
+                self.unmatched_vendor_events,
+                if self.unmatched_vendor_events > 0 {
+                    " (are their keys captured on the spans? see `abortaudit inspect`)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        lines.push(late);
+        lines.push(gate);
+        lines
+    }
+}

@@ -330,6 +330,44 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Reads a JSON array element by element with `element`, which reads one value.
+pub(crate) fn each_element<'a>(
+    cursor: &mut Cursor<'a>,
+    mut element: impl FnMut(&mut Cursor<'a>) -> Option<()>,
+) -> Option<()> {
+    cursor.eat(b'[')?;
+    if cursor.eat_if(b']') {
+        return Some(());
+    }
+    loop {
+        element(cursor)?;
+        if cursor.eat_if(b']') {
+            return Some(());
+        }
+        cursor.eat(b',')?;
+    }
+}
+
+/// Reads a JSON object member by member with `member`, which is given the key (written
+/// without escapes) and reads its value.
+pub(crate) fn each_member<'a>(
+    cursor: &mut Cursor<'a>,
+    mut member: impl FnMut(&mut Cursor<'a>, &'a [u8]) -> Option<()>,
+) -> Option<()> {
+    cursor.eat(b'{')?;
+    if cursor.eat_if(b'}') {
+        return Some(());
+    }
+    loop {
+        let key = cursor.key()?;
+        member(cursor, key)?;
+        if cursor.eat_if(b'}') {
+            return Some(());
+        }
+        cursor.eat(b',')?;
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

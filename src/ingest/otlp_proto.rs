@@ -369,7 +369,14 @@ pub(crate) fn read_framed(
         if first_non_space(content) == Some(b'{') {
             first_content.get_or_insert(FrameContent::Json);
             let mut part = Parsed::default();
-            otlp_json::read_record(input, content, message, false, &mut part);
+            otlp_json::read_record(
+                input,
+                content,
+                message,
+                false,
+                otlp_json::Mode::Build,
+                &mut part,
+            );
             for d in &mut part.diagnostics {
                 d.line = None;
                 d.message = format!("{place}: {}", d.message);

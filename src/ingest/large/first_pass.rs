@@ -1,15 +1,15 @@
 //! The first pass over a large input: every line read in blocks, on all threads, with each
-//! span located and surveyed (`SpanFilter::Index`) rather than built.
+//! span located and surveyed rather than built.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use super::super::Parsed;
-use super::super::otlp_json::{self, IndexFilter, SpanFilter, SurveyRules};
+use super::super::otlp_json::{self, IndexFilter, SurveyRules};
 use super::reader::{Encoding, Opened, line_blocks};
 
-/// The first pass: every line of the input read with spans located and surveyed
-/// (`SpanFilter::Index`) into `out`, on all threads, `block_bytes` at a time (`block_bytes`).
+/// The first pass: every line of the input read with spans located and surveyed into `out`,
+/// on all threads, `block_bytes` at a time (`reader::block_bytes`).
 /// `Ok(Some(why))`: a compressed input ended early, corrupt or cut short, after what was read.
 pub(super) fn index_file(
     path: &Path,
@@ -24,13 +24,13 @@ pub(super) fn index_file(
     let advance = reader.progress();
     let mut first_line = 1u64;
     line_blocks(&mut reader, block_bytes, |block, offset| {
-        let filter = SpanFilter::Index(Arc::new(IndexFilter {
+        let index = IndexFilter {
             survey: Arc::clone(survey),
             block_address: block.as_ptr() as usize,
             block_offset: offset,
-        }));
+        };
         let mut part = Parsed::default();
-        otlp_json::read_block(input, block, first_line, &filter, &mut part);
+        otlp_json::index_block(input, block, first_line, &index, &mut part);
         advance(progress, block.len());
         // Every line of the block was read, the last of them being line `part.lines`.
         first_line = part.lines + 1;

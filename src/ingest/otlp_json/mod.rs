@@ -1,0 +1,347 @@
+//! OTLP/JSON, as the Collector file exporter, the SDK JSON file exporters, Jaeger's API v3 and
+//! Tempo write it.
+//!
+//! Our own serde structs rather than opentelemetry-proto's: those decode Jaeger or Zipkin JSON
+//! as an empty OTLP file without complaint and reject the base64 ids and enum names that
+//! proto3-JSON writers emit. Every field that real writers vary on is read leniently (ids in hex
+//! or base64, enums as numbers or names, 64-bit integers as strings or numbers, snake_case keys,
+//! the legacy `instrumentationLibrarySpans`), and every field whose value the audit depends on
+//! (ids, times) is validated per span, so one bad span costs a diagnostic, not its whole line.
+
+mod convert;
+mod index;
+mod kept;
+mod survey;
+mod wire;
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use super::locate::{Locator, count_newlines, trim_ascii_end};
+use super::{Parsed, Shape};
+use crate::model::{Code, Diagnostic};
+use convert::{Converter, Position};
+use wire::{Envelope, RawEnvelope, WholeEnvelope};
+
+pub(crate) use index::IndexFilter;
+pub(crate) use kept::{Keep, read_kept_span};
+pub(crate) use survey::{SurveyRules, SurveyedSpan};
+pub(crate) use wire::without_position;
+
+/// How records are read: built into spans, or (the first pass over a large export) placed and
+/// surveyed.
+#[derive(Clone, Copy)]
+pub(crate) enum Mode<'a> {
+    Build,
+    Index(&'a IndexFilter),
+}
+
+/// What a top-level JSON value looks like, for sniffing and for the error when it is not OTLP.
+pub(crate) fn shape_of(value_start: &[u8]) -> Shape {
+    // Only objects can be OTLP; anything else is described by the caller from a full parse.
+    match serde_json::from_slice::<WholeEnvelope<'_>>(value_start) {
+        Ok(env) if env.is_traces() => Shape::OtlpTraces,
+        Ok(env) if env.is_other_telemetry() => Shape::OtlpOther,
+        _ => Shape::Other,
+    }
+}
+
+/// JSON Lines inputs larger than this are split at line boundaries and read on several threads.
+pub(crate) const PARALLEL_LINES_ABOVE: usize = 8 << 20;
+
+/// Reads JSON Lines: one OTLP record a line. A bad line is a diagnostic and the run goes on.
+///
+/// A large input is cut into one chunk per thread at line boundaries; each chunk is read into
+/// its own `Parsed` with absolute line numbers and the results are appended in input order, so
+/// the outcome is the same whatever the number of threads.
+pub(crate) fn read_lines(input: &Arc<str>, text: &[u8], out: &mut Parsed) {
+    read_lines_split(
+        input,
+        text,
+        out,
+        PARALLEL_LINES_ABOVE,
+        rayon::current_num_threads(),
+    );
+}
+
+/// Indexes a block of whole lines of a larger input, the first being line `first_line`, on all
+/// threads: the first pass over a large export.
+pub(crate) fn index_block(
+    input: &Arc<str>,
+    block: &[u8],
+    first_line: u64,
+    index: &IndexFilter,
+    out: &mut Parsed,
+) {
+    read_lines_from(
+        input,
+        block,
+        first_line,
+        out,
+        0,
+        // Many more pieces than threads, so that a slow piece does not leave a core idle.
+        rayon::current_num_threads() * 8,
+        Mode::Index(index),
+    );
+}
+
+pub(crate) fn read_lines_split(
+    input: &Arc<str>,
+    text: &[u8],
+    out: &mut Parsed,
+    threshold: usize,
+    threads: usize,
+) {
+    read_lines_from(input, text, 1, out, threshold, threads, Mode::Build);
+}
+
+fn read_lines_from(
+    input: &Arc<str>,
+    text: &[u8],
+    first: u64,
+    out: &mut Parsed,
+    threshold: usize,
+    threads: usize,
+    mode: Mode<'_>,
+) {
+    if text.len() <= threshold || threads < 2 {
+        read_chunk(input, text, first, mode, out);
+        return;
+    }
+    let chunks = split_at_lines(text, threads);
+    let parts: Vec<Parsed> = chunks
+        .par_iter()
+        .map(|chunk| {
+            let mut part = Parsed::default();
+            read_chunk(input, chunk, 1, mode, &mut part);
+            part
+        })
+        .collect();
+    // Every chunk but the last ends with its newline, so the next one starts a line: each is
+    // numbered from 1 while it is read, and renumbered once the lines before it are known
+    // (which spares counting them beforehand, a pass over the bytes).
+    let mut before = first - 1;
+    for mut part in parts {
+        let lines = part.lines;
+        part.shift_lines(before);
+        out.append(part);
+        before += lines;
+    }
+}
+
+/// Cuts `text` into at most `n` pieces of about equal size, each ending just after a newline
+/// (except the last).
+fn split_at_lines(text: &[u8], n: usize) -> Vec<&[u8]> {
+    let mut chunks = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 1..n {
+        let target = (text.len() / n).saturating_mul(k).max(start);
+        if target >= text.len() {
+            break;
+        }
+        match text[target..].iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                let end = target + i + 1;
+                chunks.push(&text[start..end]);
+                start = end;
+            }
+            None => break,
+        }
+    }
+    if start < text.len() {
+        chunks.push(&text[start..]);
+    }
+    chunks
+}
+
+/// Reads the lines of `text`, the first of which is line `first_line` of the input.
+fn read_chunk(input: &Arc<str>, text: &[u8], first_line: u64, mode: Mode<'_>, out: &mut Parsed) {
+    let ends_with_newline = text.ends_with(b"\n");
+    let mut line_no = first_line - 1;
+    let mut rest = text;
+    while !rest.is_empty() {
+        line_no += 1;
+        let (line, next, is_last) = match memchr::memchr(b'\n', rest) {
+            Some(i) => (&rest[..i], &rest[i + 1..], i + 1 == rest.len()),
+            None => (rest, &rest[rest.len()..], true),
+        };
+        rest = next;
+        out.lines = line_no;
+        read_record(
+            input,
+            line,
+            line_no,
+            is_last && !ends_with_newline,
+            mode,
+            out,
+        );
+    }
+}
+
+/// Reads one OTLP/JSON record (a line, or one message of a length-framed stream) whose spans
+/// are all said to be on `line_no`. `may_be_cut`: the record is the end of a file that may still
+/// be being written, so a record cut short is a warning.
+pub(crate) fn read_record(
+    input: &Arc<str>,
+    record: &[u8],
+    line_no: u64,
+    may_be_cut: bool,
+    mode: Mode<'_>,
+    out: &mut Parsed,
+) {
+    let record = trim_ascii_end(record);
+    if record.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    match mode {
+        Mode::Build => read_record_with_serde(
+            input,
+            record,
+            line_no,
+            may_be_cut,
+            out,
+            |converter, envelope: WholeEnvelope<'_>| {
+                converter.envelope(envelope);
+                Ok(())
+            },
+        ),
+        Mode::Index(index) => {
+            if !index::indexed_without_serde(index, input, record, line_no, out) {
+                read_record_with_serde(
+                    input,
+                    record,
+                    line_no,
+                    may_be_cut,
+                    out,
+                    |converter, envelope: RawEnvelope<'_>| {
+                        index::indexed_with_serde(index, converter, envelope)
+                    },
+                );
+            }
+        }
+    }
+}
+
+/// Reads a record with serde_json, whatever its shape (`record` is trimmed and not blank), as
+/// an envelope of spans `S` and resources `R`, which `convert` turns into spans (or places); a
+/// record serde or `convert` refuses is a diagnostic.
+fn read_record_with_serde<'r, S, R>(
+    input: &Arc<str>,
+    record: &'r [u8],
+    line_no: u64,
+    may_be_cut: bool,
+    out: &mut Parsed,
+    convert: impl FnOnce(&mut Converter<'_, '_>, Envelope<S, R>) -> Result<(), String>,
+) where
+    Envelope<S, R>: Deserialize<'r>,
+{
+    match serde_json::from_slice::<Envelope<S, R>>(record) {
+        Ok(env) if env.is_traces() => {
+            let mut converter = Converter {
+                input,
+                position: Position::Line(line_no),
+                out,
+            };
+            if let Err(why) = convert(&mut converter, env) {
+                out.diagnostics.push(Diagnostic::error(
+                    input,
+                    Some(line_no),
+                    Code::InvalidOtlp,
+                    format!("record is not OTLP/JSON: {why}; skipped"),
+                ));
+            }
+        }
+        Ok(env) if env.is_other_telemetry() => out.diagnostics.push(Diagnostic::warning(
+            input,
+            Some(line_no),
+            Code::NotTraces,
+            "record holds metrics, logs or profiles, not traces; skipped",
+        )),
+        Ok(_) => out.diagnostics.push(Diagnostic::error(
+            input,
+            Some(line_no),
+            Code::InvalidOtlp,
+            "record has no resourceSpans: expected an OTLP TracesData object; skipped",
+        )),
+        Err(e) if may_be_cut && e.is_eof() => out.diagnostics.push(Diagnostic::warning(
+            input,
+            Some(line_no),
+            Code::TruncatedLine,
+            format!(
+                "last line ends mid-record ({e}); the file may still be being written; the partial record is skipped"
+            ),
+        )),
+        Err(e) if e.is_data() => out.diagnostics.push(Diagnostic::error(
+            input,
+            Some(line_no),
+            Code::InvalidOtlp,
+            format!("record is not OTLP/JSON: {e}; skipped"),
+        )),
+        Err(e) => out.diagnostics.push(Diagnostic::error(
+            input,
+            Some(line_no),
+            Code::MalformedJson,
+            format!("not valid JSON: {e}; expected one OTLP/JSON record per line; skipped"),
+        )),
+    }
+}
+
+/// Reads one document (usually pretty-printed). The caller has checked that it parses.
+pub(crate) fn read_document(
+    input: &Arc<str>,
+    text: &[u8],
+    out: &mut Parsed,
+) -> Result<(), serde_json::Error> {
+    out.lines = count_newlines(text) + u64::from(!text.ends_with(b"\n") && !text.is_empty());
+    let env = serde_json::from_slice::<WholeEnvelope<'_>>(text)?;
+    let mut converter = Converter {
+        input,
+        position: Position::Document(Locator::new(text)),
+        out,
+    };
+    converter.envelope(env);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_split_into_chunks_read_the_same_as_in_one_piece() {
+        let input: Arc<str> = Arc::from("x.jsonl");
+        let good = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"a","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+        let mut text = String::new();
+        for i in 0..40 {
+            match i % 5 {
+                0 => text.push_str("not json\n"),
+                1 => text.push('\n'),
+                _ => {
+                    text.push_str(good);
+                    text.push('\n');
+                }
+            }
+        }
+        text.push_str(&good[..30]);
+        let whole = {
+            let mut out = Parsed::default();
+            read_lines_split(&input, text.as_bytes(), &mut out, usize::MAX, 1);
+            out
+        };
+        assert_eq!(whole.lines, 41);
+        for threads in [2, 3, 7, 64, 1000] {
+            let mut out = Parsed::default();
+            read_lines_split(&input, text.as_bytes(), &mut out, 0, threads);
+            assert_eq!(out.lines, whole.lines, "{threads} chunks");
+            assert_eq!(out.spans, whole.spans, "{threads} chunks");
+            assert_eq!(out.diagnostics, whole.diagnostics, "{threads} chunks");
+            assert_eq!(out.spans_read, whole.spans_read);
+        }
+        let chunks = split_at_lines(b"a\nbb\nccc\n", 3);
+        assert_eq!(chunks.concat(), b"a\nbb\nccc\n");
+        assert!(chunks.iter().all(|c| c.ends_with(b"\n")));
+        assert_eq!(split_at_lines(b"no newline", 4), vec![&b"no newline"[..]]);
+    }
+}

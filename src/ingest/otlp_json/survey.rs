@@ -1,0 +1,373 @@
+//! The survey of a span in the first pass over a large export: its trace, whether it may carry
+//! an abort signal (by the rules' predicates, on the wire text), where its links point and the
+//! conversation it names; with a prefilter that finds most spans hold none of that and spares
+//! reading them.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, IgnoredAny, Visitor};
+
+use super::super::json_scan::{Cursor, each_element, each_member};
+use super::wire::{
+    FILTERED_EVENTS, Flexible, RawStr, STATUS_NAMES, WireLink, WireStatus, some_attributes,
+    wire_text,
+};
+use crate::model::TraceId;
+use crate::model::ids::{decode_id, hash_text};
+use crate::model::semconv::{
+    ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, MCP_METHOD_NAME, RPC_STATUS_CODE,
+};
+use crate::rules::abort::{self, ABORT_ATTRIBUTES};
+
+/// The rules as a survey applies them, with a prefilter that spares it reading most spans.
+pub(crate) struct SurveyRules {
+    pub(super) rules: crate::rules::Rules,
+    /// Finds the keys without which a span carries nothing a survey looks for.
+    pub(super) prefilter: Prefilter,
+    /// What each needle of the prefilter says must be read.
+    pub(super) fields: Vec<Fields>,
+    /// The event names that are an abort (`None`: events are always read).
+    pub(super) event_names: Option<Vec<String>>,
+}
+
+pub(super) enum Prefilter {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(aho_corasick::AhoCorasick),
+    /// Every span is surveyed in full.
+    None,
+}
+
+impl SurveyRules {
+    pub(crate) fn new(rules: &crate::rules::Rules) -> SurveyRules {
+        // The keys under which a survey looks (see `SurveyVisitor`): events and a status
+        // message may name an abort however the rules spell it, and attributes are wanted by
+        // their exact keys. A second trace id sends the span to the full survey.
+        let mut keys: Vec<(&str, Fields)> = vec![
+            ("traceId", Fields::ALL),
+            ("trace_id", Fields::ALL),
+            ("events", Fields::EVENTS),
+            ("links", Fields::LINKS),
+            ("message", Fields::STATUS),
+        ];
+        keys.extend(
+            ABORT_ATTRIBUTES
+                .iter()
+                .map(|key| (*key, Fields::ATTRIBUTES)),
+        );
+        keys.extend(
+            rules
+                .conversation
+                .id_attributes
+                .iter()
+                .map(|key| (key.as_str(), Fields::CONVERSATION)),
+        );
+        let mut needles: Vec<(String, Fields)> = keys
+            .iter()
+            .map(|(key, fields)| (format!("\"{key}\""), *fields))
+            .collect();
+        // A key or an event name spelt with escapes sends the span to the full survey
+        // (`names_an_abort_event` reads names raw). While every key and rule name is plain
+        // ASCII, the only escape that can spell one of their characters is `\u00XX`: any other
+        // decodes to a character none of them has. That needle is four bytes long, which
+        // leaves Teddy its widest fingerprints; `\u` would halve them and send every `"s…` and
+        // `"t…` of a span to verification (a tenth slower first pass).
+        let plain = |text: &str| {
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        };
+        let all_plain = keys.iter().all(|(key, _)| plain(key))
+            && rules.abort.event_names.iter().all(|name| plain(name));
+        let escape = if all_plain { "\\u00" } else { "\\" };
+        needles.push((escape.to_owned(), Fields::ALL));
+        let texts: Vec<&str> = needles.iter().map(|(text, _)| text.as_str()).collect();
+        // Teddy, the SIMD searcher for a few short needles, runs at several GB/s here; the
+        // automaton it falls back to where it cannot be built, at a tenth of that.
+        let prefilter = match aho_corasick::packed::Config::new()
+            .builder()
+            .extend(&texts)
+            .build()
+        {
+            Some(packed) => Prefilter::Packed(packed),
+            None => match aho_corasick::AhoCorasick::new(&texts) {
+                Ok(automaton) => Prefilter::Automaton(automaton),
+                Err(_) => Prefilter::None,
+            },
+        };
+        // An event can only be an abort by its name: one the rules name (in any case), or
+        // `exception`. Most spans with events are model calls logging their prompts, so this
+        // second look spares them the full survey. A rule naming the empty string matches an
+        // event with no name, which this cannot see, so then every event is read.
+        let event_names = (!rules.abort.event_names.iter().any(String::is_empty))
+            .then(|| rules.abort.event_names.clone());
+        SurveyRules {
+            rules: rules.clone(),
+            prefilter,
+            fields: needles.into_iter().map(|(_, fields)| fields).collect(),
+            event_names,
+        }
+    }
+
+    /// The fields of a span a survey must read, from its text after its leading trace id:
+    /// those under whose keys a needle was found.
+    #[cfg(test)]
+    pub(super) fn fields_to_read(&self, rest: &[u8]) -> Fields {
+        self.prefilter(rest).fields
+    }
+
+    pub(super) fn prefilter(&self, rest: &[u8]) -> Prefiltered {
+        let mut found = Prefiltered {
+            fields: Fields::NONE,
+            keys: Fields::NONE,
+            one_conversation_key: false,
+        };
+        let mut conversation_keys = 0;
+        // Every match, overlapping or not: each search resumes just after the start of the
+        // last match.
+        let mut from = 0;
+        while from < rest.len() && found.keys != Fields::ALL {
+            let next = match &self.prefilter {
+                Prefilter::Packed(searcher) => searcher
+                    .find_in(rest, aho_corasick::Span::from(from..rest.len()))
+                    .map(|m| (m.pattern().as_usize(), m.start())),
+                Prefilter::Automaton(automaton) => automaton
+                    .find(aho_corasick::Input::new(rest).range(from..))
+                    .map(|m| (m.pattern().as_usize(), m.start())),
+                Prefilter::None => {
+                    found.keys = Fields::ALL;
+                    break;
+                }
+            };
+            let Some((pattern, start)) = next else {
+                break;
+            };
+            let fields = self.fields[pattern];
+            found.keys.0 |= fields.0;
+            conversation_keys += usize::from(fields == Fields::CONVERSATION);
+            from = start + 1;
+        }
+        found.one_conversation_key = conversation_keys == 1;
+        found.fields = found.keys;
+        if found.keys.has(Fields::EVENTS)
+            && found.keys != Fields::ALL
+            && self
+                .event_names
+                .as_ref()
+                .is_some_and(|names| !names_an_abort_event(rest, names))
+        {
+            found.fields.0 &= !Fields::EVENTS.0;
+        }
+        found
+    }
+}
+
+/// What the prefilter found in a span's text.
+pub(super) struct Prefiltered {
+    /// The fields a survey must read.
+    pub(super) fields: Fields,
+    /// The fields whose keys are in the text.
+    pub(super) keys: Fields,
+    /// The text holds exactly one conversation-id key.
+    pub(super) one_conversation_key: bool,
+}
+
+/// The conversation of a span whose only key of interest is one conversation-id key, read
+/// from its text when its attributes are written as exporters write them: that key in an
+/// attribute `{"key":"…","value":{"stringValue":"…"}}` of the span's one attribute list, with
+/// no escape. `Some(None)`: the id is empty. `None`: the span must be surveyed in full.
+///
+/// Like a span read from its trace id alone, such a span is not type-checked: a mistyped
+/// sibling attribute, which a full read would reject the span for, goes unseen.
+pub(super) fn conversation_in_text(span: &str, id_keys: &[String]) -> Option<Option<u64>> {
+    let mut cursor = Cursor::new(span.as_bytes());
+    let mut lists = 0;
+    let mut id = None;
+    each_member(&mut cursor, |cursor, member| {
+        if member != b"attributes" {
+            return cursor.value().map(drop);
+        }
+        lists += 1;
+        each_element(cursor, |cursor| match cursor.plain_attribute() {
+            Some(attribute) => {
+                let key = &span[attribute.key];
+                if id_keys.iter().any(|k| k == key) {
+                    if attribute.escaped || attribute.int {
+                        return None;
+                    }
+                    id = Some(&span[attribute.value]);
+                }
+                Some(())
+            }
+            // Another shape, which a conversation key (the only one in the text) may be in.
+            None => cursor.value().map(drop),
+        })
+    })?;
+    // A second attribute list would be read after the first.
+    if lists != 1 || !cursor.at_end() {
+        return None;
+    }
+    id.map(|id| (!id.is_empty()).then(|| hash_text(id)))
+}
+
+/// Whether a span's text has a `"name"` key whose string may name an abort event: `exception`,
+/// or one of `names` in any case. The string is taken to end at the next quote: the prefilter
+/// let through only escapes that decode to a character no rule name has (see
+/// `SurveyRules::new`), so a name cut short at an escaped quote, or holding an escape, could
+/// not have matched anyway.
+pub(super) fn names_an_abort_event(text: &[u8], names: &[String]) -> bool {
+    let key = memchr::memmem::Finder::new(b"\"name\"");
+    key.find_iter(text).any(|at| {
+        let after = text[at + 6..].trim_ascii_start();
+        let Some(value) = after.strip_prefix(b":") else {
+            return false;
+        };
+        let Some(value) = value.trim_ascii_start().strip_prefix(b"\"") else {
+            // A null or mistyped name: read the events in full and let them say.
+            return true;
+        };
+        let name = &value[..memchr::memchr(b'"', value).unwrap_or(value.len())];
+        name == b"exception"
+            || names
+                .iter()
+                .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
+    })
+}
+
+/// Which fields of a span a survey reads, as bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Fields(pub(super) u8);
+
+impl Fields {
+    pub(super) const NONE: Fields = Fields(0);
+    pub(super) const EVENTS: Fields = Fields(1);
+    pub(super) const LINKS: Fields = Fields(2);
+    pub(super) const STATUS: Fields = Fields(4);
+    /// The attributes that may record an abort.
+    pub(super) const ATTRIBUTES: Fields = Fields(8);
+    /// The attributes that name a conversation.
+    pub(super) const CONVERSATION: Fields = Fields(16);
+    pub(super) const ALL: Fields = Fields(31);
+
+    pub(super) fn has(self, field: Fields) -> bool {
+        self.0 & field.0 != 0
+    }
+}
+
+/// What the survey keeps of a span.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct SurveyedSpan {
+    /// `None` when the trace id is unusable (diagnosed when the span is surveyed).
+    pub trace_id: Option<TraceId>,
+    /// It carries something that may be an abort signal (checked properly later).
+    pub may_abort: bool,
+    /// The traces its links point to.
+    pub links_to: Vec<TraceId>,
+    /// A conversation id it names, hashed, for counting conversations.
+    pub conversation: Option<u64>,
+    /// The trace id as written, when it is unusable (reported once the span is placed).
+    pub bad_trace_id: Option<String>,
+}
+
+pub(super) struct SurveyVisitor<'r> {
+    pub(super) rules: &'r crate::rules::Rules,
+    /// The fields to read; the others cannot hold what a survey looks for.
+    pub(super) fields: Fields,
+}
+
+impl<'de> Visitor<'de> for SurveyVisitor<'_> {
+    type Value = SurveyedSpan;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an OTLP span object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let rules = self.rules;
+        let fields = self.fields;
+        let mut span = SurveyedSpan::default();
+        let mut raw_trace: Option<Cow<'de, str>> = None;
+        while let Some(RawStr(key)) = map.next_key::<RawStr<'de>>()? {
+            match key.as_ref() {
+                b"traceId" | b"trace_id" => raw_trace = map.next_value()?,
+                b"status" if fields.has(Fields::STATUS) => {
+                    let status: Option<WireStatus<'de>> = map.next_value()?;
+                    if let Some(status) = status {
+                        let error = status
+                            .code
+                            .as_ref()
+                            .and_then(|c| c.as_enum("STATUS_CODE_", STATUS_NAMES))
+                            == Some(2);
+                        span.may_abort |= error
+                            && abort::is_abort_status(
+                                status.message.as_deref().unwrap_or(""),
+                                rules,
+                            );
+                    }
+                }
+                b"events" if fields.has(Fields::EVENTS) => {
+                    let events = map.next_value_seed(FILTERED_EVENTS)?;
+                    for event in &events {
+                        let attributes = event.attributes.as_deref().unwrap_or_default();
+                        span.may_abort |= abort::is_abort_event(
+                            event.name.as_deref().unwrap_or_default(),
+                            wire_text(attributes, EXCEPTION_TYPE)
+                                .or_else(|| wire_text(attributes, ERROR_TYPE)),
+                            wire_text(attributes, EXCEPTION_MESSAGE),
+                            rules,
+                        );
+                    }
+                }
+                b"links" if fields.has(Fields::LINKS) => {
+                    let links: Option<Vec<WireLink<'de>>> = map.next_value()?;
+                    span.links_to = links
+                        .iter()
+                        .flatten()
+                        .filter_map(|l| l.trace_id.as_deref().and_then(|t| decode_id::<16>(t).ok()))
+                        .map(TraceId)
+                        .collect();
+                }
+                b"attributes"
+                    if fields.has(Fields::ATTRIBUTES) || fields.has(Fields::CONVERSATION) =>
+                {
+                    let wanted = |key: &str| {
+                        ABORT_ATTRIBUTES.contains(&key)
+                            || rules.conversation.id_attributes.iter().any(|k| k == key)
+                    };
+                    let attributes = map.next_value_seed(some_attributes(&wanted))?;
+                    span.may_abort |= abort::is_abort_attribute(
+                        wire_text(&attributes, ERROR_TYPE),
+                        RPC_STATUS_CODE
+                            .iter()
+                            .find_map(|key| wire_text(&attributes, key)),
+                        wire_text(&attributes, MCP_METHOD_NAME),
+                        rules,
+                    ) || attributes.iter().any(|kv| {
+                        // gRPC status codes are integers.
+                        RPC_STATUS_CODE.contains(&kv.key.as_ref())
+                            && kv
+                                .value
+                                .as_ref()
+                                .and_then(|v| v.int_value.as_ref())
+                                .and_then(Flexible::as_i64)
+                                == Some(1)
+                    });
+                    span.conversation = rules
+                        .conversation
+                        .id_attributes
+                        .iter()
+                        .find_map(|k| wire_text(&attributes, k).filter(|v| !v.is_empty()))
+                        .map(hash_text);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let raw_trace = raw_trace.unwrap_or_default();
+        match decode_id::<16>(&raw_trace) {
+            Ok(id) => span.trace_id = Some(TraceId(id)),
+            Err(_) => span.bad_trace_id = Some(raw_trace.into_owned()),
+        }
+        Ok(span)
+    }
+}

@@ -23,3 +23,6 @@ pub mod model;
 pub mod report;
 pub mod rules;
 pub mod util;
+
+#[cfg(test)]
+mod testutil;

@@ -1,0 +1,397 @@
+//! The writes a tool call caused, found in the spans reached from it: database transactions
+//! replayed statement by statement, commit events, and write-method server spans with no finer
+//! evidence under them.
+
+use std::collections::HashMap;
+
+use crate::correlate::{Joined, Reached, ToolCall, Via};
+use crate::model::{Span, SpanKind, StatusCode};
+use crate::rules::evidence::{
+    client_gone_marker, db_operation, describe_statement, http_method, http_status, is_db_span,
+    matches_any,
+};
+use crate::rules::{CommitRules, Rules};
+
+/// What the evidence shows happened to a write.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum WriteOutcome {
+    Committed {
+        time: u64,
+        inferred: bool,
+    },
+    RolledBack {
+        time: u64,
+    },
+    /// A transaction began (or a write server span never ended) and its fate was not recorded.
+    Unfinished,
+    /// The request was accepted for later execution and no execution was found.
+    Accepted,
+}
+
+/// What shows a write: a span (the COMMIT, the write statement, the server span…) or a
+/// vendor event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum WriteSource {
+    Span(usize),
+    Event(usize),
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Write {
+    pub(super) outcome: WriteOutcome,
+    pub(super) source: WriteSource,
+    pub(super) operation: String,
+    /// How it was reached from the tool call: `parent`, `link`, or the key a vendor event
+    /// was joined on.
+    pub(super) join: String,
+    /// It ran later from a queue: reached through a span link, or a vendor event that
+    /// followed an `accepted` one.
+    pub(super) queued: bool,
+    pub(super) outbound: Option<usize>,
+    /// The server or consumer span that handled the write, if any.
+    pub(super) handler: Option<usize>,
+    /// How coarse the outcome's time is, in nanoseconds.
+    pub(super) precision: u64,
+    pub(super) evidence: Vec<String>,
+}
+
+/// Every write a tool call caused, with its outcome, found in the spans reached from it.
+pub(super) fn writes_of(joined: &Joined<'_>, tool: &ToolCall, rules: &Rules) -> Vec<Write> {
+    let reach = Reach::new(joined.spans, tool);
+    let mut writes = db_transactions(&reach, &rules.commit);
+    writes.extend(commit_events(&reach, &rules.commit));
+    let found: Vec<usize> = writes
+        .iter()
+        .filter_map(|w| match w.source {
+            WriteSource::Span(i) => Some(i),
+            WriteSource::Event(_) => None,
+        })
+        .collect();
+    writes.extend(server_spans(&reach, &found, rules));
+    // A rollback carries the server's own words for why, when it has them.
+    for write in &mut writes {
+        if let (WriteOutcome::RolledBack { .. }, Some(handler)) = (&write.outcome, write.handler)
+            && let Some(reason) = client_gone_marker(&joined.spans[handler], rules)
+        {
+            write
+                .evidence
+                .push(format!("the server noticed the client had gone ({reason})"));
+        }
+    }
+    writes
+}
+
+/// The spans reached from a tool call, and how.
+struct Reach<'a> {
+    spans: &'a [Span],
+    tool: &'a ToolCall,
+    reached: HashMap<usize, &'a Reached>,
+}
+
+impl<'a> Reach<'a> {
+    fn new(spans: &'a [Span], tool: &'a ToolCall) -> Reach<'a> {
+        let reached = tool.downstream.iter().map(|r| (r.span, r)).collect();
+        Reach {
+            spans,
+            tool,
+            reached,
+        }
+    }
+
+    /// The server or consumer span that handled a reached span: its nearest such ancestor on
+    /// the path from the tool call.
+    fn handler_of(&self, mut i: usize) -> Option<usize> {
+        let mut steps = 0;
+        while let Some(r) = self.reached.get(&i) {
+            if matches!(self.spans[i].kind, SpanKind::Server | SpanKind::Consumer) {
+                return Some(i);
+            }
+            i = r.from;
+            steps += 1;
+            if steps > self.reached.len() {
+                break;
+            }
+        }
+        None
+    }
+
+    /// Whether a reached span was reached through `ancestor`.
+    fn under(&self, mut i: usize, ancestor: usize) -> bool {
+        let mut steps = 0;
+        while let Some(r) = self.reached.get(&i) {
+            if r.from == ancestor {
+                return true;
+            }
+            i = r.from;
+            steps += 1;
+            if steps > self.reached.len() {
+                break;
+            }
+        }
+        false
+    }
+
+    /// A write shown by reached span `i`.
+    fn write(
+        &self,
+        i: usize,
+        outcome: WriteOutcome,
+        operation: String,
+        evidence: Vec<String>,
+    ) -> Write {
+        let r = self.reached[&i];
+        Write {
+            outcome,
+            source: WriteSource::Span(i),
+            operation,
+            join: r.via.as_str().to_owned(),
+            queued: r.via == Via::Link,
+            outbound: r.outbound,
+            handler: self.handler_of(i),
+            precision: 1,
+            evidence,
+        }
+    }
+}
+
+/// Database statements, grouped by the request that ran them, replayed in order so that a
+/// transaction's COMMIT or ROLLBACK decides the fate of its writes.
+fn db_transactions(reach: &Reach<'_>, rules: &CommitRules) -> Vec<Write> {
+    let spans = reach.spans;
+    let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
+    for r in &reach.tool.downstream {
+        if !is_db_span(&spans[r.span]) {
+            continue;
+        }
+        let key = reach.handler_of(r.span).or(Some(r.from));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(r.span),
+            None => groups.push((key, vec![r.span])),
+        }
+    }
+    let mut writes = Vec::new();
+    for (_, mut statements) in groups {
+        statements.sort_by_key(|i| (spans[*i].start, spans[*i].span_id));
+        replay(reach, rules, &statements, &mut writes);
+    }
+    writes
+}
+
+/// Replays one connection's statements: writes in a transaction land at its COMMIT or not at
+/// all (ROLLBACK); a write outside one is its own commit.
+fn replay(reach: &Reach<'_>, rules: &CommitRules, statements: &[usize], writes: &mut Vec<Write>) {
+    let spans = reach.spans;
+    let described = |pending: &[usize]| -> Vec<String> {
+        pending
+            .iter()
+            .map(|w| describe_statement(&spans[*w]))
+            .collect()
+    };
+    let autocommit = |pending: &mut Vec<usize>, writes: &mut Vec<Write>| {
+        for w in pending.drain(..) {
+            let time = spans[w].end.unwrap_or(spans[w].start);
+            let statement = describe_statement(&spans[w]);
+            writes.push(reach.write(
+                w,
+                WriteOutcome::Committed {
+                    time,
+                    inferred: false,
+                },
+                statement.clone(),
+                vec![format!(
+                    "{statement} ran outside a transaction, so it committed when it ended"
+                )],
+            ));
+        }
+    };
+    let mut in_transaction = false;
+    let mut pending: Vec<usize> = Vec::new();
+    for &i in statements {
+        let span = &spans[i];
+        let op = db_operation(span);
+        if matches_any(&op, &span.name, &rules.begin_operations) {
+            if !in_transaction {
+                autocommit(&mut pending, writes);
+            }
+            in_transaction = true;
+        } else if matches_any(&op, &span.name, &rules.commit_operations) {
+            if !pending.is_empty() {
+                let time = span.end.unwrap_or(span.start);
+                let statements = described(&pending).join(", ");
+                writes.push(reach.write(
+                    i,
+                    WriteOutcome::Committed {
+                        time,
+                        inferred: false,
+                    },
+                    format!("COMMIT ({statements})"),
+                    vec![format!("{statements} committed by {:?}", span.name)],
+                ));
+                pending.clear();
+            }
+            in_transaction = false;
+        } else if matches_any(&op, &span.name, &rules.rollback_operations) {
+            if !pending.is_empty() {
+                let time = span.end.unwrap_or(span.start);
+                let statements = described(&pending).join(", ");
+                writes.push(reach.write(
+                    i,
+                    WriteOutcome::RolledBack { time },
+                    format!("ROLLBACK ({statements})"),
+                    vec![format!(
+                        "{statements} rolled back by {:?}: the write did not land",
+                        span.name
+                    )],
+                ));
+                pending.clear();
+            }
+            in_transaction = false;
+        } else if rules
+            .write_operations
+            .iter()
+            .any(|w| w.eq_ignore_ascii_case(&op))
+        {
+            pending.push(i);
+        }
+    }
+    if !in_transaction {
+        autocommit(&mut pending, writes);
+    } else if let Some(&last) = pending.last() {
+        let statements = described(&pending).join(", ");
+        writes.push(reach.write(
+            last,
+            WriteOutcome::Unfinished,
+            statements.clone(),
+            vec![format!(
+                "{statements} ran in a transaction with no COMMIT or ROLLBACK recorded"
+            )],
+        ));
+    }
+}
+
+/// Commit events on any downstream span.
+fn commit_events(reach: &Reach<'_>, rules: &CommitRules) -> Vec<Write> {
+    let mut writes = Vec::new();
+    for r in &reach.tool.downstream {
+        let span = &reach.spans[r.span];
+        for event in &span.events {
+            if rules
+                .event_names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(&event.name))
+            {
+                writes.push(reach.write(
+                    r.span,
+                    WriteOutcome::Committed {
+                        time: event.time,
+                        inferred: false,
+                    },
+                    format!("{} event on {}", event.name, span.name),
+                    vec![format!("a {:?} event on {:?}", event.name, span.name)],
+                ));
+            }
+        }
+    }
+    writes
+}
+
+/// Write-method server spans with no finer evidence under them (`found`: the spans that
+/// already show a write): the end is an inferred commit, an error status is rollback
+/// evidence, and 202 or a producer means the work was only queued.
+fn server_spans(reach: &Reach<'_>, found: &[usize], rules: &Rules) -> Vec<Write> {
+    let spans = reach.spans;
+    let downstream = &reach.tool.downstream;
+    let mut writes = Vec::new();
+    for r in downstream {
+        let span = &spans[r.span];
+        if span.kind != SpanKind::Server {
+            continue;
+        }
+        let Some(method) = http_method(span) else {
+            continue;
+        };
+        if !rules
+            .commit
+            .write_methods
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(&method))
+        {
+            continue;
+        }
+        if found
+            .iter()
+            .any(|e| *e == r.span || reach.under(*e, r.span))
+        {
+            continue;
+        }
+        let status = http_status(span);
+        let queued_status = status.is_some_and(|s| rules.queued.status_codes.contains(&s));
+        let produced = downstream
+            .iter()
+            .any(|d| spans[d.span].kind == SpanKind::Producer && reach.under(d.span, r.span));
+        let executed = downstream.iter().any(|d| d.via == Via::Link);
+        let operation = span.name.to_string();
+        if queued_status || produced {
+            if !executed {
+                let why = if queued_status {
+                    format!(
+                        "the server answered {} (accepted for later)",
+                        status.unwrap_or(0)
+                    )
+                } else {
+                    "the server enqueued the work (a PRODUCER span)".to_owned()
+                };
+                writes.push(reach.write(
+                    r.span,
+                    WriteOutcome::Accepted,
+                    operation,
+                    vec![
+                        why,
+                        "no execution of the queued work was found in the inputs".to_owned(),
+                    ],
+                ));
+            }
+            continue;
+        }
+        let failed = span.status.code == StatusCode::Error || status.is_some_and(|s| s >= 400);
+        writes.push(match (span.end, failed) {
+            (Some(end), true) => {
+                let why = match client_gone_marker(span, rules) {
+                    Some(marker) => format!(
+                        "the server span {:?} failed ({marker}) with no commit recorded",
+                        span.name
+                    ),
+                    None => format!(
+                        "the server span {:?} ended with an error and no commit recorded",
+                        span.name
+                    ),
+                };
+                reach.write(
+                    r.span,
+                    WriteOutcome::RolledBack { time: end },
+                    operation,
+                    vec![why],
+                )
+            }
+            (Some(end), false) => reach.write(
+                r.span,
+                WriteOutcome::Committed {
+                    time: end,
+                    inferred: true,
+                },
+                operation,
+                vec![format!(
+                    "no database or commit span under {:?}: its end is taken as the commit (inferred)",
+                    span.name
+                )],
+            ),
+            (None, _) => reach.write(
+                r.span,
+                WriteOutcome::Unfinished,
+                operation,
+                vec![format!("the server span {:?} never ended", span.name)],
+            ),
+        });
+    }
+    writes
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use super::Parsed;
-use super::locate::Locator;
+use super::json_text::locate::Locator;
 use crate::model::diagnostic::{Code, Diagnostic};
 use crate::model::{KeyValue, Span, SpanId, SpanKind, TraceId, Value};
 

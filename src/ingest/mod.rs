@@ -12,14 +12,12 @@ mod compress;
 mod dedup;
 mod foreign;
 mod jaeger;
-mod json_scan;
+mod json_text;
 mod large;
-mod locate;
 mod otlp_json;
 mod otlp_proto;
 mod sniff;
 mod sources;
-pub(crate) mod temporal;
 pub mod vendor;
 mod zipkin;
 

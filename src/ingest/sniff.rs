@@ -7,10 +7,11 @@ use std::io::Read;
 use std::sync::Arc;
 
 use super::dedup::InputRead;
+use super::json_text::locate::count_newlines;
 use super::sources::{Source, is_glob};
 use super::{
     Compression, Counts, Format, IngestOptions, InputReport, Parsed, Shape, compress, jaeger,
-    locate, otlp_json, otlp_proto, vendor, zipkin,
+    otlp_json, otlp_proto, vendor, zipkin,
 };
 use crate::model::{Code, Diagnostic, Severity};
 use crate::rules::VendorMapping;
@@ -328,8 +329,7 @@ fn parse_json(input: &Arc<str>, text: &[u8], first: usize) -> Result<(Format, Pa
         }
     };
     if !is_json_lines {
-        parsed.lines =
-            locate::count_newlines(text) + u64::from(!text.ends_with(b"\n") && !text.is_empty());
+        parsed.lines = count_newlines(text) + u64::from(!text.ends_with(b"\n") && !text.is_empty());
         read(value, text, 1, &mut parsed);
         return Ok((format, parsed));
     }
@@ -343,7 +343,7 @@ fn parse_json(input: &Arc<str>, text: &[u8], first: usize) -> Result<(Format, Pa
             break;
         }
         parsed.lines = line_no;
-        let line = locate::trim_ascii_end(line);
+        let line = line.trim_ascii_end();
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }

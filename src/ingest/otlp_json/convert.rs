@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 
 use super::super::Parsed;
-use super::super::locate::Locator;
+use super::super::json_text::locate::Locator;
 use super::index::IndexedSpan;
 use super::survey::SurveyRules;
 use super::wire::{

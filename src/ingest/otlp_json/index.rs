@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserializer as _;
 
 use super::super::Parsed;
-use super::super::json_scan::{Cursor, each_element, each_member};
+use super::super::json_text::cursor::{Cursor, each_element, each_member};
 use super::convert::{Converter, Position};
 use super::survey::{
     Fields, Prefiltered, SurveyRules, SurveyVisitor, SurveyedSpan, conversation_in_text,
@@ -91,7 +91,7 @@ pub(super) struct IndexedGroup<'r> {
 
 /// The first read of a record written as exporters write it, `{"resourceSpans":[…]}` with
 /// `resource`, `scopeSpans` and `spans` under their OTLP/JSON names, without serde: its text
-/// is checked and skipped by `json_scan`, each span located and surveyed on the way.
+/// is checked and skipped by the JSON cursor, each span located and surveyed on the way.
 /// `None` for anything else (another shape, a duplicate or escaped key, text that is not JSON,
 /// a span the survey refuses): the record is then read with serde, which handles every shape
 /// and says what is wrong, so both reads give the same result.
@@ -243,7 +243,6 @@ pub(super) fn indexed_with_serde(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::locate::trim_ascii_end;
     use crate::ingest::otlp_json::read_record_with_serde;
     use crate::model::ids::hash_text;
     use std::path::Path;
@@ -296,7 +295,7 @@ mod tests {
             )
         };
         let with_serde = |out: &mut Parsed| {
-            let record = trim_ascii_end(record);
+            let record = record.trim_ascii_end();
             read_record_with_serde(&input, record, 7, false, out, |converter, envelope| {
                 indexed_with_serde(&index, converter, envelope)
             });
@@ -341,7 +340,7 @@ mod tests {
                         .filter(|l| !l.is_empty())
                         .collect()
                 } else {
-                    vec![trim_ascii_end(&text)]
+                    vec![text.trim_ascii_end()]
                 };
                 for record in records {
                     let (fast, slow, _) = indexed_both_ways(record);
@@ -409,7 +408,9 @@ mod tests {
             assert_eq!(fast, slow, "{}", String::from_utf8_lossy(text));
             spared_damaged += usize::from(spared);
         };
-        for text in crate::ingest::json_scan::tests::damaged(record, b" \"\\{}[],:0a_-\x01\xff") {
+        for text in
+            crate::ingest::json_text::cursor::tests::damaged(record, b" \"\\{}[],:0a_-\x01\xff")
+        {
             check(&text);
         }
         // Some damage leaves valid records (a changed id, a doubled digit).

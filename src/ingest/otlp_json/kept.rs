@@ -10,7 +10,7 @@ use serde::Deserializer as _;
 use serde::de::{self, IgnoredAny, Visitor};
 
 use super::super::Parsed;
-use super::super::json_scan::{Cursor, each_element, each_member};
+use super::super::json_text::cursor::{Cursor, each_element, each_member};
 use super::convert::{Converter, Position};
 use super::wire::{
     FILTERED_EVENTS, Flexible, RawStr, WireAnyValue, WireKeyValue, WireSpan, some_attributes,
@@ -432,7 +432,8 @@ mod tests {
         assert!(slow.contains("https://api.example.com/caf\u{e9}"), "{slow}");
         let mut spared = 0;
         let replacements = b" \"\\{}[],:0a_-\x01\xff";
-        for text in crate::ingest::json_scan::tests::damaged(span.as_bytes(), replacements) {
+        for text in crate::ingest::json_text::cursor::tests::damaged(span.as_bytes(), replacements)
+        {
             let (fast, slow) = kept_both_ways(&text, &keep);
             if let Some(fast) = fast {
                 assert_eq!(fast, slow, "{}", String::from_utf8_lossy(&text));

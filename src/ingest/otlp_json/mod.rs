@@ -19,7 +19,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use serde::Deserialize;
 
-use super::locate::{Locator, count_newlines, trim_ascii_end};
+use super::json_text::locate::{Locator, count_newlines};
 use super::{Parsed, Shape};
 use crate::model::{Code, Diagnostic};
 use convert::{Converter, Position};
@@ -191,7 +191,7 @@ pub(crate) fn read_record(
     mode: Mode<'_>,
     out: &mut Parsed,
 ) {
-    let record = trim_ascii_end(record);
+    let record = record.trim_ascii_end();
     if record.iter().all(u8::is_ascii_whitespace) {
         return;
     }

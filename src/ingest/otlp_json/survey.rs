@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::de::{self, IgnoredAny, Visitor};
 
-use super::super::json_scan::{Cursor, each_element, each_member};
+use super::super::json_text::cursor::{Cursor, each_element, each_member};
 use super::wire::{
     FILTERED_EVENTS, Flexible, RawStr, STATUS_NAMES, WireLink, WireStatus, some_attributes,
     wire_text,

@@ -32,7 +32,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use super::vendor::{Keys, parse_time, parse_traceparent};
+use super::mapping::{Keys, parse_traceparent};
+use super::time::parse_time;
 use crate::model::diagnostic::{Code, Diagnostic};
 use crate::model::{KeyKind, Origin, Role, VendorEvent};
 use crate::rules::TimeUnit;

@@ -1,6 +1,8 @@
 //! Line numbers for records of a JSON document, found by searching its text: serde does not
 //! report positions of values it parsed successfully, and we only need them for spans (in
-//! document order) and for the rare diagnostic.
+//! document order), for the elements of a vendor log's array, and for the rare diagnostic.
+
+use super::cursor::Cursor;
 
 /// Finds `"<key>": "<value>"` pairs in document order.
 pub(crate) struct Locator<'t> {
@@ -51,11 +53,11 @@ impl<'t> Locator<'t> {
         let needle = format!("\"{raw}\"");
         let hay = self.text.get(from_pos..)?;
         let mut from = 0;
-        while let Some(at) = find_bytes(&hay[from..], needle.as_bytes()) {
+        while let Some(at) = memchr::memmem::find(&hay[from..], needle.as_bytes()) {
             let pos = from + at;
-            let before = trim_ascii_end(&hay[..pos]);
+            let before = hay[..pos].trim_ascii_end();
             if let Some(before) = before.strip_suffix(b":") {
-                let before = trim_ascii_end(before);
+                let before = before.trim_ascii_end();
                 if keys
                     .iter()
                     .any(|k| before.ends_with(format!("\"{k}\"").as_bytes()))
@@ -92,35 +94,51 @@ impl<'t> Locator<'t> {
     }
 }
 
-pub(crate) fn find_bytes(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    let first = needle[0];
-    let mut from = 0;
-    while let Some(at) = hay[from..=hay.len() - needle.len()]
-        .iter()
-        .position(|b| *b == first)
-    {
-        let pos = from + at;
-        if &hay[pos..pos + needle.len()] == needle {
-            return Some(pos);
-        }
-        from = pos + 1;
-    }
-    None
-}
-
-pub(crate) fn trim_ascii_end(b: &[u8]) -> &[u8] {
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(0, |i| i + 1);
-    &b[..end]
-}
-
 pub(crate) fn count_newlines(b: &[u8]) -> u64 {
     memchr::memchr_iter(b'\n', b).count() as u64
+}
+
+/// The line each element of the array at `path` (keys of nested objects from the root; empty:
+/// the root itself is the array) starts on, in a document serde_json has read. `None` when the
+/// path does not lead to an array, or the cursor does not handle the text (an escaped key on
+/// the way, deep nesting).
+pub(crate) fn element_lines(text: &[u8], path: &[&str]) -> Option<Vec<u64>> {
+    let mut cursor = Cursor::new(text);
+    for key in path {
+        cursor.eat(b'{')?;
+        loop {
+            if cursor.eat_if(b'}') {
+                return None;
+            }
+            cursor.eat_if(b',');
+            if cursor.key()? == key.as_bytes() {
+                break;
+            }
+            cursor.value()?;
+        }
+    }
+    cursor.eat(b'[')?;
+    let mut starts = Vec::new();
+    if !cursor.eat_if(b']') {
+        loop {
+            starts.push(cursor.value()?.start);
+            if cursor.eat_if(b']') {
+                break;
+            }
+            cursor.eat(b',')?;
+        }
+    }
+    let (mut line, mut counted) = (1, 0);
+    Some(
+        starts
+            .into_iter()
+            .map(|start| {
+                line += count_newlines(&text[counted..start]);
+                counted = start;
+                line
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -147,9 +165,19 @@ mod tests {
     }
 
     #[test]
-    fn find_bytes_matches_windows() {
-        assert_eq!(find_bytes(b"abcabd", b"abd"), Some(3));
-        assert_eq!(find_bytes(b"ab", b"abc"), None);
-        assert_eq!(find_bytes(b"", b"a"), None);
+    fn element_lines_follow_the_path() {
+        let text = b"{\n \"object\": \"list\",\n \"x\": {\"data\": [1]},\n \"data\": [\n  {\"a\": [1, {\"b\": \"]\"}]},\n\n  \"s\\\"\", 3\n ]\n}";
+        assert_eq!(element_lines(text, &["data"]), Some(vec![5, 7, 7]));
+        assert_eq!(
+            element_lines(b"[\n1,\n[2, 3],\n{}\n]", &[]),
+            Some(vec![2, 3, 4])
+        );
+        assert_eq!(element_lines(b"{\"a\": 1}", &["data"]), None);
+        assert_eq!(element_lines(b"[]", &[]), Some(vec![]));
+        assert_eq!(
+            element_lines(b"[1, 2", &[]),
+            None,
+            "cut short: no answer, no panic"
+        );
     }
 }

@@ -163,7 +163,7 @@ pub(crate) fn unzstd(
 }
 
 /// A whole-file gzip or zstd input decompressed as it is read, for inputs too large to hold
-/// decompressed (see `stream`). Like `gunzip` and `unzstd` it stops at the budget with an
+/// decompressed (see `large`). Like `gunzip` and `unzstd` it stops at the budget with an
 /// error (of kind `FileTooLarge`), and so does a file it cannot read; where the data is
 /// corrupt or cut short the stream ends, and `corrupt` says what went wrong: what decoded
 /// before it is read, as a whole read reads it.

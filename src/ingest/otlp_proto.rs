@@ -280,7 +280,7 @@ fn first_non_space(bytes: &[u8]) -> Option<u8> {
 /// Reads one unframed message that `decode_plausible` accepted.
 pub(crate) fn read_unframed(input: &Arc<str>, data: wire::TracesData, out: &mut Parsed) {
     out.lines = 1;
-    let mut converter = Converter {
+    let mut converter = MessageConverter {
         input,
         message: 1,
         place: None,
@@ -388,7 +388,7 @@ pub(crate) fn read_framed(
         first_content.get_or_insert(FrameContent::Protobuf);
         match wire::TracesData::decode(content) {
             Ok(data) => {
-                let mut converter = Converter {
+                let mut converter = MessageConverter {
                     input,
                     message,
                     place: Some(&place),
@@ -410,7 +410,7 @@ pub(crate) fn read_framed(
     Ok((first_content.unwrap_or(FrameContent::Protobuf), zstd))
 }
 
-struct Converter<'p> {
+struct MessageConverter<'p> {
     input: &'p Arc<str>,
     /// 1-based number of the message in the input: the spans' `line`.
     message: u64,
@@ -419,7 +419,7 @@ struct Converter<'p> {
     out: &'p mut Parsed,
 }
 
-impl Converter<'_> {
+impl MessageConverter<'_> {
     fn diag(&mut self, warning: bool, code: Code, message: String) {
         let message = match self.place {
             Some(place) => format!("{place}: {message}"),

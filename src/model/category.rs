@@ -39,6 +39,25 @@ impl Category {
         }
     }
 
+    /// What a finding of this category means, in a sentence.
+    pub fn description(self) -> &'static str {
+        match self {
+            Category::PreCommitAbort => {
+                "the server noticed the closed connection before its commit point and rolled back: the write did not land"
+            }
+            Category::ClientGone => "the server committed after the abort and answered nobody",
+            Category::LateQueued => {
+                "the request was queued (202, a producer span, an accepted event); a worker ran it after the abort"
+            }
+            Category::DispatchedAfterAbort => {
+                "the tool call, or its request, started after the abort: the abort signal was ignored"
+            }
+            Category::Unverified => {
+                "in flight at the abort, and nothing downstream of it is known: nobody can tell whether it wrote"
+            }
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Category> {
         Category::ALL.into_iter().find(|c| c.as_str() == name)
     }

@@ -46,6 +46,22 @@ pub enum Code {
 }
 
 impl Code {
+    pub const ALL: [Code; 13] = [
+        Code::MalformedJson,
+        Code::TruncatedLine,
+        Code::InvalidOtlp,
+        Code::InvalidId,
+        Code::InvalidValue,
+        Code::NotTraces,
+        Code::MissingTime,
+        Code::InvalidRecord,
+        Code::InvalidProtobuf,
+        Code::TruncatedFrame,
+        Code::CorruptCompression,
+        Code::ConflictingDuplicate,
+        Code::SymlinkLoop,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::MalformedJson => "malformed-json",

@@ -3,7 +3,7 @@
 //! gate and the vendor mappings. Every stage reads them from here, and the predicates over the
 //! model that apply them live beside them, so that a convention is added in one place.
 //!
-//! The lists are the defaults DESIGN.md's section 3 names (docs/design.md); users extend or
+//! The lists are the defaults docs/design.md (section 3) names; users extend or
 //! narrow them in `abortaudit.toml`. Every struct denies unknown keys, so a typo is an error
 //! naming the key instead of a rule that silently never matches.
 

@@ -13,9 +13,9 @@ use super::super::compress::{StreamDecoder, read_up_to};
 pub(super) const BLOCK_BYTES: u64 = 16 << 20;
 
 /// The block size for a plain file of `len` bytes: a 32nd of it, between 4 and 16 MiB. The
-/// two blocks are most of the memory a scan of a smaller export takes (at 100 MB, 45 MiB
-/// with 16 MiB blocks, 20 MiB with 4, as fast), while on a large one each block costs some
-/// time to set up and wait out (at 1 GB, 4 MiB blocks are a quarter slower).
+/// two blocks are most of the memory a scan of a smaller export takes (small blocks are as
+/// fast there), while on a large one each block costs some time to set up and wait out
+/// (4 MiB blocks are a quarter slower at 1 GB).
 pub(super) fn block_bytes(encoding: Encoding, len: u64) -> u64 {
     match encoding {
         Encoding::Plain => (len / 32).clamp(4 << 20, BLOCK_BYTES),

@@ -1,6 +1,5 @@
 //! OTLP/JSON records as serde read them, turned into the span model with a diagnostic for
-//! every value that cannot be taken as written; and, in the first pass over a large export,
-//! spans placed and surveyed instead of built.
+//! every value that cannot be taken as written.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -9,13 +8,11 @@ use base64::Engine as _;
 
 use super::super::Parsed;
 use super::super::json_text::locate::Locator;
-use super::index::IndexedSpan;
-use super::survey::SurveyRules;
 use super::wire::{
     Flexible, KIND_NAMES, STATUS_NAMES, WholeEnvelope, WireAnyValue, WireKeyValue, WireResource,
-    WireSpan, without_position,
+    WireSpan,
 };
-use crate::model::ids::{decode_id, hash_text};
+use crate::model::ids::decode_id;
 use crate::model::semconv::SERVICE_NAME;
 use crate::model::{
     Attributes, Code, Diagnostic, Event, KeyValue, Link, Origin, Resource, Span, SpanId, SpanKind,
@@ -75,7 +72,7 @@ impl Converter<'_, '_> {
         }
     }
 
-    fn resource(&mut self, wire: Option<WireResource<'_>>) -> Arc<Resource> {
+    pub(super) fn resource(&mut self, wire: Option<WireResource<'_>>) -> Arc<Resource> {
         let attributes = self.attributes(wire.and_then(|r| r.attributes), self.current_line());
         let service_name = attributes
             .text(SERVICE_NAME)
@@ -87,75 +84,7 @@ impl Converter<'_, '_> {
         })
     }
 
-    /// The first read of a large export: the spans of a `ResourceSpans` (whose resource is
-    /// written `text`) are placed, surveyed and counted.
-    pub(super) fn indexed_group(
-        &mut self,
-        survey: &SurveyRules,
-        text: &str,
-        spans: impl Iterator<Item = IndexedSpan>,
-    ) {
-        let line = self.current_line();
-        let (resource_id, resource) = match self.out.index.resource(text) {
-            Some(known) => known,
-            None => {
-                let wire_resource = match text {
-                    "" => None,
-                    text => match serde_json::from_str::<WireResource<'_>>(text) {
-                        Ok(wire) => Some(wire),
-                        Err(e) => {
-                            let why = without_position(&e);
-                            self.diag(
-                                line,
-                                Code::InvalidOtlp,
-                                format!(
-                                    "a resource is not OTLP/JSON: {why}; its spans are skipped"
-                                ),
-                            );
-                            return;
-                        }
-                    },
-                };
-                let resource = self.resource(wire_resource);
-                let id = self.out.index.add_resource(text, Arc::clone(&resource));
-                (id, resource)
-            }
-        };
-        self.out.index.begin_group(resource_id, line);
-        let resource_conversation = survey
-            .rules
-            .conversation
-            .id_attributes
-            .iter()
-            .find_map(|k| resource.attributes.text(k).filter(|v| !v.is_empty()))
-            .map(|v| hash_text(&v));
-        for IndexedSpan {
-            survey: mut span,
-            offset,
-            len,
-        } in spans
-        {
-            self.out.spans_read += 1;
-            if let Some(raw) = span.bad_trace_id.take() {
-                self.out.spans_unjoinable += 1;
-                let why = decode_id::<16>(&raw).err().unwrap_or_default();
-                self.diag(
-                    line,
-                    Code::InvalidId,
-                    format!("a span's traceId {raw:?} {why}; the span is not used for joins"),
-                );
-            }
-            if span.conversation.is_none() {
-                span.conversation = resource_conversation;
-            }
-            if let Some(trace) = span.trace_id {
-                self.out.index.add_span(offset, len, trace);
-            }
-            self.out.survey.add(span);
-        }
-    }
-
-    fn current_line(&self) -> u64 {
+    pub(super) fn current_line(&self) -> u64 {
         match &self.position {
             Position::Line(line) => *line,
             Position::Document(locator) => locator.cursor_line,

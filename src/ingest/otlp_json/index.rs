@@ -12,9 +12,9 @@ use super::convert::{Converter, Position};
 use super::survey::{
     Fields, Prefiltered, SurveyRules, SurveyVisitor, SurveyedSpan, conversation_in_text,
 };
-use super::wire::{RawEnvelope, without_position};
-use crate::model::TraceId;
-use crate::model::ids::decode_id;
+use super::wire::{RawEnvelope, WireResource, without_position};
+use crate::model::ids::{decode_id, hash_text};
+use crate::model::{Code, TraceId};
 
 /// The first read of a large export, over one block of the file.
 pub(crate) struct IndexFilter {
@@ -238,6 +238,76 @@ pub(super) fn indexed_with_serde(
         converter.indexed_group(&index.survey, resource, spans.into_iter());
     }
     Ok(())
+}
+
+impl Converter<'_, '_> {
+    /// The first read of a large export: the spans of a `ResourceSpans` (whose resource is
+    /// written `text`) are placed, surveyed and counted.
+    fn indexed_group(
+        &mut self,
+        survey: &SurveyRules,
+        text: &str,
+        spans: impl Iterator<Item = IndexedSpan>,
+    ) {
+        let line = self.current_line();
+        let (resource_id, resource) = match self.out.index.resource(text) {
+            Some(known) => known,
+            None => {
+                let wire_resource = match text {
+                    "" => None,
+                    text => match serde_json::from_str::<WireResource<'_>>(text) {
+                        Ok(wire) => Some(wire),
+                        Err(e) => {
+                            let why = without_position(&e);
+                            self.diag(
+                                line,
+                                Code::InvalidOtlp,
+                                format!(
+                                    "a resource is not OTLP/JSON: {why}; its spans are skipped"
+                                ),
+                            );
+                            return;
+                        }
+                    },
+                };
+                let resource = self.resource(wire_resource);
+                let id = self.out.index.add_resource(text, Arc::clone(&resource));
+                (id, resource)
+            }
+        };
+        self.out.index.begin_group(resource_id, line);
+        let resource_conversation = survey
+            .rules
+            .conversation
+            .id_attributes
+            .iter()
+            .find_map(|k| resource.attributes.text(k).filter(|v| !v.is_empty()))
+            .map(|v| hash_text(&v));
+        for IndexedSpan {
+            survey: mut span,
+            offset,
+            len,
+        } in spans
+        {
+            self.out.spans_read += 1;
+            if let Some(raw) = span.bad_trace_id.take() {
+                self.out.spans_unjoinable += 1;
+                let why = decode_id::<16>(&raw).err().unwrap_or_default();
+                self.diag(
+                    line,
+                    Code::InvalidId,
+                    format!("a span's traceId {raw:?} {why}; the span is not used for joins"),
+                );
+            }
+            if span.conversation.is_none() {
+                span.conversation = resource_conversation;
+            }
+            if let Some(trace) = span.trace_id {
+                self.out.index.add_span(offset, len, trace);
+            }
+            self.out.survey.add(span);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //!
 //! Roles:
 //! - `Scheduled` (and a child's `Initiated`, the workflow's own `Started`) is `accepted`: the
-//!   server has taken the work and a worker will run it later, the queued case of DESIGN.md.
+//!   server has taken the work and a worker will run it later, the queued case of docs/design.md.
 //! - `ActivityTaskStarted`, `ChildWorkflowExecutionStarted`: `started`.
 //! - `Completed`: `commit`. `Failed`, `TimedOut`: `failed` (Temporal records them only once
 //!   retries are exhausted).

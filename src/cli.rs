@@ -51,6 +51,12 @@ pub struct InputArgs {
     #[arg(long, value_name = "LOG")]
     pub events: Vec<PathBuf>,
 
+    /// Abort logs: the user's Stops as a front end recorded them, one JSON object a line
+    /// (`conversation_id`, `time` as RFC 3339 or Unix nanoseconds, optional `trace_id`,
+    /// `reason`)
+    #[arg(long, value_name = "LOG")]
+    pub aborts: Vec<PathBuf>,
+
     /// Exit with status 2 if any input produced a diagnostic (a malformed line, a bad id…)
     #[arg(long)]
     pub strict: bool,

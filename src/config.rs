@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow};
 
 use crate::cli::{Cli, Command, InputArgs, InspectFormat, RulesFileArgs, ScanFormat};
-use crate::ingest::{IngestOptions, Source};
+use crate::ingest::{IngestOptions, InputSet, Source};
 use crate::model::Category;
 use crate::report::OutputFormat;
 use crate::rules::Rules;
@@ -24,8 +24,7 @@ pub enum Task {
 /// What to read and how: shared by every command that reads inputs.
 #[derive(Debug)]
 pub struct InputConfig {
-    pub sources: Vec<Source>,
-    pub event_sources: Vec<Source>,
+    pub inputs: InputSet,
     pub options: IngestOptions,
     /// Any diagnostic makes the run fail with status 2.
     pub strict: bool,
@@ -112,8 +111,11 @@ pub fn resolve(cli: Cli) -> Result<Task> {
 
 fn input(args: &InputArgs) -> Result<InputConfig> {
     Ok(InputConfig {
-        sources: sources(&args.inputs),
-        event_sources: sources(&args.events),
+        inputs: InputSet {
+            traces: sources(&args.inputs),
+            event_logs: sources(&args.events),
+            abort_logs: sources(&args.aborts),
+        },
         options: ingest_options(args)?,
         strict: args.strict,
     })

@@ -96,6 +96,28 @@ impl SpanBuilder {
         self.0.links = links.into();
         self
     }
+    /// Times in nanoseconds, where milliseconds are too coarse.
+    pub fn at_ns(mut self, start: u64, end: u64) -> Self {
+        self.0.start = start;
+        self.0.end = Some(end);
+        self
+    }
+    pub fn error(mut self, message: &str) -> Self {
+        self.0.status = Status {
+            code: crate::model::StatusCode::Error,
+            message: message.into(),
+        };
+        self
+    }
+    pub fn resource_attr(mut self, key: &str, value: &str) -> Self {
+        let mut resource = (*self.0.resource).clone();
+        resource.attributes.0.push(KeyValue {
+            key: key.into(),
+            value: Value::String(value.to_owned()),
+        });
+        self.0.resource = Arc::new(resource);
+        self
+    }
     pub fn open(mut self) -> Self {
         self.0.end = None;
         self

@@ -34,7 +34,11 @@ fn normalized(spans: &[Span]) -> Vec<Span> {
 
 /// Reads trace inputs whole, with the default rules.
 fn ingest_with(sources: &[Source], options: &IngestOptions) -> abortaudit::ingest::Ingested {
-    ingest_inputs(sources, &[], options, &abortaudit::rules::Rules::default())
+    let inputs = abortaudit::ingest::InputSet {
+        traces: sources.to_vec(),
+        ..Default::default()
+    };
+    ingest_inputs(&inputs, options, &abortaudit::rules::Rules::default())
 }
 
 fn read(name: &str, bytes: &[u8]) -> (abortaudit::ingest::InputReport, Vec<Span>) {

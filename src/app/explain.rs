@@ -14,16 +14,12 @@ const KNOWN_SHOWN: usize = 10;
 
 pub fn run(config: &ExplainConfig, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitStatus> {
     let input = &config.input;
-    let ingested = ingest::ingest_inputs(
-        &input.sources,
-        &input.event_sources,
-        &input.options,
-        &config.rules,
-    );
+    let ingested = ingest::ingest_inputs(&input.inputs, &input.options, &config.rules);
     if ingested.has_errors() {
         return input_status(&ingested, input.strict, err).map(|s| s.unwrap_or(ExitStatus::Error));
     }
-    let joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);
+    let mut joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);
+    correlate::place_aborts(&mut joined, &ingested.aborts, config.rules.skew_ns());
     if !joined.has_conversation(&config.conversation) {
         let known = joined.conversation_ids();
         let shown: Vec<String> = known

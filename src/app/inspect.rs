@@ -10,18 +10,20 @@ use crate::{correlate, ingest, report};
 
 pub fn run(config: &InspectConfig, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitStatus> {
     let input = &config.input;
-    let mut ingested = ingest::ingest_inputs(
-        &input.sources,
-        &input.event_sources,
-        &input.options,
-        &config.rules,
-    );
+    let rules = &config.rules;
+    let mut ingested = ingest::ingest_inputs(&input.inputs, &input.options, rules);
+    let mut joined = correlate::join(&ingested.spans, &ingested.events, rules);
+    let unplaced = correlate::place_aborts(&mut joined, &ingested.aborts, rules.skew_ns());
+    let join = joined.counts();
     // How many vendor events joined no tool call: their keys are probably not on the spans.
-    if !ingested.events.is_empty() {
-        let joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);
-        let unmatched = joined.unmatched_events.clone();
-        ingested.count_unmatched_events(&unmatched);
-    }
-    report::write_inspect(config.format, &ingested, out, err)?;
+    let unmatched = joined.unmatched_events.clone();
+    drop(joined);
+    ingested.count_unmatched_events(&unmatched);
+    let view = report::InspectView {
+        ingested: &ingested,
+        join,
+        abort_records_unplaced: unplaced.len() as u64,
+    };
+    report::write_inspect(config.format, &view, out, err)?;
     Ok(input_status(&ingested, input.strict, err)?.unwrap_or(ExitStatus::Success))
 }

@@ -6,6 +6,7 @@ use std::io::Write;
 use anyhow::{Result, bail};
 
 use super::{ExitStatus, input_status, progress};
+use crate::classify::Gate;
 use crate::config::ScanConfig;
 use crate::report::{ScanView, Summary};
 use crate::{classify, correlate, ingest, report};
@@ -13,7 +14,7 @@ use crate::{classify, correlate, ingest, report};
 pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitStatus> {
     let input = &config.input;
     let rules = &config.rules;
-    let plan = ingest::plan(&input.sources, &input.event_sources, &input.options);
+    let plan = ingest::plan(&input.inputs, &input.options);
     let progress = progress::bytes(plan.streamed_bytes());
     let first = ingest::first_pass(plan, &input.options, rules, &progress);
     let signals = first.signals(rules);
@@ -29,10 +30,11 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     if ingested.total.spans == 0 {
         bail!("no spans were read from the inputs: there is nothing to audit");
     }
-    let joined = correlate::join(&ingested.spans, &ingested.events, rules);
+    let mut joined = correlate::join(&ingested.spans, &ingested.events, rules);
+    let unplaced = correlate::place_aborts(&mut joined, &ingested.aborts, rules.skew_ns());
     let audit = classify::classify(&joined, rules);
-    let gate_failed = classify::gate_failed(&audit, &config.fail_on);
-    let summary = Summary::new(&ingested, &joined, &audit, &config.fail_on, gate_failed);
+    let gate = Gate::judge(&audit, &config.fail_on, rules.gate.inferred_aborts);
+    let summary = Summary::new(&ingested, &joined, &audit, &gate, unplaced.len());
     // The findings stand on their own: the join and the spans behind them, most of the memory
     // on a large export, are let go. Freeing every span takes a while, so another thread does
     // it while the report is written (which allocates little; the peak is behind us, in the
@@ -50,7 +52,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     if let Some(status) = input_status(&ingested, input.strict, err)? {
         return Ok(status);
     }
-    Ok(if gate_failed && !config.exit_zero {
+    Ok(if gate.failed && !config.exit_zero {
         ExitStatus::Failure
     } else {
         ExitStatus::Success

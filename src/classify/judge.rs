@@ -3,7 +3,7 @@
 
 use super::writes::{Write, WriteOutcome, WriteSource};
 use super::{AbortInfo, Finding, ToolCallInfo, WriteInfo};
-use crate::correlate::{Joined, ToolCall, Turn, Via};
+use crate::correlate::{Abort, Joined, ToolCall, Turn, Via};
 use crate::model::ids::fingerprint;
 use crate::model::{Category, Span, SpanKind};
 use crate::rules::evidence::{http_method, http_status, is_http, same_clock};
@@ -27,9 +27,7 @@ pub(super) struct AbortedCall<'a, 's> {
     pub(super) turn: &'a Turn,
     pub(super) tool: &'a ToolCall,
     pub(super) conversation_id: &'a str,
-    pub(super) abort_span: &'a Span,
-    pub(super) abort_time: u64,
-    pub(super) abort_signal: &'a str,
+    pub(super) abort: &'a Abort,
     pub(super) skew: u64,
 }
 
@@ -43,22 +41,31 @@ impl AbortedCall<'_, '_> {
     /// a vendor's clock is always another host's.
     fn tolerance(&self, write: &Write) -> u64 {
         match write.source {
-            WriteSource::Span(i) if same_clock(self.span(i), self.abort_span) => 0,
+            WriteSource::Span(i)
+                if self
+                    .abort
+                    .span
+                    .is_some_and(|a| same_clock(self.span(i), self.span(a))) =>
+            {
+                0
+            }
             _ => self.skew,
         }
     }
 
     /// Where a time with the given precision and tolerance falls against the abort. The true
-    /// time lies in `[time, time + precision)`, give or take the tolerance.
+    /// times lie in `[time, time + precision)` and `[abort, abort + its precision)`, give or
+    /// take the tolerance.
     fn order(&self, time: u64, precision: u64, tolerance: u64) -> Order {
-        let abort = self.abort_time;
+        let abort = self.abort.time;
+        let abort_latest = abort.saturating_add(self.abort.precision.max(1) - 1);
         if time
             .saturating_add(precision.max(1))
             .saturating_add(tolerance)
             <= abort
         {
             Order::Before
-        } else if time > abort.saturating_add(tolerance) {
+        } else if time > abort_latest.saturating_add(tolerance) {
             Order::After
         } else {
             Order::Ambiguous
@@ -67,7 +74,7 @@ impl AbortedCall<'_, '_> {
 
     pub(super) fn judge(&self, write: &Write) -> Judgement {
         let tolerance = self.tolerance(write);
-        let abort = self.abort_time;
+        let abort = self.abort.time;
         let mut evidence = write.evidence.clone();
         match write.outcome {
             WriteOutcome::Committed { time, inferred } => {
@@ -230,8 +237,9 @@ impl AbortedCall<'_, '_> {
             conversation_id: self.conversation_id.to_owned(),
             trace_id: self.turn.trace_id,
             abort: AbortInfo {
-                time: self.abort_time,
-                signal: self.abort_signal.to_owned(),
+                time: self.abort.time,
+                signal: self.abort.signal.clone(),
+                inferred: self.abort.inferred(),
             },
             tool_call: ToolCallInfo {
                 span_id: tool_span.span_id,
@@ -251,16 +259,16 @@ impl AbortedCall<'_, '_> {
         let mut evidence = Vec::new();
         let request = write.and_then(|w| w.outbound).map(|o| self.span(o));
         match request {
-            Some(request) if request_after_abort && tool_span.start < self.abort_time => {
+            Some(request) if request_after_abort && tool_span.start < self.abort.time => {
                 evidence.push(format!(
                     "the tool call started before the abort, but its request {:?} started {} after it",
                     request.name,
-                    human_gap(request.start - self.abort_time)
+                    human_gap(request.start - self.abort.time)
                 ));
             }
             _ => evidence.push(format!(
                 "the tool call started {} after the abort, in the aborted turn: the runtime ignored the abort",
-                human_gap(tool_span.start.saturating_sub(self.abort_time))
+                human_gap(tool_span.start.saturating_sub(self.abort.time))
             )),
         }
         let commit = write.and_then(|w| match w.outcome {
@@ -299,7 +307,7 @@ impl AbortedCall<'_, '_> {
     /// the abort and nothing downstream of it is known.
     pub(super) fn unverified(&self, margin: u64) -> Option<Finding> {
         let tool_span = self.span(self.tool.span);
-        let abort = self.abort_time;
+        let abort = self.abort.time;
         let mut reasons = Vec::new();
         match tool_span.end {
             None => reasons.push("the tool span never ended".to_owned()),

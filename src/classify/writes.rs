@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 
-use crate::correlate::{Joined, Reached, ToolCall, Via};
-use crate::model::{Span, SpanKind, StatusCode};
+use crate::correlate::{Joined, Reached, ToolCall};
+use crate::model::{Span, SpanKind};
 use crate::rules::evidence::{
-    client_gone_marker, db_operation, describe_statement, http_method, http_status, is_db_span,
-    matches_any,
+    Statement, client_gone_marker, describe_statement, handler_succeeded, http_method, http_status,
+    is_db_span, statement, time_precision,
 };
 use crate::rules::{CommitRules, Rules};
 
@@ -57,7 +57,7 @@ pub(super) struct Write {
 
 /// Every write a tool call caused, with its outcome, found in the spans reached from it.
 pub(super) fn writes_of(joined: &Joined<'_>, tool: &ToolCall, rules: &Rules) -> Vec<Write> {
-    let reach = Reach::new(joined.spans, tool);
+    let reach = Reach::new(joined.spans, tool, rules);
     let mut writes = db_transactions(&reach, &rules.commit);
     writes.extend(commit_events(&reach, &rules.commit));
     let found: Vec<usize> = writes
@@ -84,15 +84,17 @@ pub(super) fn writes_of(joined: &Joined<'_>, tool: &ToolCall, rules: &Rules) -> 
 /// The spans reached from a tool call, and how.
 struct Reach<'a> {
     spans: &'a [Span],
+    rules: &'a Rules,
     tool: &'a ToolCall,
     reached: HashMap<usize, &'a Reached>,
 }
 
 impl<'a> Reach<'a> {
-    fn new(spans: &'a [Span], tool: &'a ToolCall) -> Reach<'a> {
+    fn new(spans: &'a [Span], tool: &'a ToolCall, rules: &'a Rules) -> Reach<'a> {
         let reached = tool.downstream.iter().map(|r| (r.span, r)).collect();
         Reach {
             spans,
+            rules,
             tool,
             reached,
         }
@@ -140,22 +142,23 @@ impl<'a> Reach<'a> {
         evidence: Vec<String>,
     ) -> Write {
         let r = self.reached[&i];
+        let precision = time_precision(&self.spans[i], self.rules);
         Write {
             outcome,
             source: WriteSource::Span(i),
             operation,
             join: r.via.as_str().to_owned(),
-            queued: r.via == Via::Link,
+            queued: r.queued,
             outbound: r.outbound,
             handler: self.handler_of(i),
-            precision: 1,
+            precision,
             evidence,
         }
     }
 }
 
-/// Database statements, grouped by the request that ran them, replayed in order so that a
-/// transaction's COMMIT or ROLLBACK decides the fate of its writes.
+/// Database statements, grouped by the request that ran them (one connection's), replayed
+/// in order so that a transaction's COMMIT or ROLLBACK decides the fate of its writes.
 fn db_transactions(reach: &Reach<'_>, rules: &CommitRules) -> Vec<Write> {
     let spans = reach.spans;
     let mut groups: Vec<(Option<usize>, Vec<usize>)> = Vec::new();
@@ -163,7 +166,8 @@ fn db_transactions(reach: &Reach<'_>, rules: &CommitRules) -> Vec<Write> {
         if !is_db_span(&spans[r.span]) {
             continue;
         }
-        let key = reach.handler_of(r.span).or(Some(r.from));
+        let handler = reach.handler_of(r.span);
+        let key = handler.or(Some(r.from));
         match groups.iter_mut().find(|(k, _)| *k == key) {
             Some((_, list)) => list.push(r.span),
             None => groups.push((key, vec![r.span])),
@@ -171,26 +175,47 @@ fn db_transactions(reach: &Reach<'_>, rules: &CommitRules) -> Vec<Write> {
     }
     let mut writes = Vec::new();
     for (_, mut statements) in groups {
-        statements.sort_by_key(|i| (spans[*i].start, spans[*i].span_id));
-        replay(reach, rules, &statements, &mut writes);
+        // Statements on one connection do not overlap, so their starts order them; where
+        // starts tie (cut to the millisecond by OpenTelemetry JS, whose ends are then no
+        // better), their place in a transaction does, then their ends.
+        statements.sort_by_cached_key(|i| {
+            let span = &spans[*i];
+            (
+                span.start,
+                statement(span, rules).rank(),
+                span.end,
+                span.span_id,
+            )
+        });
+        let handler = statements.first().and_then(|s| reach.handler_of(*s));
+        replay(reach, rules, &statements, handler, &mut writes);
     }
     writes
 }
 
 /// Replays one connection's statements: writes in a transaction land at its COMMIT or not at
-/// all (ROLLBACK); a write outside one is its own commit.
-fn replay(reach: &Reach<'_>, rules: &CommitRules, statements: &[usize], writes: &mut Vec<Write>) {
+/// all (ROLLBACK, or ROLLBACK TO a savepoint set before them); a write outside one is its own
+/// commit. A transaction whose end was not traced follows its `handler` (the server or
+/// consumer span around it), marked inferred.
+fn replay(
+    reach: &Reach<'_>,
+    rules: &CommitRules,
+    statements: &[usize],
+    handler: Option<usize>,
+    writes: &mut Vec<Write>,
+) {
     let spans = reach.spans;
-    let described = |pending: &[usize]| -> Vec<String> {
-        pending
+    let described = |pending: &[usize]| -> String {
+        let names: Vec<String> = pending
             .iter()
-            .map(|w| describe_statement(&spans[*w]))
-            .collect()
+            .map(|w| describe_statement(&spans[*w], rules))
+            .collect();
+        names.join(", ")
     };
     let autocommit = |pending: &mut Vec<usize>, writes: &mut Vec<Write>| {
         for w in pending.drain(..) {
             let time = spans[w].end.unwrap_or(spans[w].start);
-            let statement = describe_statement(&spans[w]);
+            let statement = describe_statement(&spans[w], rules);
             writes.push(reach.write(
                 w,
                 WriteOutcome::Committed {
@@ -206,66 +231,112 @@ fn replay(reach: &Reach<'_>, rules: &CommitRules, statements: &[usize], writes: 
     };
     let mut in_transaction = false;
     let mut pending: Vec<usize> = Vec::new();
+    // Savepoints, innermost last, with how many pending writes came before each.
+    let mut savepoints: Vec<(String, usize)> = Vec::new();
     for &i in statements {
         let span = &spans[i];
-        let op = db_operation(span);
-        if matches_any(&op, &span.name, &rules.begin_operations) {
-            if !in_transaction {
-                autocommit(&mut pending, writes);
+        match statement(span, rules) {
+            Statement::Begin => {
+                if !in_transaction {
+                    autocommit(&mut pending, writes);
+                }
+                in_transaction = true;
+                savepoints.clear();
             }
-            in_transaction = true;
-        } else if matches_any(&op, &span.name, &rules.commit_operations) {
-            if !pending.is_empty() {
-                let time = span.end.unwrap_or(span.start);
-                let statements = described(&pending).join(", ");
-                writes.push(reach.write(
-                    i,
-                    WriteOutcome::Committed {
-                        time,
-                        inferred: false,
-                    },
-                    format!("COMMIT ({statements})"),
-                    vec![format!("{statements} committed by {:?}", span.name)],
-                ));
-                pending.clear();
+            Statement::Commit => {
+                if !pending.is_empty() {
+                    let time = span.end.unwrap_or(span.start);
+                    let statements = described(&pending);
+                    writes.push(reach.write(
+                        i,
+                        WriteOutcome::Committed {
+                            time,
+                            inferred: false,
+                        },
+                        format!("COMMIT ({statements})"),
+                        vec![format!("{statements} committed by {:?}", span.name)],
+                    ));
+                    pending.clear();
+                }
+                in_transaction = false;
             }
-            in_transaction = false;
-        } else if matches_any(&op, &span.name, &rules.rollback_operations) {
-            if !pending.is_empty() {
-                let time = span.end.unwrap_or(span.start);
-                let statements = described(&pending).join(", ");
-                writes.push(reach.write(
-                    i,
-                    WriteOutcome::RolledBack { time },
-                    format!("ROLLBACK ({statements})"),
-                    vec![format!(
-                        "{statements} rolled back by {:?}: the write did not land",
-                        span.name
-                    )],
-                ));
-                pending.clear();
+            Statement::Rollback => {
+                if !pending.is_empty() {
+                    let time = span.end.unwrap_or(span.start);
+                    let statements = described(&pending);
+                    writes.push(reach.write(
+                        i,
+                        WriteOutcome::RolledBack { time },
+                        format!("ROLLBACK ({statements})"),
+                        vec![format!(
+                            "{statements} rolled back by {:?}: the write did not land",
+                            span.name
+                        )],
+                    ));
+                    pending.clear();
+                }
+                in_transaction = false;
             }
-            in_transaction = false;
-        } else if rules
-            .write_operations
-            .iter()
-            .any(|w| w.eq_ignore_ascii_case(&op))
-        {
-            pending.push(i);
+            Statement::Savepoint(name) => {
+                // A savepoint outside a transaction opens one (SQLite, PostgreSQL).
+                if !in_transaction {
+                    autocommit(&mut pending, writes);
+                }
+                in_transaction = true;
+                savepoints.push((name, pending.len()));
+            }
+            Statement::RollbackTo(name) => {
+                // The writes after the savepoint are undone; it stays set.
+                if let Some(&(_, before)) = savepoints.iter().rev().find(|(n, _)| *n == name) {
+                    pending.truncate(before);
+                }
+            }
+            Statement::Release(name) => {
+                if let Some(at) = savepoints.iter().rposition(|(n, _)| *n == name) {
+                    savepoints.truncate(at);
+                }
+            }
+            Statement::Write => pending.push(i),
+            Statement::Other => {}
         }
     }
     if !in_transaction {
         autocommit(&mut pending, writes);
-    } else if let Some(&last) = pending.last() {
-        let statements = described(&pending).join(", ");
-        writes.push(reach.write(
-            last,
-            WriteOutcome::Unfinished,
-            statements.clone(),
+        return;
+    }
+    let Some(&last) = pending.last() else {
+        return;
+    };
+    let statements = described(&pending);
+    let untraced = format!("{statements} ran in a transaction with no COMMIT or ROLLBACK traced");
+    let inferred = handler
+        .filter(|_| rules.infer_untraced_ends)
+        .and_then(|h| spans[h].end.map(|end| (h, end)));
+    match inferred {
+        Some((h, end)) if handler_succeeded(&spans[h]) => writes.push(reach.write(
+            h,
+            WriteOutcome::Committed {
+                time: end,
+                inferred: true,
+            },
+            format!("COMMIT ({statements})"),
             vec![format!(
-                "{statements} ran in a transaction with no COMMIT or ROLLBACK recorded"
+                "{untraced}; the {} span {:?} around it succeeded, so it is taken as committed when that span ended (inferred)",
+                spans[h].kind.as_str(),
+                spans[h].name
             )],
-        ));
+        )),
+        Some((h, end)) => writes.push(reach.write(
+            h,
+            WriteOutcome::RolledBack { time: end },
+            format!("ROLLBACK ({statements})"),
+            vec![format!(
+                "{untraced}; the {} span {:?} around it failed, so it is taken as not committed (inferred)",
+                spans[h].kind.as_str(),
+                spans[h].name
+            )],
+        )),
+        None => writes.push(reach.write(last, WriteOutcome::Unfinished, statements, vec![untraced])),
     }
 }
 
@@ -329,7 +400,7 @@ fn server_spans(reach: &Reach<'_>, found: &[usize], rules: &Rules) -> Vec<Write>
         let produced = downstream
             .iter()
             .any(|d| spans[d.span].kind == SpanKind::Producer && reach.under(d.span, r.span));
-        let executed = downstream.iter().any(|d| d.via == Via::Link);
+        let executed = downstream.iter().any(|d| d.queued);
         let operation = span.name.to_string();
         if queued_status || produced {
             if !executed {
@@ -353,7 +424,7 @@ fn server_spans(reach: &Reach<'_>, found: &[usize], rules: &Rules) -> Vec<Write>
             }
             continue;
         }
-        let failed = span.status.code == StatusCode::Error || status.is_some_and(|s| s >= 400);
+        let failed = !handler_succeeded(span);
         writes.push(match (span.end, failed) {
             (Some(end), true) => {
                 let why = match client_gone_marker(span, rules) {

@@ -8,7 +8,9 @@ use std::collections::VecDeque;
 use rayon::prelude::*;
 
 use super::{Reached, Via};
-use crate::model::Span;
+use crate::model::{Span, SpanKind};
+use crate::rules::Rules;
+use crate::rules::evidence::is_consumer;
 
 /// The children of every span, in one allocation rather than a vector each (a large export's
 /// audit holds one entry per span).
@@ -75,23 +77,28 @@ impl Graph<'_> {
 
     /// Everything a tool call caused: its descendants (across services, as trace context
     /// carries them), and through span links into other traces, recursively. Each span is
-    /// visited once, so cyclic links end.
-    pub(super) fn downstream(&self, tool: usize) -> Vec<Reached> {
+    /// visited once, so cyclic links end. Work reached through a link, or handed from a
+    /// PRODUCER to a consumer below it in the same trace (Celery), ran from a queue.
+    pub(super) fn downstream(&self, tool: usize, rules: &Rules) -> Vec<Reached> {
         let spans = self.spans;
         let mut out = Vec::new();
         let mut seen: FxHashSet<usize> = FxHashSet::from_iter([tool]);
         let tool_outbound = spans[tool].kind.is_outbound().then_some(tool);
-        let mut queue: VecDeque<(usize, Via, Option<usize>)> =
-            VecDeque::from([(tool, Via::Parent, tool_outbound)]);
-        while let Some((from, via, outbound)) = queue.pop_front() {
-            let next_children = self.children.of(from).iter().map(|c| (*c, via));
+        let mut queue: VecDeque<(usize, Via, bool, Option<usize>)> =
+            VecDeque::from([(tool, Via::Parent, false, tool_outbound)]);
+        while let Some((from, via, queued, outbound)) = queue.pop_front() {
+            let from_producer = spans[from].kind == SpanKind::Producer;
+            let next_children = self.children.of(from).iter().map(|c| {
+                let handed_over = from_producer && is_consumer(&spans[*c], rules);
+                (*c, via, queued || handed_over)
+            });
             let next_links = self
                 .incoming_links
                 .get(&from)
                 .into_iter()
                 .flatten()
-                .map(|l| (*l, Via::Link));
-            for (next, next_via) in next_children.chain(next_links) {
+                .map(|l| (*l, Via::Link, true));
+            for (next, next_via, next_queued) in next_children.chain(next_links) {
                 if !seen.insert(next) {
                     continue;
                 }
@@ -99,10 +106,11 @@ impl Graph<'_> {
                 out.push(Reached {
                     span: next,
                     via: next_via,
+                    queued: next_queued,
                     from,
                     outbound,
                 });
-                queue.push_back((next, next_via, outbound));
+                queue.push_back((next, next_via, next_queued, outbound));
             }
         }
         out

@@ -5,6 +5,7 @@
 //! A time filter ("everything after the abort") would flag the user's next turn and miss a
 //! worker trace that carries no conversation id; following causality does neither.
 
+mod aborts;
 mod events;
 mod graph;
 mod turns;
@@ -12,6 +13,7 @@ mod turns;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
+pub use aborts::place_aborts;
 pub use events::{key_preference, normalise_key};
 pub use graph::Children;
 
@@ -68,15 +70,55 @@ pub struct Turn {
     pub is_agent_turn: bool,
     pub abort: Option<Abort>,
     pub tool_calls: Vec<ToolCall>,
+    /// Spans a tool rule matches that are part of an outer tool call, so not calls of their own.
+    pub nested_tool_spans: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Abort {
+    /// The earliest signal's time.
     pub time: u64,
-    /// The span that recorded the signal.
-    pub span: usize,
-    /// The signal in words, e.g. `span event "abort" on "invoke_agent support"`.
+    /// How coarse `time` is: 1 ns for a span's, more for an abort log's.
+    pub precision: u64,
+    /// The span that recorded the earliest signal; `None` for an abort log's record.
+    pub span: Option<usize>,
+    /// The earliest signal in words, e.g. `span event "abort" on "invoke_agent support"`.
     pub signal: String,
+    /// What shows the Stop, of all the turn's signals.
+    pub source: AbortSource,
+}
+
+/// What shows a turn's Stop, the strongest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AbortSource {
+    /// A span of the agent records it (an abort event, a cancellation exception or status).
+    Recorded,
+    /// An abort log records it.
+    Log,
+    /// Only the agent app's server shows the user leaving.
+    Inferred,
+}
+
+impl AbortSource {
+    pub const ALL: [AbortSource; 3] = [
+        AbortSource::Recorded,
+        AbortSource::Log,
+        AbortSource::Inferred,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AbortSource::Recorded => "recorded",
+            AbortSource::Log => "abort_log",
+            AbortSource::Inferred => "inferred",
+        }
+    }
+}
+
+impl Abort {
+    pub fn inferred(&self) -> bool {
+        self.source == AbortSource::Inferred
+    }
 }
 
 #[derive(Debug)]
@@ -103,6 +145,22 @@ pub struct EventJoin {
     pub weak: bool,
 }
 
+/// What a join found, counted for `inspect` and the scan's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinCounts {
+    pub agent_turns: u64,
+    /// Aborted turns by what shows the Stop.
+    pub aborted_recorded: u64,
+    pub aborted_by_log: u64,
+    pub aborted_inferred: u64,
+    /// Tool calls, and the spans a tool rule matched that are part of an outer call.
+    pub tool_calls: u64,
+    pub nested_tool_spans: u64,
+    /// The same in aborted turns only: what an audit reads of a large export in two passes.
+    pub aborted_tool_calls: u64,
+    pub aborted_nested_tool_spans: u64,
+}
+
 /// How a downstream span was reached from its tool call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -125,6 +183,9 @@ impl Via {
 pub struct Reached {
     pub span: usize,
     pub via: Via,
+    /// It ran from a queue: reached through a span link, or through a PRODUCER handing the
+    /// work to a consumer below it.
+    pub queued: bool,
     /// The span it was reached from (for indentation by causality).
     pub from: usize,
     /// The first outbound span (CLIENT or PRODUCER) on the path from the tool call: the
@@ -149,6 +210,29 @@ impl Joined<'_> {
             .filter(|c| c.source == ConversationSource::Trace)
             .filter(|c| c.turns.iter().any(|t| self.turns[*t].abort.is_some()))
             .count() as u64
+    }
+
+    /// What the join found, counted.
+    pub fn counts(&self) -> JoinCounts {
+        let agent_turns = self.turns.iter().filter(|t| t.is_agent_turn);
+        let mut counts = JoinCounts {
+            agent_turns: agent_turns.clone().count() as u64,
+            ..JoinCounts::default()
+        };
+        for turn in agent_turns {
+            counts.tool_calls += turn.tool_calls.len() as u64;
+            counts.nested_tool_spans += turn.nested_tool_spans as u64;
+            if let Some(abort) = &turn.abort {
+                counts.aborted_tool_calls += turn.tool_calls.len() as u64;
+                counts.aborted_nested_tool_spans += turn.nested_tool_spans as u64;
+                match abort.source {
+                    AbortSource::Recorded => counts.aborted_recorded += 1,
+                    AbortSource::Log => counts.aborted_by_log += 1,
+                    AbortSource::Inferred => counts.aborted_inferred += 1,
+                }
+            }
+        }
+        counts
     }
 
     pub fn conversation_ids(&self) -> Vec<&str> {
@@ -238,7 +322,7 @@ pub fn join<'s>(spans: &'s [Span], events: &'s [VendorEvent], rules: &Rules) -> 
                     turn.abort = graph.abort_of(turn, rules);
                 }
                 for tool in &mut turn.tool_calls {
-                    tool.downstream = graph.downstream(tool.span);
+                    tool.downstream = graph.downstream(tool.span, rules);
                 }
             }
             (conversation_id, source, turns)

@@ -4,9 +4,9 @@
 use rustc_hash::FxHashSet;
 
 use super::graph::Graph;
-use super::{Abort, ToolCall, Turn};
-use crate::model::{Span, TraceId, Value};
-use crate::rules::agent::{is_agent_span, tool_matcher};
+use super::{Abort, AbortSource, ToolCall, Turn};
+use crate::model::{Span, SpanKind, TraceId, Value};
+use crate::rules::agent::{is_agent_span, is_model_span, model_tool_calls, tool_matcher};
 use crate::rules::{Rules, abort};
 
 /// The first conversation id of the trace by rule priority, preferring the spans upstream of
@@ -75,9 +75,12 @@ impl Graph<'_> {
                 is_agent_turn: !roots.is_empty(),
                 abort: None,
                 tool_calls: Vec::new(),
+                nested_tool_spans: 0,
             })
             .collect();
 
+        // The spans of each turn; those on the agent's side are kept with it.
+        let mut members_of: Vec<Vec<usize>> = vec![Vec::new(); turns.len()];
         for &i in members {
             let turn = if turns.len() == 1 {
                 0
@@ -96,6 +99,7 @@ impl Graph<'_> {
                         .unwrap_or(0),
                 }
             };
+            members_of[turn].push(i);
             let root_service = turns[turn].root.map(|r| spans[r].service());
             let agent_side = upstream[i] || root_service == Some(spans[i].service());
             if agent_side {
@@ -103,17 +107,18 @@ impl Graph<'_> {
             }
         }
 
-        for turn in &mut turns {
-            let agent_spans: FxHashSet<usize> = turn.agent_spans.iter().copied().collect();
-            for &i in &turn.agent_spans {
+        // Every span a tool rule matches is a tool call of its turn, wherever it sits (under a
+        // model's CLIENT span too), unless it is part of a tool call above it.
+        for (turn, members) in turns.iter_mut().zip(&members_of) {
+            for &i in members {
                 let Some(matcher) = tool_matcher(&spans[i], rules) else {
                     continue;
                 };
-                // A tool span inside another tool span is part of the outer call.
-                let nested = self
+                if self
                     .ancestors(i)
-                    .any(|a| agent_spans.contains(&a) && tool_matcher(&spans[a], rules).is_some());
-                if nested {
+                    .any(|a| tool_matcher(&spans[a], rules).is_some())
+                {
+                    turn.nested_tool_spans += 1;
                     continue;
                 }
                 turn.tool_calls.push(ToolCall {
@@ -124,28 +129,99 @@ impl Graph<'_> {
                     events: Vec::new(),
                 });
             }
+            self.call_ids_from_model_calls(turn, members, rules);
             turn.is_agent_turn |= !turn.tool_calls.is_empty();
         }
         turns
     }
 
-    /// The earliest abort signal recorded on the agent's side of the turn.
-    pub(super) fn abort_of(&self, turn: &Turn, rules: &Rules) -> Option<Abort> {
+    /// Tool calls whose spans carry no call id (OpenInference's TOOL spans) take it from the
+    /// model span that asked for them: the latest to end before the tool started, its calls
+    /// matched by tool name in the order it listed them.
+    fn call_ids_from_model_calls(&self, turn: &mut Turn, members: &[usize], rules: &Rules) {
         let spans = self.spans;
-        let mut best: Option<Abort> = None;
-        let mut consider = |time: u64, span: usize, signal: String| {
-            if best
-                .as_ref()
-                .is_none_or(|b| (time, span) < (b.time, b.span))
-            {
-                best = Some(Abort { time, span, signal });
+        if turn.tool_calls.iter().all(|t| t.call_id.is_some()) {
+            return;
+        }
+        let mut models: Vec<(u64, Vec<(String, String)>)> = members
+            .iter()
+            .filter(|i| is_model_span(&spans[**i], rules))
+            .map(|i| {
+                let span = &spans[*i];
+                (
+                    span.end.unwrap_or(span.start),
+                    model_tool_calls(span, rules),
+                )
+            })
+            .filter(|(_, calls)| !calls.is_empty())
+            .collect();
+        models.sort_by_key(|(end, _)| *end);
+        let mut order: Vec<usize> = (0..turn.tool_calls.len()).collect();
+        order.sort_by_key(|t| {
+            let span = &spans[turn.tool_calls[*t].span];
+            (span.start, span.span_id)
+        });
+        for t in order {
+            let tool = &mut turn.tool_calls[t];
+            if tool.call_id.is_some() {
+                continue;
             }
-        };
-        for &i in &turn.agent_spans {
-            for (time, signal) in abort::span_signals(&spans[i], rules) {
-                consider(time, i, signal);
+            let start = spans[tool.span].start;
+            let Some((_, calls)) = models.iter_mut().rev().find(|(end, _)| *end <= start) else {
+                continue;
+            };
+            if let Some(at) = calls.iter().position(|(name, _)| *name == tool.name) {
+                tool.call_id = Some(calls.remove(at).1);
             }
         }
-        best
+    }
+
+    /// The abort of a turn: the earliest signal on the agent's side, recorded by a span or
+    /// inferred from the agent app's server (a disconnect before the response completed, a
+    /// client-gone status, a request cut off as the turn ended). It is inferred when no span
+    /// records the Stop.
+    pub(super) fn abort_of(&self, turn: &Turn, rules: &Rules) -> Option<Abort> {
+        let spans = self.spans;
+        let last_start = turn
+            .agent_spans
+            .iter()
+            .map(|i| spans[*i].start)
+            .max()
+            .unwrap_or(0);
+        let mut signals: Vec<(u64, usize, String, bool)> = Vec::new();
+        for &i in &turn.agent_spans {
+            let span = &spans[i];
+            for (time, signal) in abort::span_signals(span, rules) {
+                signals.push((time, i, signal, false));
+            }
+            let server_end = self
+                .ancestors(i)
+                .find(|a| spans[*a].kind == SpanKind::Server)
+                .and_then(|a| spans[a].end);
+            let inferred = abort::inferred_signal(span, server_end, rules)
+                .or_else(|| abort::cancelled_request(span, last_start, rules));
+            if let Some((time, signal)) = inferred {
+                signals.push((time, i, signal, true));
+            }
+        }
+        signals.sort_by_key(|s| (s.0, s.1));
+        let recorded = signals.iter().find(|(.., inferred)| !inferred).cloned();
+        let (time, span, mut signal, earliest_inferred) = signals.into_iter().next()?;
+        // The earliest signal gives the time; where it is inferred and a span also records
+        // the Stop, the evidence names both.
+        if let (true, Some((_, _, words, _))) = (earliest_inferred, &recorded) {
+            signal = format!("{signal}; recorded by {words}");
+        }
+        Some(Abort {
+            time,
+            precision: 1,
+            span: Some(span),
+            signal,
+            source: if recorded.is_some() {
+                AbortSource::Recorded
+            } else {
+                AbortSource::Inferred
+            },
+        })
     }
 }

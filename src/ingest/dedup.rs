@@ -6,12 +6,20 @@ use std::collections::{HashSet, hash_map};
 
 use super::{Format, Ingested, InputReport};
 use crate::model::ids::hash_text;
-use crate::model::{Attributes, Code, Diagnostic, Span, SpanId, TraceId, Value, VendorEvent};
+use crate::model::{
+    AbortRecord, Attributes, Code, Diagnostic, Span, SpanId, TraceId, Value, VendorEvent,
+};
 use crate::rules::Rules;
 use crate::rules::agent::conversation_id;
 
-/// What reading one input gave: its report, its spans, its vendor events.
-pub(super) type InputRead = (InputReport, Vec<Span>, Vec<VendorEvent>);
+/// What reading one input gave.
+#[derive(Debug)]
+pub(super) struct InputRead {
+    pub(super) report: InputReport,
+    pub(super) spans: Vec<Span>,
+    pub(super) events: Vec<VendorEvent>,
+    pub(super) aborts: Vec<AbortRecord>,
+}
 
 /// Combines what each input gave, in input order, keeping the first copy of a span read twice
 /// (see `ingest_inputs`), and counts the conversations the spans name together with
@@ -25,8 +33,15 @@ pub(super) fn merge_inputs(
     let mut all_traces = FxHashSet::default();
     let mut all_services = HashSet::new();
     let mut ingested = Ingested::default();
-    for (mut report, mut spans, events) in results {
+    for InputRead {
+        mut report,
+        mut spans,
+        events,
+        aborts,
+    } in results
+    {
         ingested.events.extend(events);
+        ingested.aborts.extend(aborts);
         // Duplicates are dropped in place: the spans of a large input are most of the memory
         // an audit holds, and are not copied.
         let base = ingested.spans.len();

@@ -8,6 +8,7 @@
 //! is, `compress` handles gzip and zstd, `dedup` puts the inputs together, and `large` reads
 //! large exports in two passes.
 
+mod aborts;
 mod compress;
 mod dedup;
 mod foreign;
@@ -30,7 +31,7 @@ use serde::{Serialize, Serializer};
 pub use large::{FirstPass, Plan, Signals, first_pass, plan, second_pass};
 pub use sources::{Expanded, Source, expand};
 
-use crate::model::{Diagnostic, Span, TraceId, VendorEvent};
+use crate::model::{AbortRecord, Diagnostic, Span, TraceId, VendorEvent};
 use crate::rules::Rules;
 
 /// What an input turned out to be. The names (`as_str`) are part of the `inspect` JSON schema.
@@ -52,6 +53,8 @@ pub enum Format {
     VendorJson,
     /// A Temporal workflow history.
     TemporalHistory,
+    /// An abort log: the user's Stops as the front end recorded them (`--aborts`).
+    AbortLog,
     /// Zero bytes, or only white space: nothing to read, which is not an error.
     Empty,
     /// Not read: the input's error says why.
@@ -65,7 +68,7 @@ impl Serialize for Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 12] = [
+    pub const ALL: [Format; 13] = [
         Format::OtlpJsonLines,
         Format::OtlpJson,
         Format::OtlpJsonFramed,
@@ -76,6 +79,7 @@ impl Format {
         Format::VendorJsonLines,
         Format::VendorJson,
         Format::TemporalHistory,
+        Format::AbortLog,
         Format::Empty,
         Format::Unknown,
     ];
@@ -100,6 +104,7 @@ impl Format {
             Format::VendorJsonLines => "vendor-json-lines",
             Format::VendorJson => "vendor-json",
             Format::TemporalHistory => "temporal-history",
+            Format::AbortLog => "abort-log",
             Format::Empty => "empty",
             Format::Unknown => "unknown",
         }
@@ -114,6 +119,7 @@ impl Format {
             Format::ZipkinV2Json => "Zipkin v2 JSON",
             Format::VendorJsonLines | Format::VendorJson => "vendor event log",
             Format::TemporalHistory => "Temporal history",
+            Format::AbortLog => "abort log",
             Format::Empty | Format::Unknown => "input",
         }
     }
@@ -168,6 +174,26 @@ impl Serialize for Compression {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
     }
+}
+
+/// What an input is said to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InputKind {
+    /// Traces, or any other input recognised by its content.
+    Traces,
+    /// A vendor event log (`--events`).
+    Events,
+    /// An abort log (`--aborts`).
+    Aborts,
+}
+
+/// What to read: trace inputs (event logs among them are recognised by content), and the
+/// inputs said to be vendor event logs and abort logs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InputSet {
+    pub traces: Vec<Source>,
+    pub event_logs: Vec<Source>,
+    pub abort_logs: Vec<Source>,
 }
 
 /// What one top-level JSON record is.
@@ -226,6 +252,8 @@ pub(crate) struct Parsed {
     keys: FxHashSet<Arc<str>>,
     /// Vendor events, when the input is an event log.
     pub events: Vec<VendorEvent>,
+    /// The user's Stops, when the input is an abort log.
+    pub aborts: Vec<AbortRecord>,
     pub events_by_vendor: BTreeMap<String, u64>,
 }
 
@@ -324,6 +352,13 @@ pub struct Counts {
     pub vendors: BTreeMap<String, u64>,
     /// Vendor events that no tool call's keys matched (filled in once spans are joined).
     pub unmatched_vendor_events: u64,
+    /// Records read from abort logs.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub abort_records: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counts {
@@ -336,6 +371,7 @@ impl Counts {
         self.unjoinable += other.unjoinable;
         self.vendor_events += other.vendor_events;
         self.unmatched_vendor_events += other.unmatched_vendor_events;
+        self.abort_records += other.abort_records;
         for (vendor, n) in &other.vendors {
             *self.vendors.entry(vendor.clone()).or_default() += n;
         }
@@ -379,6 +415,8 @@ pub struct Ingested {
     pub total: Counts,
     /// Vendor events from the event logs, in input order.
     pub events: Vec<VendorEvent>,
+    /// The user's Stops read from abort logs, in input order.
+    pub aborts: Vec<AbortRecord>,
     /// Distinct conversation ids the spans name, those a first pass did not keep included.
     pub conversations: u64,
     /// What walking the directories found (links that loop).
@@ -426,18 +464,13 @@ impl Ingested {
 /// different operations exported under one span id, as in Jaeger's UI test trace) is also
 /// dropped, since one id cannot be joined two ways, but with a `conflicting-duplicate`
 /// warning naming where the kept copy was read.
-pub fn ingest_inputs(
-    traces: &[Source],
-    event_logs: &[Source],
-    options: &IngestOptions,
-    rules: &Rules,
-) -> Ingested {
+pub fn ingest_inputs(inputs: &InputSet, options: &IngestOptions, rules: &Rules) -> Ingested {
     let whole = IngestOptions {
         survey_above: u64::MAX,
         ..options.clone()
     };
     let hidden = indicatif::ProgressBar::hidden();
-    let first = first_pass(plan(traces, event_logs, &whole), &whole, rules, &hidden);
+    let first = first_pass(plan(inputs, &whole), &whole, rules, &hidden);
     second_pass(first, FxHashSet::default(), rules, &hidden)
 }
 
@@ -455,6 +488,6 @@ pub fn parse_input_with(
     options: &IngestOptions,
 ) -> (InputReport, Vec<Span>) {
     let vendors = crate::rules::builtin_vendor_mappings();
-    let (report, spans, _) = sniff::parse_any(path, bytes, options, &vendors, false);
-    (report, spans)
+    let read = sniff::parse_any(path, bytes, options, &vendors, InputKind::Traces);
+    (read.report, read.spans)
 }

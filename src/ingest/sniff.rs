@@ -10,8 +10,8 @@ use super::dedup::InputRead;
 use super::json_text::locate::count_newlines;
 use super::sources::{Source, is_glob};
 use super::{
-    Compression, Counts, Format, IngestOptions, InputReport, Parsed, Shape, compress, jaeger,
-    otlp_json, otlp_proto, vendor, zipkin,
+    Compression, Counts, Format, IngestOptions, InputKind, InputReport, Parsed, Shape, aborts,
+    compress, jaeger, otlp_json, otlp_proto, vendor, zipkin,
 };
 use crate::model::{Code, Diagnostic, Severity};
 use crate::rules::VendorMapping;
@@ -20,34 +20,34 @@ pub(super) fn read_source(
     source: &Source,
     options: &IngestOptions,
     vendors: &[VendorMapping],
-    events_only: bool,
+    kind: InputKind,
 ) -> InputRead {
     let path = source.display();
     match read_bytes(source) {
-        Ok(bytes) => parse_any(&path, &bytes, options, vendors, events_only),
+        Ok(bytes) => parse_any(&path, &bytes, options, vendors, kind),
         Err(e) => {
-            let (mut report, spans, events) = parse_any(&path, b"", options, vendors, events_only);
-            report.error = Some(match source {
+            let mut read = parse_any(&path, b"", options, vendors, kind);
+            read.report.error = Some(match source {
                 Source::Path(p) if is_glob(p) && !p.exists() => match glob::Pattern::new(&path) {
                     Err(e) => format!("{path}: not a valid glob pattern: {e}"),
                     Ok(_) => format!("{path}: the pattern matches no file"),
                 },
                 _ => format!("{path}: cannot read: {e}"),
             });
-            report.format = Format::Unknown;
-            (report, spans, events)
+            read.report.format = Format::Unknown;
+            read
         }
     }
 }
 
-/// Parses one input of any kind: traces, or (recognised by content, or because the user said
-/// so with `events_only`) a vendor event log.
+/// Parses one input: traces or a vendor event log, recognised by content, or what the user
+/// said it is (`kind`).
 pub(super) fn parse_any(
     path: &str,
     bytes: &[u8],
     options: &IngestOptions,
     vendors: &[VendorMapping],
-    events_only: bool,
+    kind: InputKind,
 ) -> InputRead {
     let mut report = InputReport {
         path: path.to_owned(),
@@ -58,7 +58,7 @@ pub(super) fn parse_any(
         error: None,
     };
     let input: Arc<str> = Arc::from(path);
-    match parse(&input, bytes, options, vendors, events_only) {
+    match parse(&input, bytes, options, vendors, kind) {
         Ok(ReadAs {
             format,
             compression,
@@ -71,7 +71,22 @@ pub(super) fn parse_any(
             report.counts.unjoinable = parsed.spans_unjoinable;
             report.counts.vendor_events = parsed.events.len() as u64;
             report.counts.vendors = parsed.events_by_vendor;
+            report.counts.abort_records = parsed.aborts.len() as u64;
             report.diagnostics = parsed.diagnostics;
+            if format == Format::AbortLog {
+                if parsed.aborts.is_empty() {
+                    let errors = report.diagnostics.len();
+                    report.error = Some(format!(
+                        "{path}: holds no abort records ({errors} lines skipped, see the diagnostics)"
+                    ));
+                }
+                return InputRead {
+                    report,
+                    spans: Vec::new(),
+                    events: Vec::new(),
+                    aborts: parsed.aborts,
+                };
+            }
             if format.is_events() {
                 if parsed.events.is_empty() {
                     let errors = report.diagnostics.len();
@@ -79,7 +94,12 @@ pub(super) fn parse_any(
                         "{path}: holds no usable vendor events ({errors} records skipped, see the diagnostics)"
                     ));
                 }
-                return (report, Vec::new(), parsed.events);
+                return InputRead {
+                    report,
+                    spans: Vec::new(),
+                    events: parsed.events,
+                    aborts: Vec::new(),
+                };
             }
             if parsed.spans_read == 0 && format != Format::Empty {
                 let errors = report
@@ -103,11 +123,21 @@ pub(super) fn parse_any(
                     )
                 });
             }
-            (report, parsed.spans, Vec::new())
+            InputRead {
+                report,
+                spans: parsed.spans,
+                events: Vec::new(),
+                aborts: Vec::new(),
+            }
         }
         Err(message) => {
             report.error = Some(format!("{path}: {message}"));
-            (report, Vec::new(), Vec::new())
+            InputRead {
+                report,
+                spans: Vec::new(),
+                events: Vec::new(),
+                aborts: Vec::new(),
+            }
         }
     }
 }
@@ -138,7 +168,7 @@ fn parse(
     bytes: &[u8],
     options: &IngestOptions,
     vendors: &[VendorMapping],
-    events_only: bool,
+    kind: InputKind,
 ) -> Result<ReadAs, String> {
     let mut budget = compress::Budget::new(options.max_decompressed);
     let (outer, data, corrupt) = if bytes.starts_with(&compress::GZIP_MAGIC) {
@@ -160,7 +190,7 @@ fn parse(
         ));
     }
     let (format, framed_zstd, mut parsed) =
-        match parse_plain(input, &data, &mut budget, vendors, events_only) {
+        match parse_plain(input, &data, &mut budget, vendors, kind) {
             Ok(read) => read,
             Err(why) => {
                 return Err(match corrupt {
@@ -201,14 +231,22 @@ fn parse_plain(
     bytes: &[u8],
     budget: &mut compress::Budget,
     vendors: &[VendorMapping],
-    events_only: bool,
+    kind: InputKind,
 ) -> Result<(Format, bool, Parsed), String> {
     let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let Some(first) = text.iter().position(|b| !b.is_ascii_whitespace()) else {
         return Ok((Format::Empty, false, Parsed::default()));
     };
-    if events_only {
-        return read_vendor_events(input, text, vendors).map(|(f, p)| (f, false, p));
+    match kind {
+        InputKind::Traces => {}
+        InputKind::Events => {
+            return read_vendor_events(input, text, vendors).map(|(f, p)| (f, false, p));
+        }
+        InputKind::Aborts => {
+            let mut parsed = Parsed::default();
+            aborts::read(input, text, &mut parsed);
+            return Ok((Format::AbortLog, false, parsed));
+        }
     }
     match text[first] {
         b'{' | b'[' => match parse_json(input, text, first) {
@@ -425,7 +463,7 @@ mod tests {
             text.as_bytes(),
             &IngestOptions::default(),
             &crate::rules::builtin_vendor_mappings(),
-            false,
+            InputKind::Traces,
         )
     }
 

@@ -1,6 +1,7 @@
 //! The vocabulary every stage shares: ids, times, spans, vendor events, finding categories,
 //! diagnostics and the semantic-convention keys. Imports nothing else from the crate.
 
+pub mod abort;
 pub mod category;
 pub mod diagnostic;
 pub mod event;
@@ -9,6 +10,7 @@ pub mod semconv;
 pub mod span;
 pub mod time;
 
+pub use abort::AbortRecord;
 pub use category::Category;
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use event::{KeyKind, Role, VendorEvent};

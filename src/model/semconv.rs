@@ -5,6 +5,7 @@
 pub const SERVICE_NAME: &str = "service.name";
 pub const HOST_NAME: &str = "host.name";
 pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+pub const TELEMETRY_SDK_LANGUAGE: &str = "telemetry.sdk.language";
 
 pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
 

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::Summary;
+use super::{InspectView, Summary};
 use crate::classify::{Audit, Finding};
 use crate::ingest::{Counts, Ingested, InputReport};
 use crate::model::diagnostic::Diagnostic;
@@ -17,16 +17,36 @@ struct InspectReport<'a> {
     schema: &'static str,
     inputs: &'a [InputReport],
     total: &'a Counts,
+    /// What joining the spans found.
+    joined: Joined,
     /// What walking the directories found (links that loop).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     diagnostics: &'a [Diagnostic],
 }
 
-pub fn inspect(ingested: &Ingested, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn inspect(view: &InspectView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let ingested = view.ingested;
+    let join = &view.join;
     let report = InspectReport {
         schema: "abortaudit-inspect/v1",
         inputs: &ingested.inputs,
         total: &ingested.total,
+        joined: Joined {
+            agent_turns: join.agent_turns,
+            aborted_turns_by_signal: AbortedBySignal {
+                recorded: join.aborted_recorded,
+                abort_log: join.aborted_by_log,
+                inferred: join.aborted_inferred,
+            },
+            abort_log: AbortLog {
+                records: ingested.aborts.len() as u64,
+                unplaced: view.abort_records_unplaced,
+            },
+            tool_call_spans: ToolCallSpans {
+                calls: join.tool_calls,
+                nested: join.nested_tool_spans,
+            },
+        },
         diagnostics: &ingested.walk_diagnostics,
     };
     serde_json::to_writer_pretty(&mut *out, &report)?;
@@ -54,13 +74,47 @@ struct JsonSummary {
     committed_before_abort: u64,
     vendor_events: u64,
     unmatched_vendor_events: u64,
+    aborted_turns_by_signal: AbortedBySignal,
+    abort_log: AbortLog,
+    tool_call_spans: ToolCallSpans,
     diagnostics: usize,
     gate: Gate,
 }
 
 #[derive(Serialize)]
+struct Joined {
+    agent_turns: u64,
+    aborted_turns_by_signal: AbortedBySignal,
+    abort_log: AbortLog,
+    tool_call_spans: ToolCallSpans,
+}
+
+/// Aborted turns by what shows the Stop.
+#[derive(Serialize)]
+struct AbortedBySignal {
+    recorded: u64,
+    abort_log: u64,
+    inferred: u64,
+}
+
+#[derive(Serialize)]
+struct AbortLog {
+    records: u64,
+    /// Records that named no turn of the traces.
+    unplaced: u64,
+}
+
+#[derive(Serialize)]
+struct ToolCallSpans {
+    calls: u64,
+    /// Spans a tool rule matched that are parts of an outer call.
+    nested: u64,
+}
+
+#[derive(Serialize)]
 struct Gate {
     fail_on: Vec<&'static str>,
+    inferred_aborts: bool,
     failed: bool,
 }
 
@@ -85,6 +139,7 @@ struct JsonAbort<'a> {
     time: String,
     time_unix_nano: String,
     signal: &'a str,
+    inferred: bool,
 }
 
 #[derive(Serialize)]
@@ -125,6 +180,7 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
             time: rfc3339(f.abort.time),
             time_unix_nano: f.abort.time.to_string(),
             signal: &f.abort.signal,
+            inferred: f.abort.inferred,
         },
         tool_call: JsonToolCall {
             span_id: f.tool_call.span_id.to_string(),
@@ -176,9 +232,23 @@ pub fn scan(
             committed_before_abort: summary.committed_before_abort,
             vendor_events: summary.vendor_events,
             unmatched_vendor_events: summary.unmatched_vendor_events,
+            aborted_turns_by_signal: AbortedBySignal {
+                recorded: summary.join.aborted_recorded,
+                abort_log: summary.join.aborted_by_log,
+                inferred: summary.join.aborted_inferred,
+            },
+            abort_log: AbortLog {
+                records: summary.abort_records,
+                unplaced: summary.abort_records_unplaced,
+            },
+            tool_call_spans: ToolCallSpans {
+                calls: summary.join.aborted_tool_calls,
+                nested: summary.join.aborted_nested_tool_spans,
+            },
             diagnostics: summary.diagnostics,
             gate: Gate {
                 fail_on: summary.fail_on.iter().map(|c| c.as_str()).collect(),
+                inferred_aborts: summary.gate_inferred_aborts,
                 failed: summary.gate_failed,
             },
         },

@@ -13,6 +13,7 @@ pub use sanitize::sanitize;
 pub use summary::Summary;
 
 use crate::classify::Audit;
+use crate::correlate::JoinCounts;
 use crate::ingest::Ingested;
 
 /// The formats of `scan` and `inspect` reports.
@@ -47,19 +48,27 @@ pub fn write_scan(
     }
 }
 
+/// What an inspect report is made of: the inputs as read, and what joining them found.
+pub struct InspectView<'a> {
+    pub ingested: &'a Ingested,
+    pub join: JoinCounts,
+    /// Abort log records that named no turn of the traces.
+    pub abort_records_unplaced: u64,
+}
+
 /// Writes an inspect report, as `write_scan` does.
 pub fn write_inspect(
     format: OutputFormat,
-    ingested: &Ingested,
+    view: &InspectView<'_>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
         OutputFormat::Table => {
-            table::inspect(ingested, out)?;
-            print_diagnostics(ingested, err)
+            table::inspect(view, out)?;
+            print_diagnostics(view.ingested, err)
         }
-        OutputFormat::Json => json::inspect(ingested, out),
+        OutputFormat::Json => json::inspect(view, out),
     }
 }
 

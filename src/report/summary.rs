@@ -1,7 +1,7 @@
 //! What every scan report shows, computed once from the stages' results.
 
-use crate::classify::Audit;
-use crate::correlate::Joined;
+use crate::classify::{Audit, Gate};
+use crate::correlate::{JoinCounts, Joined};
 use crate::ingest::Ingested;
 use crate::model::Category;
 
@@ -24,6 +24,13 @@ pub struct Summary {
     pub diagnostics: usize,
     pub fail_on: Vec<Category>,
     pub gate_failed: bool,
+    /// Whether findings of turns whose abort is only inferred count for the gate.
+    pub gate_inferred_aborts: bool,
+    /// Aborted turns by what shows the Stop, tool calls and nested tool spans.
+    pub join: JoinCounts,
+    /// Records read from abort logs, and those no turn took.
+    pub abort_records: u64,
+    pub abort_records_unplaced: u64,
 }
 
 impl Summary {
@@ -31,8 +38,8 @@ impl Summary {
         ingested: &Ingested,
         joined: &Joined<'_>,
         audit: &Audit,
-        fail_on: &[Category],
-        gate_failed: bool,
+        gate: &Gate,
+        abort_records_unplaced: usize,
     ) -> Summary {
         let count = |c: Category| audit.findings.iter().filter(|f| f.category == c).count() as u64;
         Summary {
@@ -48,8 +55,12 @@ impl Summary {
             vendor_events: ingested.events.len() as u64,
             unmatched_vendor_events: joined.unmatched_events.len() as u64,
             diagnostics: ingested.diagnostics().count(),
-            fail_on: fail_on.to_vec(),
-            gate_failed,
+            fail_on: gate.fail_on.clone(),
+            gate_failed: gate.failed,
+            gate_inferred_aborts: gate.inferred_aborts,
+            join: joined.counts(),
+            abort_records: ingested.aborts.len() as u64,
+            abort_records_unplaced: abort_records_unplaced as u64,
         }
     }
 
@@ -82,6 +93,32 @@ impl Summary {
             self.tool_calls_at_risk,
             self.committed_before_abort
         )];
+        let join = &self.join;
+        if join.aborted_by_log + join.aborted_inferred > 0 {
+            lines.push(format!(
+                "aborted turns by what shows the Stop: {} recorded by a span, {} by the abort log, {} inferred from the app's server{}",
+                join.aborted_recorded,
+                join.aborted_by_log,
+                join.aborted_inferred,
+                if join.aborted_inferred > 0 && !self.gate_inferred_aborts {
+                    " (not gating)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        if self.abort_records > 0 {
+            lines.push(format!(
+                "{} abort log records read, {} named no turn of the traces",
+                self.abort_records, self.abort_records_unplaced
+            ));
+        }
+        if join.aborted_nested_tool_spans > 0 {
+            lines.push(format!(
+                "{} tool calls in the aborted turns; {} more tool spans there are parts of an outer call",
+                join.aborted_tool_calls, join.aborted_nested_tool_spans
+            ));
+        }
         lines.push(if findings > 0 {
             format!("{findings} findings: {}", counts.join(", "))
         } else {

@@ -7,9 +7,9 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
 use comfy_table::{LineStyle, TableStyle};
 
-use super::{Summary, sanitize};
+use super::{InspectView, Summary, sanitize};
 use crate::classify::{Audit, Finding};
-use crate::ingest::{Counts, Ingested};
+use crate::ingest::Counts;
 use crate::model::Category;
 use crate::model::time::rfc3339;
 use crate::util::units::offset;
@@ -79,7 +79,8 @@ fn count_row(name: String, format: &str, counts: &Counts, diagnostics: usize) ->
     ]
 }
 
-pub fn inspect(ingested: &Ingested, out: &mut dyn Write) -> std::io::Result<()> {
+pub fn inspect(view: &InspectView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let ingested = view.ingested;
     // Paths are listed above the table, numbered: inline, long paths would crush the numbers.
     let paths: Vec<&str> = ingested.inputs.iter().map(|i| i.path.as_str()).collect();
     let common = common_directory(&paths);
@@ -139,6 +140,32 @@ pub fn inspect(ingested: &Ingested, out: &mut dyn Write) -> std::io::Result<()> 
             out,
             "{} spans have unusable ids and are left out of joins (see the diagnostics).",
             ingested.total.unjoinable
+        )?;
+    }
+    let join = &view.join;
+    writeln!(
+        out,
+        "{} agent turns · {} tool calls{} · aborted turns: {} recorded by a span, {} by the abort log, {} inferred from the app's server",
+        join.agent_turns,
+        join.tool_calls,
+        if join.nested_tool_spans > 0 {
+            format!(
+                " ({} more tool spans are parts of an outer call)",
+                join.nested_tool_spans
+            )
+        } else {
+            String::new()
+        },
+        join.aborted_recorded,
+        join.aborted_by_log,
+        join.aborted_inferred
+    )?;
+    if !ingested.aborts.is_empty() {
+        writeln!(
+            out,
+            "{} abort log records, {} naming no turn of the traces",
+            ingested.aborts.len(),
+            view.abort_records_unplaced
         )?;
     }
     Ok(())

@@ -6,11 +6,12 @@
 use std::borrow::Cow;
 
 use super::Rules;
+use super::evidence::{http_status, is_http};
 use crate::model::semconv::{
     ERROR_TYPE, EXCEPTION_EVENT, EXCEPTION_MESSAGE, EXCEPTION_TYPE, MCP_METHOD_NAME,
     RPC_STATUS_CODE,
 };
-use crate::model::{Attributes, Event, Span, StatusCode};
+use crate::model::{Attributes, Event, Span, SpanKind, StatusCode};
 
 /// The span attributes that may record an abort (see `is_abort_attribute`).
 pub const ABORT_ATTRIBUTES: [&str; 4] = [
@@ -168,4 +169,72 @@ pub fn is_cancellation(kind: &str, rules: &Rules) -> bool {
         .exception_types
         .iter()
         .any(|t| t == kind || t == last)
+}
+
+/// The abort a span of the agent's own server infers, where no span records the Stop: a
+/// disconnect the server saw before its response completed (`server_end`: the end of the
+/// server span around it), or a status meaning the client went away.
+pub fn inferred_signal(
+    span: &Span,
+    server_end: Option<u64>,
+    rules: &Rules,
+) -> Option<(u64, String)> {
+    let inferred = &rules.abort.inferred;
+    let end = span.end?;
+    let disconnect = inferred.disconnect_attributes.iter().any(|key| {
+        span.attributes
+            .text(key)
+            .is_some_and(|v| inferred.disconnect_values.iter().any(|want| *want == *v))
+    });
+    // After a completed response ASGI servers report a disconnect too; only one before the
+    // server span's end is the user leaving.
+    if disconnect && server_end.is_some_and(|server_end| end < server_end) {
+        return Some((
+            end,
+            format!(
+                "inferred: the client disconnected ({:?}) before the response completed",
+                span.name
+            ),
+        ));
+    }
+    if span.kind == SpanKind::Server
+        && let Some(status) = http_status(span)
+        && inferred.server_status_codes.contains(&status)
+    {
+        return Some((
+            end,
+            format!(
+                "inferred: the server span {:?} answered {status}",
+                span.name
+            ),
+        ));
+    }
+    None
+}
+
+/// The abort an outbound request of the agent infers when it was cut off: an HTTP client span
+/// that ended with no response status, no error and no exception (`last_start`: the latest
+/// start of the turn's spans; a request after which the turn went on was not cut off by the
+/// Stop).
+pub fn cancelled_request(span: &Span, last_start: u64, rules: &Rules) -> Option<(u64, String)> {
+    if !rules.abort.inferred.cancelled_requests
+        || span.kind != SpanKind::Client
+        || !is_http(span)
+        || http_status(span).is_some()
+        || span.status.code == StatusCode::Error
+        || span.attributes.get(ERROR_TYPE).is_some()
+        || span.events.iter().any(|e| e.name == EXCEPTION_EVENT)
+    {
+        return None;
+    }
+    let end = span.end?;
+    (end >= last_start).then(|| {
+        (
+            end,
+            format!(
+                "inferred: the request {:?} was cut off with no response status",
+                span.name
+            ),
+        )
+    })
 }

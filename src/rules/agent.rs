@@ -75,3 +75,58 @@ pub fn conversation_id<'s>(span: &'s Span, rules: &Rules) -> Option<Cow<'s, str>
     };
     first(&span.attributes).or_else(|| first(&span.resource.attributes))
 }
+
+/// Whether a span is a model call that lists the tool calls it asked for (OpenInference's LLM
+/// spans).
+pub fn is_model_span(span: &Span, rules: &Rules) -> bool {
+    let model = &rules.tool_call.from_model_calls;
+    span.attributes.text(&model.attribute).is_some_and(|v| {
+        model
+            .values
+            .iter()
+            .any(|want| want.eq_ignore_ascii_case(&v))
+    })
+}
+
+/// The tool calls a model span asked for, as (tool name, call id), in the order it listed
+/// them: `{prefix}{i}.message.tool_calls.{j}{suffix}` by message `i`, then call `j`.
+pub fn model_tool_calls(span: &Span, rules: &Rules) -> Vec<(String, String)> {
+    let model = &rules.tool_call.from_model_calls;
+    let mut calls: std::collections::BTreeMap<(u64, u64), (Option<String>, Option<String>)> =
+        Default::default();
+    for kv in span.attributes.iter() {
+        let Some(rest) = kv.key.strip_prefix(model.prefix.as_str()) else {
+            continue;
+        };
+        let (field, rest) = if let Some(rest) = rest.strip_suffix(model.id_suffix.as_str()) {
+            (0, rest)
+        } else if let Some(rest) = rest.strip_suffix(model.name_suffix.as_str()) {
+            (1, rest)
+        } else {
+            continue;
+        };
+        // `{i}.message.tool_calls.{j}`
+        let mut parts = rest.split('.');
+        let (Some(i), Some("message"), Some("tool_calls"), Some(j), None) = (
+            parts.next().and_then(|i| i.parse().ok()),
+            parts.next(),
+            parts.next(),
+            parts.next().and_then(|j| j.parse().ok()),
+            parts.next(),
+        ) else {
+            continue;
+        };
+        let Some(text) = kv.value.as_text().filter(|t| !t.is_empty()) else {
+            continue;
+        };
+        let entry = calls.entry((i, j)).or_default();
+        match field {
+            0 => entry.1 = Some(text.into_owned()),
+            _ => entry.0 = Some(text.into_owned()),
+        }
+    }
+    calls
+        .into_values()
+        .filter_map(|(name, id)| Some((name.unwrap_or_default(), id?)))
+        .collect()
+}

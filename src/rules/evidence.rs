@@ -4,13 +4,14 @@
 
 use std::borrow::Cow;
 
-use super::Rules;
+use super::{CommitRules, Rules};
 use crate::model::semconv::{
     DB_COLLECTION, DB_OPERATION, DB_QUERY_SUMMARY, DB_QUERY_TEXT, DB_SYSTEM, ERROR_TYPE,
     EXCEPTION_EVENT, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HOST_NAME, HTTP_REQUEST_METHOD,
-    HTTP_RESPONSE_STATUS_CODE, SERVICE_INSTANCE_ID, URL_FULL,
+    HTTP_RESPONSE_STATUS_CODE, MESSAGING_OPERATION_TYPE, SERVICE_INSTANCE_ID,
+    TELEMETRY_SDK_LANGUAGE, URL_FULL,
 };
-use crate::model::{Attributes, Span, Value};
+use crate::model::{Attributes, Span, SpanKind, StatusCode, Value};
 
 /// The value of the first of `keys` present (a stable key, then its older aliases).
 fn first<'a>(attributes: &'a Attributes, keys: &[&str]) -> Option<&'a Value> {
@@ -34,6 +35,19 @@ pub fn is_http(span: &Span) -> bool {
     http_method(span).is_some() || first(&span.attributes, &URL_FULL).is_some()
 }
 
+/// Whether a span runs queued work: a CONSUMER, or a span whose messaging operation is one of
+/// the rules' consumer operations (`process`, `receive`).
+pub fn is_consumer(span: &Span, rules: &Rules) -> bool {
+    span.kind == SpanKind::Consumer
+        || first_text(&span.attributes, &MESSAGING_OPERATION_TYPE).is_some_and(|op| {
+            rules
+                .queued
+                .consumer_operations
+                .iter()
+                .any(|want| want.eq_ignore_ascii_case(&op))
+        })
+}
+
 pub fn is_db_span(span: &Span) -> bool {
     DB_SYSTEM
         .iter()
@@ -42,36 +56,141 @@ pub fn is_db_span(span: &Span) -> bool {
         .any(|k| span.attributes.get(k).is_some())
 }
 
-/// The database operation of a span, upper-cased: the semconv operation attribute, else the
-/// first word of the query summary or text, else of the span name.
-pub fn db_operation(span: &Span) -> String {
-    let first_word = |s: &str| s.split_whitespace().next().unwrap_or("").to_owned();
-    let op = first_text(&span.attributes, &DB_OPERATION)
-        .map(Cow::into_owned)
-        .or_else(|| {
-            span.attributes
-                .text(DB_QUERY_SUMMARY)
-                .map(|s| first_word(&s))
-        })
-        .or_else(|| first_text(&span.attributes, &DB_QUERY_TEXT).map(|s| first_word(&s)))
-        .unwrap_or_else(|| first_word(&span.name));
-    op.to_ascii_uppercase()
+/// What a database statement does to a transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Statement {
+    Begin,
+    Commit,
+    Rollback,
+    /// `SAVEPOINT name`, `ROLLBACK TO [SAVEPOINT] name`, `RELEASE [SAVEPOINT] name`.
+    Savepoint(String),
+    RollbackTo(String),
+    Release(String),
+    Write,
+    /// A read, or nothing the rules name.
+    Other,
+}
+
+/// The texts that may name a statement's operation, in the order they are believed:
+/// `db.operation.name`, `db.operation`, `db.query.summary`, the query text, the span name.
+fn operation_texts(span: &Span) -> impl Iterator<Item = Cow<'_, str>> {
+    DB_OPERATION
+        .iter()
+        .chain(std::iter::once(&DB_QUERY_SUMMARY))
+        .chain(&DB_QUERY_TEXT)
+        .filter_map(|k| span.attributes.text(k))
+        .chain(std::iter::once(Cow::Borrowed(&*span.name)))
+}
+
+impl Statement {
+    /// Where a statement stands in a transaction, for ordering statements whose starts tie
+    /// (OpenTelemetry JS cuts starts to the millisecond, and its ends are that start plus the
+    /// duration, so neither orders statements within one millisecond).
+    pub fn rank(&self) -> u8 {
+        match self {
+            Statement::Begin => 0,
+            Statement::Savepoint(_) => 1,
+            Statement::Write | Statement::Other => 2,
+            Statement::RollbackTo(_) | Statement::Release(_) => 3,
+            Statement::Commit | Statement::Rollback => 4,
+        }
+    }
+}
+
+/// How coarse a span's timestamps are: 1 ms for SDKs that take starts from a millisecond
+/// clock (and ends as the start plus a duration), 1 ns otherwise.
+pub fn time_precision(span: &Span, rules: &Rules) -> u64 {
+    let language = span.resource.attributes.text(TELEMETRY_SDK_LANGUAGE);
+    match language {
+        Some(language)
+            if rules
+                .time
+                .millisecond_start_sdks
+                .iter()
+                .any(|sdk| sdk.eq_ignore_ascii_case(&language)) =>
+        {
+            1_000_000
+        }
+        _ => 1,
+    }
+}
+
+/// What a statement does, from the first of its texts that names a verb the rules know
+/// (SQLAlchemy names spans and operations `INSERT payments.db`; driver spans are named
+/// `sql.tx.commit`).
+pub fn statement(span: &Span, rules: &CommitRules) -> Statement {
+    operation_texts(span)
+        .find_map(|text| statement_of(&text, rules))
+        .unwrap_or(Statement::Other)
+}
+
+/// What one text says the statement does; `None` when it names no verb the rules know.
+fn statement_of(text: &str, rules: &CommitRules) -> Option<Statement> {
+    let text = text.trim();
+    let mut words = text.split_whitespace();
+    let verb = words.next().unwrap_or("");
+    let last = || {
+        text.rsplit(char::is_whitespace)
+            .next()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let named = |list: &[String]| {
+        list.iter()
+            .any(|want| want.eq_ignore_ascii_case(text) || want.eq_ignore_ascii_case(verb))
+    };
+    Some(if named(&rules.rollback_operations) {
+        match words.next() {
+            Some(to) if to.eq_ignore_ascii_case("TO") => Statement::RollbackTo(last()),
+            _ => Statement::Rollback,
+        }
+    } else if named(&rules.begin_operations) {
+        Statement::Begin
+    } else if named(&rules.commit_operations) {
+        Statement::Commit
+    } else if named(&rules.savepoint_operations) {
+        Statement::Savepoint(last())
+    } else if named(&rules.release_operations) {
+        Statement::Release(last())
+    } else if named(&rules.write_operations) {
+        Statement::Write
+    } else if verb.eq_ignore_ascii_case("SELECT") {
+        Statement::Other
+    } else {
+        return None;
+    })
+}
+
+/// The database operation of a span, upper-cased, for evidence: the first word of the first of
+/// its texts that names a verb, else of the first of them.
+pub fn db_operation(span: &Span, rules: &CommitRules) -> String {
+    let texts: Vec<Cow<'_, str>> = operation_texts(span).collect();
+    texts
+        .iter()
+        .find(|text| statement_of(text, rules).is_some())
+        .or(texts.first())
+        .and_then(|text| text.split_whitespace().next())
+        .unwrap_or("")
+        .to_ascii_uppercase()
 }
 
 /// A statement as evidence names it: its operation, and its table when the span says.
-pub fn describe_statement(span: &Span) -> String {
-    let op = db_operation(span);
+pub fn describe_statement(span: &Span, rules: &CommitRules) -> String {
+    let op = db_operation(span, rules);
     match first_text(&span.attributes, &DB_COLLECTION) {
         Some(table) => format!("{op} {table}"),
         None => op,
     }
 }
 
-/// Whether a statement's operation (or, for driver spans such as `sql.tx.commit`, its span
-/// name) is one of `list`.
-pub fn matches_any(op: &str, name: &str, list: &[String]) -> bool {
-    list.iter()
-        .any(|want| want.eq_ignore_ascii_case(op) || want.eq_ignore_ascii_case(name))
+/// Whether a server or consumer span shows its work succeeded: no HTTP status of 400 or more
+/// (a 499 included), and no error status unless it answered (a server that answered 200 and
+/// then could not write the response had done its work).
+pub fn handler_succeeded(span: &Span) -> bool {
+    match http_status(span) {
+        Some(status) => status < 400,
+        None => span.status.code != StatusCode::Error,
+    }
 }
 
 /// What on a server span says its client went away, in the span's words: a client-gone

@@ -11,7 +11,7 @@ use crate::model::semconv::{
     DB_COLLECTION, DB_OPERATION, DB_QUERY_SUMMARY, DB_QUERY_TEXT, DB_SYSTEM, ERROR_TYPE,
     GEN_AI_OPERATION_NAME, HOST_NAME, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
     MCP_METHOD_NAME, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_TYPE, RPC_STATUS_CODE,
-    SERVICE_INSTANCE_ID, SERVICE_NAME, URL_FULL,
+    SERVICE_INSTANCE_ID, SERVICE_NAME, TELEMETRY_SDK_LANGUAGE, URL_FULL,
 };
 
 /// The semantic-convention keys the stages read by name, whatever the rules say.
@@ -19,6 +19,7 @@ fn convention_keys() -> impl Iterator<Item = &'static str> {
     [
         SERVICE_NAME,
         HOST_NAME,
+        TELEMETRY_SDK_LANGUAGE,
         SERVICE_INSTANCE_ID,
         GEN_AI_OPERATION_NAME,
         DB_QUERY_SUMMARY,
@@ -38,10 +39,24 @@ fn convention_keys() -> impl Iterator<Item = &'static str> {
     .chain(MESSAGING_OPERATION_TYPE)
 }
 
+/// The span attributes the audit reads: these keys, and every key that starts with one of the
+/// prefixes (the tool calls a model span lists, one attribute per field).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttributesRead {
+    pub keys: HashSet<String>,
+    pub prefixes: Vec<String>,
+}
+
+impl AttributesRead {
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.contains(key) || self.prefixes.iter().any(|p| key.starts_with(p.as_str()))
+    }
+}
+
 impl Rules {
     /// Every span attribute the audit may read: the conventions' keys and those the rules
-    /// name (conversation ids, tool calls, join keys).
-    pub fn attributes_read(&self) -> HashSet<String> {
+    /// name (conversation ids, tool calls, abort signals, join keys).
+    pub fn attributes_read(&self) -> AttributesRead {
         let mut keys: HashSet<String> = convention_keys().map(str::to_owned).collect();
         keys.extend(self.conversation.id_attributes.iter().cloned());
         for matcher in &self.tool_call.matchers {
@@ -59,7 +74,12 @@ impl Rules {
         ] {
             keys.extend(list.iter().cloned());
         }
-        keys
+        keys.extend(self.abort.inferred.disconnect_attributes.iter().cloned());
+        keys.insert(self.tool_call.from_model_calls.attribute.clone());
+        AttributesRead {
+            keys,
+            prefixes: vec![self.tool_call.from_model_calls.prefix.clone()],
+        }
     }
 }
 

@@ -177,7 +177,7 @@ pub struct ToolMatcher {
     pub attribute: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub values: Vec<String>,
-    /// …or when its name is this or starts with this followed by a space or a dot.
+    /// …or when its name is this, or starts with this followed by a space.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span_name: Option<String>,
     /// Attributes holding the tool call id, first present wins.
@@ -193,6 +193,36 @@ pub struct ToolMatcher {
 pub struct ToolCallRules {
     #[serde(rename = "match")]
     pub matchers: Vec<ToolMatcher>,
+    /// Where a tool span carries no call id (OpenInference), the id is taken from the tool
+    /// calls the model span before it asked for, matched by name and order.
+    pub from_model_calls: ModelToolCalls,
+}
+
+/// Where model spans list the tool calls they asked for, one attribute per field:
+/// `{prefix}{i}.message.tool_calls.{j}{id_suffix}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelToolCalls {
+    /// The model spans: this attribute has one of `values`.
+    pub attribute: String,
+    pub values: Vec<String>,
+    /// What the keys of a model span's tool calls start with, and end with for the id and the
+    /// tool's name.
+    pub prefix: String,
+    pub id_suffix: String,
+    pub name_suffix: String,
+}
+
+impl Default for ModelToolCalls {
+    fn default() -> Self {
+        ModelToolCalls {
+            attribute: "openinference.span.kind".to_owned(),
+            values: strings(&["LLM"]),
+            prefix: "llm.output_messages.".to_owned(),
+            id_suffix: ".tool_call.id".to_owned(),
+            name_suffix: ".tool_call.function.name".to_owned(),
+        }
+    }
 }
 
 impl Default for ToolCallRules {
@@ -244,6 +274,7 @@ impl Default for ToolCallRules {
                     &["gen_ai.tool.name", "mcp.tool.name"],
                 ),
             ],
+            from_model_calls: ModelToolCalls::default(),
         }
     }
 }
@@ -264,6 +295,37 @@ pub struct AbortRules {
     pub rpc_cancelled_codes: Vec<String>,
     /// MCP methods of a cancellation notification.
     pub mcp_methods: Vec<String>,
+    /// Where no span records the Stop, the agent app's own server may still show the user
+    /// leaving; such aborts are marked inferred.
+    pub inferred: InferredAbortRules,
+}
+
+/// What shows the user left when no span records the Stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferredAbortRules {
+    /// Attributes naming a server-side event, and the values that mean the client
+    /// disconnected (the ASGI instrumentation's `http receive` spans). Only a disconnect that
+    /// ends before its server span ended counts: after a completed response, ASGI servers
+    /// report one too.
+    pub disconnect_attributes: Vec<String>,
+    pub disconnect_values: Vec<String>,
+    /// HTTP statuses of the agent app's server span that mean its client went away.
+    pub server_status_codes: Vec<i64>,
+    /// An outbound HTTP request of the agent that ended with no response status, no error and
+    /// nothing of the turn starting after it: the turn was cut there.
+    pub cancelled_requests: bool,
+}
+
+impl Default for InferredAbortRules {
+    fn default() -> Self {
+        InferredAbortRules {
+            disconnect_attributes: strings(&["asgi.event.type"]),
+            disconnect_values: strings(&["http.disconnect"]),
+            server_status_codes: vec![499],
+            cancelled_requests: true,
+        }
+    }
 }
 
 impl Default for AbortRules {
@@ -295,6 +357,7 @@ impl Default for AbortRules {
             ]),
             rpc_cancelled_codes: strings(&["1", "CANCELLED"]),
             mcp_methods: strings(&["notifications/cancelled"]),
+            inferred: InferredAbortRules::default(),
         }
     }
 }
@@ -314,6 +377,14 @@ pub struct CommitRules {
     pub begin_operations: Vec<String>,
     /// HTTP methods whose server span, lacking finer evidence, infers a commit at its end.
     pub write_methods: Vec<String>,
+    /// Operations that set a savepoint (`SAVEPOINT s`); `ROLLBACK TO s` undoes the writes after
+    /// it, and one of `release_operations` (`RELEASE s`) keeps them.
+    pub savepoint_operations: Vec<String>,
+    pub release_operations: Vec<String>,
+    /// A transaction whose end was not traced (SQLAlchemy's instrumentation does not trace the
+    /// DB-API `commit()`) follows the server or consumer span around it: committed at its end
+    /// when it succeeded, not at all when it failed. Such commits are marked inferred.
+    pub infer_untraced_ends: bool,
 }
 
 impl Default for CommitRules {
@@ -342,6 +413,9 @@ impl Default for CommitRules {
                 "sql.conn.begin_tx",
             ]),
             write_methods: strings(&["POST", "PUT", "PATCH", "DELETE"]),
+            savepoint_operations: strings(&["SAVEPOINT"]),
+            release_operations: strings(&["RELEASE"]),
+            infer_untraced_ends: true,
         }
     }
 }
@@ -381,12 +455,17 @@ impl Default for ClientGoneRules {
 pub struct QueuedRules {
     /// HTTP statuses that mean "accepted, will run later".
     pub status_codes: Vec<i64>,
+    /// `messaging.operation.type` values of a span that runs queued work (a consumer, whatever
+    /// its kind): reached from a PRODUCER, as its child or through a link, it is the queued
+    /// path.
+    pub consumer_operations: Vec<String>,
 }
 
 impl Default for QueuedRules {
     fn default() -> Self {
         QueuedRules {
             status_codes: vec![202],
+            consumer_operations: strings(&["process", "receive", "deliver"]),
         }
     }
 }
@@ -401,6 +480,10 @@ pub struct TimeRules {
     /// SDKs end every open span when a turn is aborted, sometimes just before they record the
     /// abort itself: a tool span that ended less than this before the abort was still in flight.
     pub in_flight_margin: Nanos,
+    /// `telemetry.sdk.language` of SDKs that take a span's start from a millisecond clock
+    /// (OpenTelemetry JS: `Date.now()`), so that a start in a whole millisecond is known to 1 ms
+    /// only; its end comes from a high-resolution clock.
+    pub millisecond_start_sdks: Vec<String>,
 }
 
 impl Default for TimeRules {
@@ -408,6 +491,7 @@ impl Default for TimeRules {
         TimeRules {
             skew: Nanos(10_000_000),
             in_flight_margin: Nanos(10_000_000),
+            millisecond_start_sdks: strings(&["nodejs", "webjs"]),
         }
     }
 }
@@ -417,6 +501,9 @@ impl Default for TimeRules {
 pub struct GateRules {
     /// Categories that make `scan` exit with status 1.
     pub fail_on: Vec<Category>,
+    /// Whether findings of turns whose abort was only inferred (no span or abort log records
+    /// the Stop) fail the gate too.
+    pub inferred_aborts: bool,
 }
 
 impl Default for GateRules {
@@ -427,6 +514,7 @@ impl Default for GateRules {
                 Category::LateQueued,
                 Category::DispatchedAfterAbort,
             ],
+            inferred_aborts: true,
         }
     }
 }

@@ -29,8 +29,8 @@ use super::dedup::{InputRead, merge_inputs};
 use super::sniff::read_source;
 use super::sources::{Source, expand};
 use super::{
-    Compression, Counts, Format, IngestOptions, Ingested, InputReport, Parsed, Shape, compress,
-    otlp_json,
+    Compression, Counts, Format, IngestOptions, Ingested, InputKind, InputReport, InputSet, Parsed,
+    Shape, compress, otlp_json,
 };
 use crate::model::{Code, Diagnostic, TraceId};
 use crate::rules::{Rules, abort};
@@ -44,35 +44,36 @@ pub struct Plan {
 
 struct Planned {
     source: Source,
-    events_only: bool,
+    kind: InputKind,
     /// `Some` for an input read in two passes.
     streamed: Option<Encoding>,
 }
 
 /// Expands the inputs and decides which are read in two passes.
-pub fn plan(traces: &[Source], event_logs: &[Source], options: &IngestOptions) -> Plan {
-    let traces = expand(traces);
-    let logs = expand(event_logs);
+pub fn plan(inputs: &InputSet, options: &IngestOptions) -> Plan {
     // With event logs every input is read whole (see the module's comment).
-    let may_stream = event_logs.is_empty();
-    let inputs = traces
-        .files
-        .into_iter()
-        .map(|source| Planned {
-            streamed: may_stream.then(|| streamable(&source, options)).flatten(),
-            source,
-            events_only: false,
-        })
-        .chain(logs.files.into_iter().map(|source| Planned {
-            source,
-            events_only: true,
-            streamed: None,
-        }))
-        .collect();
-    let mut walk_diagnostics = traces.diagnostics;
-    walk_diagnostics.extend(logs.diagnostics);
+    let may_stream = inputs.event_logs.is_empty();
+    let mut planned = Vec::new();
+    let mut walk_diagnostics = Vec::new();
+    for (sources, kind) in [
+        (&inputs.traces, InputKind::Traces),
+        (&inputs.event_logs, InputKind::Events),
+        (&inputs.abort_logs, InputKind::Aborts),
+    ] {
+        let expanded = expand(sources);
+        walk_diagnostics.extend(expanded.diagnostics);
+        planned.extend(expanded.files.into_iter().map(|source| {
+            Planned {
+                streamed: (may_stream && kind == InputKind::Traces)
+                    .then(|| streamable(&source, options))
+                    .flatten(),
+                source,
+                kind,
+            }
+        }));
+    }
     Plan {
-        inputs,
+        inputs: planned,
         walk_diagnostics,
     }
 }
@@ -135,16 +136,13 @@ pub fn first_pass(
     progress: &ProgressBar,
 ) -> FirstPass {
     let vendors = rules.effective_vendors();
-    let read_whole = |p: &Planned| read_source(&p.source, options, &vendors, p.events_only);
+    let read_whole = |p: &Planned| read_source(&p.source, options, &vendors, p.kind);
     let whole: Vec<Option<InputRead>> = plan
         .inputs
         .par_iter()
         .map(|p| p.streamed.is_none().then(|| read_whole(p)))
         .collect();
-    let events_among_whole = whole
-        .iter()
-        .flatten()
-        .any(|(_, _, events)| !events.is_empty());
+    let events_among_whole = whole.iter().flatten().any(|read| !read.events.is_empty());
     progress.set_message("reading traces (first of two passes)");
     let survey = Arc::new(otlp_json::SurveyRules::new(rules));
     let mut conversations = HashSet::new();
@@ -219,8 +217,7 @@ impl FirstPass {
                     signals.links.extend(&survey.links);
                 }
                 FirstRead::Whole(read) => {
-                    let (_, spans, _) = &**read;
-                    for span in spans {
+                    for span in &read.spans {
                         if !abort::span_signals(span, rules).is_empty() {
                             signals.may_abort.insert(span.trace_id);
                         }
@@ -245,7 +242,7 @@ pub fn second_pass(
 ) -> Ingested {
     let keep = otlp_json::Keep {
         traces,
-        attributes: rules.attributes_read().into_iter().collect(),
+        attributes: rules.attributes_read(),
     };
     let results: Vec<InputRead> = first
         .inputs
@@ -324,7 +321,12 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         diagnostics,
         error,
     };
-    (report, kept.spans, Vec::new())
+    InputRead {
+        report,
+        spans: kept.spans,
+        events: Vec::new(),
+        aborts: Vec::new(),
+    }
 }
 
 /// How an input is read in two passes, if it is: an OTLP/JSON Lines file above the threshold
@@ -448,7 +450,7 @@ mod tests {
                 .collect();
             let keep = Keep {
                 traces,
-                attributes: rules.attributes_read().into_iter().collect(),
+                attributes: rules.attributes_read(),
             };
             for batching in batchings {
                 let index = index(700).index;
@@ -470,7 +472,7 @@ mod tests {
                     let read: Vec<_> = b
                         .attributes
                         .iter()
-                        .filter(|kv| keep.attributes.contains(&*kv.key))
+                        .filter(|kv| keep.attributes.contains(&kv.key))
                         .collect();
                     assert!(!read.is_empty());
                     assert_eq!(a.attributes.iter().collect::<Vec<_>>(), read);
@@ -511,7 +513,7 @@ mod tests {
         otlp_json::read_lines(&input, &text, &mut whole);
         let keep = Keep {
             traces: whole.spans.iter().map(|s| s.trace_id).collect(),
-            attributes: rules.attributes_read().into_iter().collect(),
+            attributes: rules.attributes_read(),
         };
         for (first, second) in [(700, 700), (BLOCK_BYTES, 900), (900, BLOCK_BYTES)] {
             let mut parsed = Parsed::default();

@@ -17,13 +17,14 @@ use super::wire::{
 };
 use crate::model::ids::decode_id;
 use crate::model::{Resource, TraceId};
+use crate::rules::keys::AttributesRead;
 
 /// What the second read of a large export keeps.
 #[derive(Debug, Default)]
 pub(crate) struct Keep {
     pub traces: rustc_hash::FxHashSet<TraceId>,
-    /// Span attribute keys the audit reads (`Rules::attributes_read`).
-    pub attributes: rustc_hash::FxHashSet<String>,
+    /// Span attributes the audit reads (`Rules::attributes_read`).
+    pub attributes: AttributesRead,
 }
 
 pub(super) struct KeepVisitor<'k> {
@@ -391,7 +392,7 @@ mod tests {
         for step in [1, 2] {
             let keep = Keep {
                 traces: traces.iter().step_by(step).copied().collect(),
-                attributes: rules.attributes_read().into_iter().collect(),
+                attributes: rules.attributes_read(),
             };
             let mut built = 0;
             for span in &spans {
@@ -421,10 +422,7 @@ mod tests {
         let trace = leading_trace_id(span.as_bytes()).unwrap().0;
         let keep = Keep {
             traces: [trace].into_iter().collect(),
-            attributes: crate::rules::Rules::default()
-                .attributes_read()
-                .into_iter()
-                .collect(),
+            attributes: crate::rules::Rules::default().attributes_read(),
         };
         let (fast, slow) = kept_both_ways(span.as_bytes(), &keep);
         assert_eq!(fast.as_ref(), Some(&slow));

@@ -5,12 +5,9 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{HashSet, hash_map};
 
 use super::{Format, Ingested, InputReport};
-use crate::model::ids::hash_text;
 use crate::model::{
     AbortRecord, Attributes, Code, Diagnostic, Span, SpanId, TraceId, Value, VendorEvent,
 };
-use crate::rules::Rules;
-use crate::rules::agent::conversation_id;
 
 /// What reading one input gave.
 #[derive(Debug)]
@@ -22,13 +19,9 @@ pub(super) struct InputRead {
 }
 
 /// Combines what each input gave, in input order, keeping the first copy of a span read twice
-/// (see `ingest_inputs`), and counts the conversations the spans name together with
-/// `conversations` (hashes of those named by spans a first pass did not keep).
-pub(super) fn merge_inputs(
-    results: Vec<InputRead>,
-    rules: &Rules,
-    mut conversations: HashSet<u64>,
-) -> Ingested {
+/// (see `ingest_inputs`); `conversations` are the hashes of every conversation id the inputs'
+/// spans name.
+pub(super) fn merge_inputs(results: Vec<InputRead>, conversations: HashSet<u64>) -> Ingested {
     let mut seen: FxHashMap<(TraceId, SpanId, u64), usize> = FxHashMap::default();
     let mut all_traces = FxHashSet::default();
     let mut all_services = HashSet::new();
@@ -93,13 +86,6 @@ pub(super) fn merge_inputs(
             ingested.spans.append(&mut spans);
         }
     }
-    conversations.extend(
-        ingested
-            .spans
-            .iter()
-            .filter_map(|span| conversation_id(span, rules))
-            .map(|id| hash_text(&id)),
-    );
     ingested.conversations = conversations.len() as u64;
     // Traces and services are distinct counts: a trace split over two files is one trace.
     ingested.total.traces = all_traces.len() as u64;

@@ -63,6 +63,7 @@ const HEX: [u8; 256] = {
 /// Decodes an OTLP id: hex in either case (the OTLP/JSON spec), or base64 in the standard or
 /// URL-safe alphabet, padded or not (proto3-JSON writers such as Tempo). The length tells them
 /// apart: 16 bytes are 32 hex digits or 22-24 base64 characters.
+#[inline]
 pub fn decode_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
     if raw.is_empty() {
         return Err("is empty".into());
@@ -125,6 +126,7 @@ pub fn padded_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
 }
 
 /// A stable 64-bit hash of a text (FNV-1a), for counting distinct values without keeping them.
+#[inline]
 pub fn hash_text(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

@@ -4,7 +4,7 @@
 //! constant of `model::semconv` (a test holds this list to that module), and the others are
 //! named by the rules.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 
 use super::Rules;
 use crate::model::semconv::{
@@ -43,7 +43,8 @@ fn convention_keys() -> impl Iterator<Item = &'static str> {
 /// prefixes (the tool calls a model span lists, one attribute per field).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AttributesRead {
-    pub keys: HashSet<String>,
+    /// Looked up for every attribute of every span the second pass keeps: a fast hash.
+    pub keys: FxHashSet<String>,
     pub prefixes: Vec<String>,
 }
 
@@ -57,7 +58,7 @@ impl Rules {
     /// Every span attribute the audit may read: the conventions' keys and those the rules
     /// name (conversation ids, tool calls, abort signals, join keys).
     pub fn attributes_read(&self) -> AttributesRead {
-        let mut keys: HashSet<String> = convention_keys().map(str::to_owned).collect();
+        let mut keys: FxHashSet<String> = convention_keys().map(str::to_owned).collect();
         keys.extend(self.conversation.id_attributes.iter().cloned());
         for matcher in &self.tool_call.matchers {
             keys.extend(matcher.attribute.iter().cloned());

@@ -32,7 +32,9 @@ use super::{
     Compression, Counts, Format, IngestOptions, Ingested, InputKind, InputReport, InputSet, Parsed,
     Shape, compress, otlp_json,
 };
+use crate::model::ids::hash_text;
 use crate::model::{Code, Diagnostic, TraceId};
+use crate::rules::agent::conversation_id;
 use crate::rules::{Rules, abort};
 use reader::Encoding;
 
@@ -244,6 +246,19 @@ pub fn second_pass(
         traces,
         attributes: rules.attributes_read(),
     };
+    // The surveys counted the conversations of the inputs read in two passes; those read whole
+    // are counted here, once.
+    let mut conversations = first.conversations;
+    for input in &first.inputs {
+        if let FirstRead::Whole(read) = input {
+            conversations.extend(
+                read.spans
+                    .iter()
+                    .filter_map(|span| conversation_id(span, rules))
+                    .map(|id| hash_text(&id)),
+            );
+        }
+    }
     let results: Vec<InputRead> = first
         .inputs
         .into_iter()
@@ -252,7 +267,7 @@ pub fn second_pass(
             FirstRead::Surveyed(surveyed) => read_kept(*surveyed, &keep, progress),
         })
         .collect();
-    let mut ingested = merge_inputs(results, rules, first.conversations);
+    let mut ingested = merge_inputs(results, conversations);
     ingested.walk_diagnostics = first.walk_diagnostics;
     ingested
 }

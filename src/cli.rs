@@ -95,6 +95,20 @@ pub struct ScanArgs {
     #[arg(long)]
     pub exit_zero: bool,
 
+    /// Also write a report in FORMAT to PATH (repeatable), e.g. `junit=report.xml`; the exit
+    /// status is the same whatever the outputs
+    #[arg(long, value_name = "FORMAT=PATH")]
+    pub output: Vec<String>,
+
+    /// A previous run's JSON report: only findings it did not have fail the gate, and the
+    /// report says which of its findings are gone
+    #[arg(long, value_name = "REPORT")]
+    pub baseline: Option<PathBuf>,
+
+    /// Ignore the rules file's [[allow]] suppressions
+    #[arg(long)]
+    pub no_allow: bool,
+
     /// Clock skew tolerated between hosts, e.g. `250ms`; a write closer to the abort than
     /// this (plus the timestamps' precision) is reported as ambiguous [default: from the rules, 10ms]
     #[arg(long, value_name = "DURATION")]
@@ -103,10 +117,21 @@ pub struct ScanArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScanFormat {
-    /// Findings grouped by conversation, for a terminal or a postmortem
+    /// Findings grouped by conversation, for a terminal
     Table,
     /// The stable `abortaudit/v1` schema, for scripts
     Json,
+    /// A postmortem page: the findings, their evidence and a Mermaid timeline per conversation
+    Markdown,
+    /// JUnit XML: a test case per aborted turn, a failure per gating finding
+    Junit,
+    /// SARIF 2.1.0, for code-scanning dashboards
+    Sarif,
+    /// GitHub Actions workflow commands (annotations); with GITHUB_STEP_SUMMARY set, the
+    /// Markdown report is appended there too
+    Github,
+    /// One self-contained HTML page with a timeline per conversation
+    Html,
 }
 
 #[derive(Debug, Args)]

@@ -3,12 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::{Cli, Command, InputArgs, InspectFormat, RulesFileArgs, ScanFormat};
 use crate::ingest::{IngestOptions, InputSet, Source};
 use crate::model::Category;
-use crate::report::OutputFormat;
+use crate::report::{self, OutputFormat};
 use crate::rules::Rules;
 use crate::util::units::{Nanos, parse_size};
 
@@ -34,7 +34,7 @@ pub struct InputConfig {
 pub struct InspectConfig {
     pub input: InputConfig,
     pub rules: Rules,
-    pub format: OutputFormat,
+    pub format: report::InspectFormat,
 }
 
 #[derive(Debug)]
@@ -42,8 +42,12 @@ pub struct ScanConfig {
     pub input: InputConfig,
     pub rules: Rules,
     pub format: OutputFormat,
+    /// More reports, written to files.
+    pub outputs: Vec<(OutputFormat, PathBuf)>,
     pub fail_on: Vec<Category>,
     pub exit_zero: bool,
+    /// A previous run's JSON report.
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -69,13 +73,16 @@ pub fn resolve(cli: Cli) -> Result<Task> {
                 input: input(&args.input)?,
                 rules,
                 format: match args.format {
-                    InspectFormat::Table => OutputFormat::Table,
-                    InspectFormat::Json => OutputFormat::Json,
+                    InspectFormat::Table => report::InspectFormat::Table,
+                    InspectFormat::Json => report::InspectFormat::Json,
                 },
             })
         }
         Command::Scan(args) => {
             let mut rules = load_rules(&args.rules)?;
+            if args.no_allow {
+                rules.allow.clear();
+            }
             if let Some(skew) = args.skew {
                 rules.time.skew = parse_skew(&skew)?;
             }
@@ -89,9 +96,20 @@ pub fn resolve(cli: Cli) -> Result<Task> {
                 format: match args.format {
                     ScanFormat::Table => OutputFormat::Table,
                     ScanFormat::Json => OutputFormat::Json,
+                    ScanFormat::Markdown => OutputFormat::Markdown,
+                    ScanFormat::Junit => OutputFormat::Junit,
+                    ScanFormat::Sarif => OutputFormat::Sarif,
+                    ScanFormat::Github => OutputFormat::Github,
+                    ScanFormat::Html => OutputFormat::Html,
                 },
+                outputs: args
+                    .output
+                    .iter()
+                    .map(|o| parse_output(o))
+                    .collect::<Result<_>>()?,
                 fail_on,
                 exit_zero: args.exit_zero,
+                baseline: args.baseline,
             })
         }
         Command::Explain(args) => {
@@ -144,6 +162,27 @@ fn ingest_options(args: &InputArgs) -> Result<IngestOptions> {
             .with_context(|| format!("--max-decompressed {size:?}"))?;
     }
     Ok(options)
+}
+
+/// `FORMAT=PATH`.
+fn parse_output(text: &str) -> Result<(OutputFormat, PathBuf)> {
+    let names = || OutputFormat::ALL.map(OutputFormat::as_str).join(", ");
+    let Some((format, path)) = text.split_once('=') else {
+        bail!(
+            "--output {text:?}: expected FORMAT=PATH, e.g. junit=report.xml (formats: {})",
+            names()
+        );
+    };
+    let Some(format) = OutputFormat::from_name(format.trim()) else {
+        bail!(
+            "--output {text:?}: unknown format {format:?}; expected one of {}",
+            names()
+        );
+    };
+    if path.is_empty() {
+        bail!("--output {text:?}: no path after `=`");
+    }
+    Ok((format, PathBuf::from(path)))
 }
 
 fn parse_skew(text: &str) -> Result<Nanos> {

@@ -44,7 +44,9 @@ pub fn run(config: &ExplainConfig, out: &mut dyn Write, err: &mut dyn Write) -> 
         );
     }
     let audit = classify::classify(&joined, &config.rules);
-    report::timeline::explain(&config.conversation, &joined, &audit, out)?;
+    if let Some(timeline) = report::Timeline::build(&config.conversation, &joined, &audit) {
+        report::timeline::explain(&timeline, out)?;
+    }
     report::print_diagnostics(&ingested, err)?;
     Ok(input_status(&ingested, input.strict, err)?.unwrap_or(ExitStatus::Success))
 }

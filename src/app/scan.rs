@@ -1,19 +1,31 @@
 //! `abortaudit scan`: the audit. Inputs are read (large exports in two passes, keeping only the
-//! traces that matter), joined, classified and reported; the gate decides the exit status.
+//! traces that matter), joined, classified, judged by the gate (suppressions and a baseline
+//! included) and reported in one format on stdout and any others into files; the gate decides
+//! the exit status.
 
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::{ExitStatus, input_status, progress};
-use crate::classify::Gate;
+use crate::classify::{Gate, GatePolicy};
 use crate::config::ScanConfig;
-use crate::report::{ScanView, Summary};
+use crate::model::time::date;
+use crate::report::{OutputFormat, ScanView, Summary, Timeline};
 use crate::{classify, correlate, ingest, report};
+
+/// Where GitHub Actions takes a job's Markdown summary from.
+const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 
 pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitStatus> {
     let input = &config.input;
     let rules = &config.rules;
+    let baseline = match &config.baseline {
+        Some(path) => Some(ingest::read_baseline(path)?),
+        None => None,
+    };
     let plan = ingest::plan(&input.inputs, &input.options);
     let progress = progress::bytes(plan.streamed_bytes());
     let first = ingest::first_pass(plan, &input.options, rules, &progress);
@@ -33,8 +45,43 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     let mut joined = correlate::join(&ingested.spans, &ingested.events, rules);
     let unplaced = correlate::place_aborts(&mut joined, &ingested.aborts, rules.skew_ns());
     let audit = classify::classify(&joined, rules);
-    let gate = Gate::judge(&audit, &config.fail_on, rules.gate.inferred_aborts);
+    let today = date(unix_now());
+    let gate = Gate::judge(
+        &audit,
+        &GatePolicy {
+            fail_on: &config.fail_on,
+            inferred_aborts: rules.gate.inferred_aborts,
+            allow: &rules.allow,
+            today: &today,
+            baseline: baseline.as_ref(),
+        },
+    );
+    for rule in &gate.expired {
+        writeln!(
+            err,
+            "warning: {} expired: it no longer suppresses ({})",
+            report::sanitize(&rule.describe()),
+            report::sanitize(&rule.reason)
+        )?;
+    }
     let summary = Summary::new(&ingested, &joined, &audit, &gate, unplaced.len());
+    let formats = std::iter::once(config.format).chain(config.outputs.iter().map(|(f, _)| *f));
+    // Timelines are drawn from the spans, which go next: built now, for the conversations with
+    // findings only.
+    let timelines: Vec<Timeline> = if formats.clone().any(OutputFormat::needs_timelines) {
+        let mut conversations: Vec<&str> = audit
+            .findings
+            .iter()
+            .map(|f| f.conversation_id.as_str())
+            .collect();
+        conversations.dedup();
+        conversations
+            .into_iter()
+            .filter_map(|c| Timeline::build(c, &joined, &audit))
+            .collect()
+    } else {
+        Vec::new()
+    };
     // The findings stand on their own: the join and the spans behind them, most of the memory
     // on a large export, are let go. Freeing every span takes a while, so another thread does
     // it while the report is written (which allocates little; the peak is behind us, in the
@@ -46,9 +93,24 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     let view = ScanView {
         audit: &audit,
         summary: &summary,
+        gate: &gate,
         ingested: &ingested,
+        timelines: &timelines,
     };
     report::write_scan(config.format, &view, out, err)?;
+    for (format, path) in &config.outputs {
+        write_file(path, |file| {
+            report::write_scan(*format, &view, file, &mut std::io::sink())
+        })?;
+    }
+    if formats.clone().any(|f| f == OutputFormat::Github)
+        && let Some(path) = std::env::var_os(GITHUB_STEP_SUMMARY).filter(|p| !p.is_empty())
+    {
+        append_file(Path::new(&path), |file| {
+            report::write_scan(OutputFormat::Markdown, &view, file, &mut std::io::sink())
+        })
+        .with_context(|| format!("{GITHUB_STEP_SUMMARY}={}", Path::new(&path).display()))?;
+    }
     if let Some(status) = input_status(&ingested, input.strict, err)? {
         return Ok(status);
     }
@@ -57,4 +119,35 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     } else {
         ExitStatus::Success
     })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn write_file(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let file = File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = BufWriter::new(file);
+    write(&mut file)
+        .and_then(|()| file.flush())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn append_file(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .context("cannot append to it")?;
+    let mut file = BufWriter::new(file);
+    write(&mut file).and_then(|()| file.flush())?;
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use super::writes::{Write, WriteOutcome, WriteSource};
 use super::{AbortInfo, Finding, ToolCallInfo, WriteInfo};
 use crate::correlate::{Abort, Joined, ToolCall, Turn, Via};
-use crate::model::ids::fingerprint;
+use crate::model::ids::{fingerprint, signature};
 use crate::model::{Category, Span, SpanKind};
 use crate::rules::evidence::{http_method, http_status, is_http, same_clock};
 use crate::util::units::human_gap;
@@ -195,14 +195,16 @@ impl AbortedCall<'_, '_> {
     ) -> Finding {
         let tool_span = self.span(self.tool.span);
         let write_info = write.map(|w| {
-            let (service, span_id, event_id) = match w.source {
+            let (service, span_id, event_id, origin) = match w.source {
                 WriteSource::Span(i) => {
                     let span = self.span(i);
-                    (span.service().to_owned(), Some(span.span_id), None)
+                    let origin = span.origin.clone();
+                    (span.service().to_owned(), Some(span.span_id), None, origin)
                 }
                 WriteSource::Event(e) => {
                     let event = &self.joined.events[e];
-                    (event.vendor.clone(), None, Some(event.id.clone()))
+                    let origin = event.origin.clone();
+                    (event.vendor.clone(), None, Some(event.id.clone()), origin)
                 }
             };
             WriteInfo {
@@ -213,6 +215,7 @@ impl AbortedCall<'_, '_> {
                 commit_time: commit.map(|c| c.0),
                 inferred: commit.is_some_and(|c| c.1),
                 precision: w.precision,
+                origin,
             }
         });
         let write_span_id = write_info
@@ -229,8 +232,13 @@ impl AbortedCall<'_, '_> {
             &tool_span.span_id.to_string(),
             &write_span_id,
         ]);
+        let (service, operation) = write_info
+            .as_ref()
+            .map_or(("", ""), |w| (w.service.as_str(), w.operation.as_str()));
+        let signature = signature(&self.tool.name, service, operation, category.as_str());
         Finding {
             id,
+            signature,
             category,
             late: category.is_late(),
             ambiguous,
@@ -247,6 +255,7 @@ impl AbortedCall<'_, '_> {
                 tool_call_id: self.tool.call_id.clone(),
                 start: tool_span.start,
                 end: tool_span.end,
+                origin: tool_span.origin.clone(),
             },
             write: write_info,
             join: write.map(|w| w.join.clone()),

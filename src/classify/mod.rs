@@ -1,6 +1,7 @@
 //! Deciding what happened to each write a tool call caused, against the abort of its turn.
 //! Pure functions over the joined spans: no I/O here.
 
+mod gate;
 mod judge;
 mod vendor_writes;
 mod writes;
@@ -8,8 +9,9 @@ mod writes;
 use std::collections::HashSet;
 
 use crate::correlate::Joined;
-use crate::model::{Category, SpanId, TraceId};
+use crate::model::{Category, Origin, SpanId, TraceId};
 use crate::rules::Rules;
+pub use gate::{Gate, GatePolicy, Standing};
 use judge::{AbortedCall, Judgement};
 use vendor_writes::add_event_writes;
 use writes::{WriteOutcome, writes_of};
@@ -18,6 +20,10 @@ use writes::{WriteOutcome, writes_of};
 pub struct Finding {
     /// A fingerprint of the ids involved (never of times), stable across runs and exports.
     pub id: String,
+    /// A fingerprint of what a person would call the same problem (the tool, the service and
+    /// operation or vendor event type written, the category), stable across runs whose trace
+    /// and span ids all differ: what suppressions and baselines match.
+    pub signature: String,
     pub category: Category,
     pub late: bool,
     pub ambiguous: bool,
@@ -48,6 +54,8 @@ pub struct ToolCallInfo {
     pub tool_call_id: Option<String>,
     pub start: u64,
     pub end: Option<u64>,
+    /// Where the tool span was read.
+    pub origin: Origin,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -63,6 +71,8 @@ pub struct WriteInfo {
     pub inferred: bool,
     /// How coarse the commit time is (1 ns for spans, 1 s for Stripe's `created`).
     pub precision: u64,
+    /// Where the span or event that shows the write was read.
+    pub origin: Origin,
 }
 
 impl Finding {
@@ -79,10 +89,22 @@ impl Finding {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Audit {
     pub findings: Vec<Finding>,
+    /// Every aborted turn, with or without findings, in conversation order.
+    pub turns: Vec<AbortedTurn>,
     pub aborted_turns: u64,
     pub tool_calls_at_risk: u64,
     /// Writes of at-risk tool calls that committed before the abort: fine, but counted.
     pub committed_before_abort: u64,
+}
+
+/// An aborted turn, named as a person finds it: its conversation and its place there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AbortedTurn {
+    pub conversation_id: String,
+    /// 1 for the conversation's first turn.
+    pub number: usize,
+    pub trace_id: TraceId,
+    pub abort: AbortInfo,
 }
 
 pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
@@ -92,7 +114,22 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
     for turn in &joined.turns {
         let Some(abort) = &turn.abort else { continue };
         audit.aborted_turns += 1;
-        let conversation_id = &joined.conversations[turn.conversation].id;
+        let conversation = &joined.conversations[turn.conversation];
+        let conversation_id = &conversation.id;
+        audit.turns.push(AbortedTurn {
+            conversation_id: conversation_id.clone(),
+            number: 1 + conversation
+                .turns
+                .iter()
+                .position(|t| std::ptr::eq(&joined.turns[*t], turn))
+                .unwrap_or(0),
+            trace_id: turn.trace_id,
+            abort: AbortInfo {
+                time: abort.time,
+                signal: abort.signal.clone(),
+                inferred: abort.inferred(),
+            },
+        });
         for tool in &turn.tool_calls {
             let tool_span = &joined.spans[tool.span];
             let dispatched = tool_span.start >= abort.time;
@@ -158,6 +195,9 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
             }
         }
     }
+    audit
+        .turns
+        .sort_by(|a, b| (&a.conversation_id, a.number).cmp(&(&b.conversation_id, b.number)));
     audit.findings.sort_by(|a, b| {
         (
             &a.conversation_id,
@@ -177,31 +217,6 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
             ))
     });
     audit
-}
-
-/// The gate and its verdict.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Gate {
-    pub fail_on: Vec<Category>,
-    /// Whether findings of turns whose abort is only inferred count.
-    pub inferred_aborts: bool,
-    pub failed: bool,
-}
-
-impl Gate {
-    /// Whether the gate fails: a finding in a category that fails it, of a turn whose abort is
-    /// recorded (or inferred, when `inferred_aborts` says those count).
-    pub fn judge(audit: &Audit, fail_on: &[Category], inferred_aborts: bool) -> Gate {
-        let failed = audit
-            .findings
-            .iter()
-            .any(|f| fail_on.contains(&f.category) && (inferred_aborts || !f.abort.inferred));
-        Gate {
-            fail_on: fail_on.to_vec(),
-            inferred_aborts,
-            failed,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -970,8 +970,15 @@ fn a_disconnect_before_the_response_completed_is_an_inferred_abort() {
     assert_eq!(categories(&audit), [(Category::ClientGone, false)]);
     assert!(audit.findings[0].abort.inferred);
     // Inferred aborts gate by default; the rules can say they do not.
-    assert!(Gate::judge(&audit, &[Category::ClientGone], true).failed);
-    assert!(!Gate::judge(&audit, &[Category::ClientGone], false).failed);
+    let policy = |inferred_aborts| GatePolicy {
+        fail_on: &[Category::ClientGone],
+        inferred_aborts,
+        allow: &[],
+        today: "2026-01-01",
+        baseline: None,
+    };
+    assert!(Gate::judge(&audit, &policy(true)).failed);
+    assert!(!Gate::judge(&audit, &policy(false)).failed);
 }
 
 #[test]

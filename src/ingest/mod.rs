@@ -9,6 +9,7 @@
 //! large exports in two passes.
 
 mod aborts;
+mod baseline;
 mod compress;
 mod dedup;
 mod foreign;
@@ -28,6 +29,7 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
+pub use baseline::read_baseline;
 pub use large::{FirstPass, Plan, Signals, first_pass, plan, second_pass};
 pub use sources::{Expanded, Source, expand};
 

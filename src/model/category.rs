@@ -58,6 +58,28 @@ impl Category {
         }
     }
 
+    /// What to do about a finding of this category, in a few sentences (SARIF rules' help, the
+    /// HTML and Markdown reports).
+    pub fn help(self) -> &'static str {
+        match self {
+            Category::PreCommitAbort => {
+                "Nothing landed: the server saw the client go before its commit point and rolled back. Nothing to repair; keep the server's check of the connection before it commits."
+            }
+            Category::ClientGone => {
+                "The write landed for a conversation the user had stopped, and the agent never learnt it. Reconcile it (refund, retract, undo), then send an idempotency key with the write and have the server check the client is still there before it commits, or make the tool call wait for the answer before the abort completes."
+            }
+            Category::LateQueued => {
+                "The job was accepted before the Stop and a worker ran it afterwards. Reconcile what the worker wrote, then have the worker check whether its conversation was cancelled before it writes, or cancel queued jobs when the user stops."
+            }
+            Category::DispatchedAfterAbort => {
+                "The agent runtime started the tool call, or its request, after the user stopped: the abort signal was not passed down or not checked. Reconcile the write, then pass the abort signal to the tool and its HTTP client and check it before each request."
+            }
+            Category::Unverified => {
+                "The tool call was in flight at the Stop and nothing downstream of it is in the inputs. Export the downstream service's spans, or its vendor events, to tell whether it wrote."
+            }
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Category> {
         Category::ALL.into_iter().find(|c| c.as_str() == name)
     }

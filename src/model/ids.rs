@@ -146,6 +146,13 @@ pub fn fingerprint(parts: &[&str]) -> String {
     format!("{hash:016x}")
 }
 
+/// The signature of a finding: what a person would call the same problem (the tool, the
+/// service and operation written or the vendor event type, the category), with no id or time
+/// in it, so that it survives from one run to the next.
+pub fn signature(tool: &str, service: &str, operation: &str, category: &str) -> String {
+    fingerprint(&[tool, service, operation, category])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! diagnostics and the semantic-convention keys. Imports nothing else from the crate.
 
 pub mod abort;
+pub mod baseline;
 pub mod category;
 pub mod diagnostic;
 pub mod event;
@@ -11,6 +12,7 @@ pub mod span;
 pub mod time;
 
 pub use abort::AbortRecord;
+pub use baseline::{Baseline, BaselineFinding};
 pub use category::Category;
 pub use diagnostic::{Code, Diagnostic, Severity};
 pub use event::{KeyKind, Role, VendorEvent};

@@ -44,6 +44,13 @@ pub fn precision_ns(unit_ns: u64, fraction_digits: usize) -> u64 {
     precision
 }
 
+/// The UTC date of a Unix time, `YYYY-MM-DD`.
+pub fn date(unix_seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(unix_seconds, 0)
+        .map(|t| t.date_naive().to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,6 +61,12 @@ mod tests {
             rfc3339(1_581_452_772_000_000_321),
             "2020-02-11T20:26:12.000000321Z"
         );
+    }
+
+    #[test]
+    fn dates_are_utc_days() {
+        assert_eq!(date(1_581_452_772), "2020-02-11");
+        assert_eq!(date(0), "1970-01-01");
     }
 
     #[test]

@@ -6,11 +6,13 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{InspectView, Summary};
-use crate::classify::{Audit, Finding};
-use crate::ingest::{Counts, Ingested, InputReport};
+use super::{InspectView, ScanView};
+use crate::classify::{Finding, Standing};
+use crate::ingest::{Counts, InputReport};
+use crate::model::BaselineFinding;
 use crate::model::diagnostic::Diagnostic;
 use crate::model::time::rfc3339;
+use crate::rules::AllowRule;
 
 #[derive(Serialize)]
 struct InspectReport<'a> {
@@ -56,13 +58,13 @@ pub fn inspect(view: &InspectView<'_>, out: &mut dyn Write) -> std::io::Result<(
 #[derive(Serialize)]
 struct ScanReport<'a> {
     schema: &'static str,
-    summary: JsonSummary,
+    summary: JsonSummary<'a>,
     findings: Vec<JsonFinding<'a>>,
     diagnostics: Vec<&'a Diagnostic>,
 }
 
 #[derive(Serialize)]
-struct JsonSummary {
+struct JsonSummary<'a> {
     inputs: usize,
     spans: u64,
     conversations: u64,
@@ -78,7 +80,10 @@ struct JsonSummary {
     abort_log: AbortLog,
     tool_call_spans: ToolCallSpans,
     diagnostics: usize,
-    gate: Gate,
+    /// Findings an `[[allow]]` entry accepts, and findings the baseline had.
+    suppressed: u64,
+    known: u64,
+    gate: Gate<'a>,
 }
 
 #[derive(Serialize)]
@@ -112,16 +117,67 @@ struct ToolCallSpans {
 }
 
 #[derive(Serialize)]
-struct Gate {
+struct Gate<'a> {
     fail_on: Vec<&'static str>,
     inferred_aborts: bool,
     failed: bool,
+    /// `[[allow]]` entries past their `until`, which no longer suppress.
+    allow_expired: &'a [AllowRule],
+    /// The previous run compared against (`--baseline`), or null.
+    baseline: Option<Baseline<'a>>,
+}
+
+#[derive(Serialize)]
+struct Baseline<'a> {
+    input: &'a str,
+    known: u64,
+    new: u64,
+    /// The baseline's findings this run no longer has.
+    gone: Vec<GoneFinding<'a>>,
+}
+
+#[derive(Serialize)]
+struct GoneFinding<'a> {
+    signature: &'a str,
+    category: &'a str,
+    tool: &'a str,
+    service: &'a str,
+    operation: &'a str,
+    conversation_id: &'a str,
+}
+
+impl<'a> From<&'a BaselineFinding> for GoneFinding<'a> {
+    fn from(f: &'a BaselineFinding) -> Self {
+        GoneFinding {
+            signature: &f.signature,
+            category: &f.category,
+            tool: &f.tool,
+            service: &f.service,
+            operation: &f.operation,
+            conversation_id: &f.conversation_id,
+        }
+    }
+}
+
+/// Why a suppressed finding does not fail the gate.
+#[derive(Serialize)]
+struct Suppressed<'a> {
+    reason: &'a str,
+    until: &'a str,
+    /// The `[[allow]]` entry, in words.
+    entry: String,
 }
 
 #[derive(Serialize)]
 struct JsonFinding<'a> {
     id: &'a str,
+    /// The same problem across runs: tool, service, operation and category.
+    signature: &'a str,
     category: &'static str,
+    /// `fails`, `passes`, `suppressed` or `known` (the baseline had it).
+    gate: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppressed: Option<Suppressed<'a>>,
     late: bool,
     ambiguous: bool,
     conversation_id: &'a str,
@@ -168,10 +224,21 @@ struct JsonWrite<'a> {
     inferred: bool,
 }
 
-fn finding(f: &Finding) -> JsonFinding<'_> {
+fn finding<'a>(
+    f: &'a Finding,
+    standing: &Standing,
+    allow: Option<&'a AllowRule>,
+) -> JsonFinding<'a> {
     JsonFinding {
         id: &f.id,
+        signature: &f.signature,
         category: f.category.as_str(),
+        gate: standing.as_str(),
+        suppressed: allow.map(|rule| Suppressed {
+            reason: &rule.reason,
+            until: &rule.until,
+            entry: rule.describe(),
+        }),
         late: f.late,
         ambiguous: f.ambiguous,
         conversation_id: &f.conversation_id,
@@ -208,12 +275,9 @@ fn finding(f: &Finding) -> JsonFinding<'_> {
     }
 }
 
-pub fn scan(
-    ingested: &Ingested,
-    audit: &Audit,
-    summary: &Summary,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
+pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let summary = view.summary;
+    let gate = view.gate;
     let report = ScanReport {
         schema: "abortaudit/v1",
         summary: JsonSummary {
@@ -246,14 +310,26 @@ pub fn scan(
                 nested: summary.join.aborted_nested_tool_spans,
             },
             diagnostics: summary.diagnostics,
+            suppressed: summary.suppressed,
+            known: summary.known,
             gate: Gate {
                 fail_on: summary.fail_on.iter().map(|c| c.as_str()).collect(),
                 inferred_aborts: summary.gate_inferred_aborts,
                 failed: summary.gate_failed,
+                allow_expired: &gate.expired,
+                baseline: gate.baseline.as_ref().map(|b| Baseline {
+                    input: &b.input,
+                    known: b.known,
+                    new: b.new,
+                    gone: b.gone.iter().map(GoneFinding::from).collect(),
+                }),
             },
         },
-        findings: audit.findings.iter().map(finding).collect(),
-        diagnostics: ingested.diagnostics().collect(),
+        findings: view
+            .findings()
+            .map(|(f, standing)| finding(f, standing, view.allow_rule(standing)))
+            .collect(),
+        diagnostics: view.ingested.diagnostics().collect(),
     };
     serde_json::to_writer_pretty(&mut *out, &report)?;
     writeln!(out)

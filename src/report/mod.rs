@@ -1,24 +1,78 @@
 //! Every output the tool prints: one renderer per format, each a pure function of plain data
 //! (the stages' results), picked by one `match` per command.
 
+pub mod escape;
+pub mod github;
+pub mod html;
 pub mod json;
+pub mod junit;
+pub mod markdown;
 pub mod sanitize;
+pub mod sarif;
 pub mod summary;
 pub mod table;
 pub mod timeline;
+pub mod words;
 
 use std::io::Write;
 
 pub use sanitize::sanitize;
 pub use summary::Summary;
+pub use timeline::Timeline;
 
-use crate::classify::Audit;
+use crate::classify::{Audit, Finding, Gate, Standing};
 use crate::correlate::JoinCounts;
 use crate::ingest::Ingested;
 
-/// The formats of `scan` and `inspect` reports.
+/// The formats of `scan` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
+    Table,
+    Json,
+    Markdown,
+    Junit,
+    Sarif,
+    Github,
+    Html,
+}
+
+impl OutputFormat {
+    pub const ALL: [OutputFormat; 7] = [
+        OutputFormat::Table,
+        OutputFormat::Json,
+        OutputFormat::Markdown,
+        OutputFormat::Junit,
+        OutputFormat::Sarif,
+        OutputFormat::Github,
+        OutputFormat::Html,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputFormat::Table => "table",
+            OutputFormat::Json => "json",
+            OutputFormat::Markdown => "markdown",
+            OutputFormat::Junit => "junit",
+            OutputFormat::Sarif => "sarif",
+            OutputFormat::Github => "github",
+            OutputFormat::Html => "html",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<OutputFormat> {
+        OutputFormat::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// Whether the format draws conversations' timelines, which must be built before the
+    /// spans are let go.
+    pub fn needs_timelines(self) -> bool {
+        matches!(self, OutputFormat::Markdown | OutputFormat::Html)
+    }
+}
+
+/// The formats of `inspect` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InspectFormat {
     Table,
     Json,
 }
@@ -27,8 +81,27 @@ pub enum OutputFormat {
 pub struct ScanView<'a> {
     pub audit: &'a Audit,
     pub summary: &'a Summary,
+    /// Where each finding stands with the gate, in the audit's order.
+    pub gate: &'a Gate,
     /// The inputs as read, for their diagnostics (the spans may be gone by now).
     pub ingested: &'a Ingested,
+    /// The timelines of the conversations with findings, for the formats that draw them.
+    pub timelines: &'a [Timeline],
+}
+
+impl ScanView<'_> {
+    /// The findings with their standing.
+    pub fn findings(&self) -> impl Iterator<Item = (&Finding, &Standing)> {
+        self.audit.findings.iter().zip(&self.gate.standings)
+    }
+
+    /// Why a suppressed finding is accepted: the `[[allow]]` entry.
+    pub fn allow_rule(&self, standing: &Standing) -> Option<&crate::rules::AllowRule> {
+        match standing {
+            Standing::Suppressed { rule } => self.gate.allow.get(*rule),
+            _ => None,
+        }
+    }
 }
 
 /// Writes a scan report to `out`; a terminal format puts the diagnostics on `err`, the others
@@ -41,10 +114,18 @@ pub fn write_scan(
 ) -> std::io::Result<()> {
     match format {
         OutputFormat::Table => {
-            table::scan(view.audit, view.summary, out)?;
+            table::scan(view, out)?;
             print_diagnostics(view.ingested, err)
         }
-        OutputFormat::Json => json::scan(view.ingested, view.audit, view.summary, out),
+        OutputFormat::Json => json::scan(view, out),
+        OutputFormat::Markdown => markdown::scan(view, out),
+        OutputFormat::Junit => junit::scan(view, out),
+        OutputFormat::Sarif => sarif::scan(view, out),
+        OutputFormat::Github => {
+            github::scan(view, out)?;
+            print_diagnostics(view.ingested, err)
+        }
+        OutputFormat::Html => html::scan(view, out),
     }
 }
 
@@ -58,17 +139,17 @@ pub struct InspectView<'a> {
 
 /// Writes an inspect report, as `write_scan` does.
 pub fn write_inspect(
-    format: OutputFormat,
+    format: InspectFormat,
     view: &InspectView<'_>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<()> {
     match format {
-        OutputFormat::Table => {
+        InspectFormat::Table => {
             table::inspect(view, out)?;
             print_diagnostics(view.ingested, err)
         }
-        OutputFormat::Json => json::inspect(view, out),
+        InspectFormat::Json => json::inspect(view, out),
     }
 }
 

@@ -1,5 +1,6 @@
 //! What every scan report shows, computed once from the stages' results.
 
+use super::sanitize;
 use crate::classify::{Audit, Gate};
 use crate::correlate::{JoinCounts, Joined};
 use crate::ingest::Ingested;
@@ -31,6 +32,21 @@ pub struct Summary {
     /// Records read from abort logs, and those no turn took.
     pub abort_records: u64,
     pub abort_records_unplaced: u64,
+    /// Findings an `[[allow]]` entry accepts, and findings the baseline had.
+    pub suppressed: u64,
+    pub known: u64,
+    /// `[[allow]]` entries past their `until`.
+    pub allow_expired: u64,
+    /// The baseline's name and the findings it had, did not have, and had that are gone.
+    pub baseline: Option<BaselineCounts>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineCounts {
+    pub input: String,
+    pub known: u64,
+    pub new: u64,
+    pub gone: u64,
 }
 
 impl Summary {
@@ -61,6 +77,15 @@ impl Summary {
             join: joined.counts(),
             abort_records: ingested.aborts.len() as u64,
             abort_records_unplaced: abort_records_unplaced as u64,
+            suppressed: gate.count("suppressed"),
+            known: gate.count("known"),
+            allow_expired: gate.expired.len() as u64,
+            baseline: gate.baseline.as_ref().map(|b| BaselineCounts {
+                input: b.input.clone(),
+                known: b.known,
+                new: b.new,
+                gone: b.gone.len() as u64,
+            }),
         }
     }
 
@@ -124,6 +149,34 @@ impl Summary {
         } else {
             "0 findings".to_owned()
         });
+        if self.suppressed + self.known > 0 {
+            let mut parts = Vec::new();
+            if self.suppressed > 0 {
+                parts.push(format!(
+                    "{} suppressed by [[allow]] entries",
+                    self.suppressed
+                ));
+            }
+            if self.known > 0 {
+                parts.push(format!("{} known from the baseline", self.known));
+            }
+            lines.push(format!("{}: they do not fail the gate", parts.join(", ")));
+        }
+        if let Some(b) = &self.baseline {
+            lines.push(format!(
+                "baseline {}: {} findings known, {} new, {} of its findings gone",
+                sanitize(&b.input),
+                b.known,
+                b.new,
+                b.gone
+            ));
+        }
+        if self.allow_expired > 0 {
+            lines.push(format!(
+                "{} [[allow]] entries are past their `until` and no longer suppress",
+                self.allow_expired
+            ));
+        }
         let late = match self.ambiguous {
             0 => format!("{} late writes.", self.late_writes),
             n => format!("{} late writes, {n} ambiguous.", self.late_writes),

@@ -7,12 +7,11 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
 use comfy_table::{LineStyle, TableStyle};
 
-use super::{InspectView, Summary, sanitize};
-use crate::classify::{Audit, Finding};
+use super::{InspectView, ScanView, sanitize, words};
+use crate::classify::{Finding, Standing};
 use crate::ingest::Counts;
 use crate::model::Category;
 use crate::model::time::rfc3339;
-use crate::util::units::offset;
 
 const WIDTH: u16 = 100;
 
@@ -195,35 +194,22 @@ fn common_directory<'a>(paths: &[&'a str]) -> &'a str {
 }
 
 fn commit_cell(f: &Finding) -> String {
-    if f.write.is_none() && f.category != Category::DispatchedAfterAbort {
-        return "unknown".to_owned();
-    }
-    let Some(delay) = f.delay_ns() else {
-        return match f.category {
-            Category::Unverified => "unknown",
-            _ => "none found",
-        }
-        .to_owned();
-    };
-    let verb = if f.category == Category::PreCommitAbort {
-        "rolled back\n"
-    } else {
-        ""
-    };
-    let inferred = if f.write.as_ref().is_some_and(|w| w.inferred) {
-        "\n(inferred)"
-    } else {
-        ""
-    };
-    format!("{verb}{}{inferred}", offset(delay))
+    words::timing(f)
+        .replace("rolled back ", "rolled back\n")
+        .replace(" (inferred)", "\n(inferred)")
 }
 
-fn category_cell(f: &Finding) -> String {
+fn category_cell(f: &Finding, standing: &Standing) -> String {
+    let mut cell = f.category.to_string();
     if f.ambiguous {
-        format!("{}\n(ambiguous)", f.category)
-    } else {
-        f.category.to_string()
+        cell.push_str("\n(ambiguous)");
     }
+    match standing {
+        Standing::Suppressed { .. } => cell.push_str("\n(suppressed)"),
+        Standing::Known => cell.push_str("\n(in baseline)"),
+        Standing::Fails | Standing::Passes => {}
+    }
+    cell
 }
 
 fn write_cell(f: &Finding) -> String {
@@ -239,9 +225,9 @@ fn write_cell(f: &Finding) -> String {
     }
 }
 
-pub fn scan(audit: &Audit, summary: &Summary, out: &mut dyn Write) -> std::io::Result<()> {
-    let mut findings = audit.findings.iter().peekable();
-    while let Some(first) = findings.peek().copied() {
+pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut findings = view.findings().peekable();
+    while let Some((first, _)) = findings.peek().copied() {
         let conversation = &first.conversation_id;
         writeln!(out, "conversation {}", sanitize(conversation))?;
         writeln!(
@@ -252,7 +238,9 @@ pub fn scan(audit: &Audit, summary: &Summary, out: &mut dyn Write) -> std::io::R
         )?;
         let mut table = new_table(&["tool call", "downstream write", "category", "vs abort"]);
         let mut tool_width = 9;
-        while let Some(f) = findings.next_if(|f| f.conversation_id == *conversation) {
+        while let Some((f, standing)) =
+            findings.next_if(|(f, _)| f.conversation_id == *conversation)
+        {
             let name = sanitize(&f.tool_call.name).into_owned();
             let tool = match &f.tool_call.tool_call_id {
                 Some(id) => format!("{name}\n{}", sanitize(id)),
@@ -264,7 +252,12 @@ pub fn scan(audit: &Audit, summary: &Summary, out: &mut dyn Write) -> std::io::R
                 .max()
                 .unwrap_or(0)
                 .max(tool_width);
-            table.add_row(vec![tool, write_cell(f), category_cell(f), commit_cell(f)]);
+            table.add_row(vec![
+                tool,
+                write_cell(f),
+                category_cell(f, standing),
+                commit_cell(f),
+            ]);
         }
         // Ids and categories read badly when wrapped: keep them whole, and let the
         // operation and service wrap instead.
@@ -282,10 +275,23 @@ pub fn scan(audit: &Audit, summary: &Summary, out: &mut dyn Write) -> std::io::R
             shell_quote(&sanitize(conversation))
         )?;
     }
-    if audit.findings.is_empty() {
+    if view.audit.findings.is_empty() {
         writeln!(out, "No writes landed after an abort.")?;
     }
-    for line in summary.lines() {
+    for rule in view.gate.allow.iter().filter(|rule| {
+        view.gate
+            .standings
+            .iter()
+            .any(|s| view.allow_rule(s).is_some_and(|r| std::ptr::eq(r, *rule)))
+    }) {
+        writeln!(
+            out,
+            "suppressed by {}: {}",
+            sanitize(&rule.describe()),
+            sanitize(&rule.reason)
+        )?;
+    }
+    for line in view.summary.lines() {
         writeln!(out, "{line}")?;
     }
     Ok(())

@@ -1,5 +1,8 @@
-//! `explain`: one conversation on one time axis, relative to its abort. Spans are indented by
-//! causality (parent/child, and span links into worker traces) and listed by start time.
+//! One conversation on one time axis, relative to its first abort: each turn's spans indented by
+//! causality (parent/child, and span links into worker traces), the abort, vendor events and
+//! each finding's commit. Built once as plain data (`Timeline::build`, while the spans are
+//! still there) and drawn by `explain` on a terminal, by the Markdown report as a Mermaid chart
+//! and by the HTML report as SVG.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -7,238 +10,367 @@ use std::io::Write;
 use super::sanitize;
 use crate::classify::Audit;
 use crate::correlate::{Joined, Via};
-use crate::model::Category;
 use crate::model::time::rfc3339;
-use crate::model::{Span, SpanKind};
+use crate::model::{Category, Role, SpanId, SpanKind, StatusCode, TraceId};
 use crate::rules::evidence::http_status;
 use crate::util::units::offset;
 
-struct Entry {
-    time: u64,
+/// A conversation's timeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Timeline {
+    pub conversation: String,
+    /// What times are shown relative to: the first abort, else the first turn's start.
+    pub origin: u64,
+    pub has_abort: bool,
+    pub turns: Vec<TurnTimeline>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TurnTimeline {
+    pub trace_id: TraceId,
+    /// The turn's root span's name.
+    pub title: String,
+    /// By time, a parent before a child that starts with it.
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub time: u64,
     /// Breaks ties so that a parent prints before a child that starts with it.
-    order: usize,
-    depth: usize,
-    text: String,
+    pub order: usize,
+    /// Indentation by causality.
+    pub depth: usize,
+    pub what: What,
 }
 
-fn describe_span(span: &Span) -> String {
-    let mut text = format!("{} [{}]", sanitize(&span.name), sanitize(span.service()));
-    if span.kind != SpanKind::Internal && span.kind != SpanKind::Unspecified {
-        text.push(' ');
-        text.push_str(span.kind.as_str());
-    }
-    if let Some(status) = http_status(span) {
-        text.push_str(&format!(" {status}"));
-    }
-    if span.status.code == crate::model::StatusCode::Error {
-        text.push_str(" ERROR");
-    }
-    match span.end {
-        Some(end) => text.push_str(&format!(
-            " ({})",
-            offset(i128::from(end) - i128::from(span.start)).trim_start_matches('+')
-        )),
-        None => text.push_str(" (never ended)"),
-    }
-    text
+#[derive(Clone, Debug, PartialEq)]
+pub enum What {
+    Span {
+        name: String,
+        service: String,
+        kind: SpanKind,
+        end: Option<u64>,
+        http_status: Option<i64>,
+        error: bool,
+        /// Reached through a span link from this span (its trace and name).
+        linked_from: Option<(TraceId, String)>,
+        /// A tool call's span.
+        tool_call: bool,
+        /// The findings whose write this span shows (or whose tool call it is, when no write
+        /// was found): category and ambiguity.
+        findings: Vec<(Category, bool)>,
+    },
+    VendorEvent {
+        vendor: String,
+        id: String,
+        kind: String,
+        role: Option<Role>,
+        /// How it was joined, in words.
+        join: String,
+    },
+    Abort {
+        signal: String,
+        inferred: bool,
+    },
+    /// A finding's commit (or rollback) at its own time.
+    Write {
+        category: Category,
+        operation: String,
+        service: String,
+        inferred: bool,
+    },
 }
 
-pub fn explain(
-    conversation_id: &str,
-    joined: &Joined<'_>,
-    audit: &Audit,
-    out: &mut dyn Write,
-) -> std::io::Result<()> {
-    let Some(conversation) = joined.conversation(conversation_id) else {
-        return Ok(());
-    };
-    let turns: Vec<_> = conversation
-        .turns
-        .iter()
-        .map(|t| &joined.turns[*t])
-        .collect();
-    let origin = turns
-        .iter()
-        .filter_map(|t| t.abort.as_ref().map(|a| a.time))
-        .min()
-        .or_else(|| turns.first().map(|t| t.start))
-        .unwrap_or(0);
-    let has_abort = turns.iter().any(|t| t.abort.is_some());
+impl Timeline {
+    /// The timeline of a conversation; `None` when the join has no such conversation.
+    pub fn build(conversation_id: &str, joined: &Joined<'_>, audit: &Audit) -> Option<Timeline> {
+        let conversation = joined.conversation(conversation_id)?;
+        let turns: Vec<_> = conversation
+            .turns
+            .iter()
+            .map(|t| &joined.turns[*t])
+            .collect();
+        let origin = turns
+            .iter()
+            .filter_map(|t| t.abort.as_ref().map(|a| a.time))
+            .min()
+            .or_else(|| turns.first().map(|t| t.start))
+            .unwrap_or(0);
+        let has_abort = turns.iter().any(|t| t.abort.is_some());
+        let findings: Vec<_> = audit
+            .findings
+            .iter()
+            .filter(|f| f.conversation_id == conversation_id)
+            .collect();
+
+        // Findings by the span that shows their write (or their tool call's, when no write was
+        // found), to mark the timeline.
+        let mut marks: HashMap<(TraceId, SpanId), Vec<(Category, bool)>> = HashMap::new();
+        for f in &findings {
+            let key = match &f.write {
+                Some(w) => joined
+                    .spans
+                    .iter()
+                    .find(|s| Some(s.span_id) == w.span_id && s.service() == w.service)
+                    .map(|s| (s.trace_id, s.span_id)),
+                None => Some((f.trace_id, f.tool_call.span_id)),
+            };
+            if let Some(key) = key {
+                marks
+                    .entry(key)
+                    .or_default()
+                    .push((f.category, f.ambiguous));
+            }
+        }
+
+        let spans = joined.spans;
+        let mut out = Vec::new();
+        for turn in turns {
+            let title = turn
+                .root
+                .map(|r| spans[r].name.to_string())
+                .unwrap_or_default();
+            // Depth of the turn's own spans: ancestors within the trace.
+            let mut depth: BTreeMap<usize, usize> = BTreeMap::new();
+            for &i in &turn.agent_spans {
+                let d = std::iter::successors(joined.parent[i], |p| joined.parent[*p])
+                    .take(spans.len())
+                    .count();
+                depth.insert(i, d);
+            }
+            for tool in &turn.tool_calls {
+                for r in &tool.downstream {
+                    let d = depth.get(&r.from).copied().unwrap_or(0) + 1;
+                    depth.entry(r.span).or_insert(d);
+                }
+            }
+            // Spans reached by crossing a span link into another trace: the hop is worth naming.
+            let link_hops: HashMap<usize, usize> = turn
+                .tool_calls
+                .iter()
+                .flat_map(|t| t.downstream.iter())
+                .filter(|r| r.via == Via::Link && spans[r.span].trace_id != spans[r.from].trace_id)
+                .map(|r| (r.span, r.from))
+                .collect();
+            let tool_spans: Vec<usize> = turn.tool_calls.iter().map(|t| t.span).collect();
+            let mut entries = Vec::new();
+            for (order, (&i, &d)) in depth.iter().enumerate() {
+                let span = &spans[i];
+                entries.push(Entry {
+                    time: span.start,
+                    order,
+                    depth: d,
+                    what: What::Span {
+                        name: span.name.to_string(),
+                        service: span.service().to_owned(),
+                        kind: span.kind,
+                        end: span.end,
+                        http_status: http_status(span),
+                        error: span.status.code == StatusCode::Error,
+                        linked_from: link_hops
+                            .get(&i)
+                            .map(|from| (span.trace_id, spans[*from].name.to_string())),
+                        tool_call: tool_spans.contains(&i),
+                        findings: marks
+                            .get(&(span.trace_id, span.span_id))
+                            .cloned()
+                            .unwrap_or_default(),
+                    },
+                });
+            }
+            // Vendor events joined to the turn's tool calls, under the span that carried the key.
+            for tool in &turn.tool_calls {
+                for join in &tool.events {
+                    let event = &joined.events[join.event];
+                    let how = if join.weak {
+                        "joined on the conversation id alone (weak)".to_owned()
+                    } else {
+                        format!("joined on {} {:?}", join.key.as_str(), join.value)
+                    };
+                    entries.push(Entry {
+                        time: event.time,
+                        order: usize::MAX - 2,
+                        depth: depth.get(&join.carrier).copied().unwrap_or(0) + 1,
+                        what: What::VendorEvent {
+                            vendor: event.vendor.clone(),
+                            id: event.id.clone(),
+                            kind: event.kind.clone(),
+                            role: event.role,
+                            join: how,
+                        },
+                    });
+                }
+            }
+            if let Some(abort) = &turn.abort {
+                entries.push(Entry {
+                    time: abort.time,
+                    order: usize::MAX,
+                    depth: 0,
+                    what: What::Abort {
+                        signal: abort.signal.clone(),
+                        inferred: abort.inferred(),
+                    },
+                });
+            }
+            // Commits and rollbacks of findings at their own time, so the gap to the abort shows.
+            for f in findings.iter().filter(|f| f.trace_id == turn.trace_id) {
+                if let Some((w, time)) =
+                    f.write.as_ref().and_then(|w| w.commit_time.map(|t| (w, t)))
+                {
+                    entries.push(Entry {
+                        time,
+                        order: usize::MAX - 1,
+                        depth: 0,
+                        what: What::Write {
+                            category: f.category,
+                            operation: w.operation.clone(),
+                            service: w.service.clone(),
+                            inferred: w.inferred,
+                        },
+                    });
+                }
+            }
+            entries.sort_by_key(|e| (e.time, e.order));
+            out.push(TurnTimeline {
+                trace_id: turn.trace_id,
+                title,
+                entries,
+            });
+        }
+        Some(Timeline {
+            conversation: conversation_id.to_owned(),
+            origin,
+            has_abort,
+            turns: out,
+        })
+    }
+
+    /// Where a time falls against the origin, as `+1.234s`.
+    pub fn offset(&self, time: u64) -> String {
+        offset(i128::from(time) - i128::from(self.origin))
+    }
+}
+
+impl Entry {
+    /// The entry in words, for a terminal (text from the inputs neutralised).
+    fn text(&self) -> String {
+        match &self.what {
+            What::Span {
+                name,
+                service,
+                kind,
+                end,
+                http_status,
+                error,
+                linked_from,
+                findings,
+                ..
+            } => {
+                let mut text = format!("{} [{}]", sanitize(name), sanitize(service));
+                if *kind != SpanKind::Internal && *kind != SpanKind::Unspecified {
+                    text.push(' ');
+                    text.push_str(kind.as_str());
+                }
+                if let Some(status) = http_status {
+                    text.push_str(&format!(" {status}"));
+                }
+                if *error {
+                    text.push_str(" ERROR");
+                }
+                match end {
+                    Some(end) => text.push_str(&format!(
+                        " ({})",
+                        offset(i128::from(*end) - i128::from(self.time)).trim_start_matches('+')
+                    )),
+                    None => text.push_str(" (never ended)"),
+                }
+                if let Some((trace, from)) = linked_from {
+                    text.push_str(&format!(" · trace {trace} linked to {:?}", sanitize(from)));
+                }
+                if !findings.is_empty() {
+                    let labels: Vec<String> = findings
+                        .iter()
+                        .map(|(category, ambiguous)| {
+                            format!(
+                                "◀ {category}{}",
+                                if *ambiguous { " (ambiguous)" } else { "" }
+                            )
+                        })
+                        .collect();
+                    text.push_str("  ");
+                    text.push_str(&labels.join(", "));
+                }
+                text
+            }
+            What::VendorEvent {
+                vendor,
+                id,
+                kind,
+                role,
+                join,
+            } => format!(
+                "◆ {} event {} {} ({}) · {}",
+                sanitize(vendor),
+                sanitize(id),
+                sanitize(kind),
+                role.map(|r| r.as_str()).unwrap_or("no role"),
+                sanitize(join)
+            ),
+            What::Abort { signal, .. } => format!("■ ABORT · {}", sanitize(signal)),
+            What::Write {
+                category,
+                operation,
+                service,
+                inferred,
+            } => format!(
+                "● {}: {} [{}] · {category}{}",
+                if *category == Category::PreCommitAbort {
+                    "rolled back"
+                } else {
+                    "committed"
+                },
+                sanitize(operation),
+                sanitize(service),
+                if *inferred {
+                    " (inferred from the server span's end)"
+                } else {
+                    ""
+                }
+            ),
+        }
+    }
+}
+
+/// `explain`: the timeline on a terminal.
+pub fn explain(timeline: &Timeline, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "conversation {}: {} turns; times are relative to {} at {}",
-        sanitize(conversation_id),
-        turns.len(),
-        if has_abort {
+        sanitize(&timeline.conversation),
+        timeline.turns.len(),
+        if timeline.has_abort {
             "the first abort"
         } else {
             "the first turn (no abort recorded)"
         },
-        rfc3339(origin)
+        rfc3339(timeline.origin)
     )?;
-
-    // Findings by the span that shows their write, to annotate the timeline.
-    let mut marks: HashMap<(crate::model::TraceId, crate::model::SpanId), Vec<String>> =
-        HashMap::new();
-    for f in audit
-        .findings
-        .iter()
-        .filter(|f| f.conversation_id == conversation_id)
-    {
-        let label = format!(
-            "◀ {}{}",
-            f.category,
-            if f.ambiguous { " (ambiguous)" } else { "" }
-        );
-        match &f.write {
-            Some(w) => {
-                let key = joined
-                    .spans
-                    .iter()
-                    .find(|s| Some(s.span_id) == w.span_id && s.service() == w.service)
-                    .map(|s| (s.trace_id, s.span_id));
-                if let Some(key) = key {
-                    marks.entry(key).or_default().push(label);
-                }
-            }
-            None => marks
-                .entry((f.trace_id, f.tool_call.span_id))
-                .or_default()
-                .push(label),
-        }
-    }
-
-    for (n, turn) in turns.iter().enumerate() {
-        let spans = joined.spans;
-        let title = turn
-            .root
-            .map(|r| sanitize(&spans[r].name).into_owned())
-            .unwrap_or_default();
+    for (n, turn) in timeline.turns.iter().enumerate() {
         writeln!(
             out,
             "\nturn {} · trace {} · {}",
             n + 1,
             turn.trace_id,
-            title
+            sanitize(&turn.title)
         )?;
-
-        // Depth of the turn's own spans: ancestors within the trace.
-        let mut entries: Vec<Entry> = Vec::new();
-        let mut depth: BTreeMap<usize, usize> = BTreeMap::new();
-        for &i in &turn.agent_spans {
-            let d = std::iter::successors(joined.parent[i], |p| joined.parent[*p])
-                .take(spans.len())
-                .count();
-            depth.insert(i, d);
-        }
-        for tool in &turn.tool_calls {
-            for r in &tool.downstream {
-                let d = depth.get(&r.from).copied().unwrap_or(0) + 1;
-                depth.entry(r.span).or_insert(d);
-            }
-        }
-        // Spans reached by crossing a span link into another trace: the hop is worth naming.
-        let link_hops: HashMap<usize, usize> = turn
-            .tool_calls
-            .iter()
-            .flat_map(|t| t.downstream.iter())
-            .filter(|r| r.via == Via::Link && spans[r.span].trace_id != spans[r.from].trace_id)
-            .map(|r| (r.span, r.from))
-            .collect();
-        for (order, (&i, &d)) in depth.iter().enumerate() {
-            let span = &spans[i];
-            let mut text = describe_span(span);
-            if let Some(from) = link_hops.get(&i) {
-                text.push_str(&format!(
-                    " · trace {} linked to {:?}",
-                    span.trace_id,
-                    sanitize(&spans[*from].name)
-                ));
-            }
-            if let Some(labels) = marks.get(&(span.trace_id, span.span_id)) {
-                text.push_str("  ");
-                text.push_str(&labels.join(", "));
-            }
-            entries.push(Entry {
-                time: span.start,
-                order,
-                depth: d,
-                text,
-            });
-        }
-        // Vendor events joined to the turn's tool calls, under the span that carried the key.
-        for tool in &turn.tool_calls {
-            for join in &tool.events {
-                let event = &joined.events[join.event];
-                let role = event.role.map(|r| r.as_str()).unwrap_or("no role");
-                let how = if join.weak {
-                    "joined on the conversation id alone (weak)".to_owned()
-                } else {
-                    format!(
-                        "joined on {} {:?}",
-                        join.key.as_str(),
-                        sanitize(&join.value)
-                    )
-                };
-                entries.push(Entry {
-                    time: event.time,
-                    order: usize::MAX - 2,
-                    depth: depth.get(&join.carrier).copied().unwrap_or(0) + 1,
-                    text: format!(
-                        "◆ {} event {} {} ({role}) · {how}",
-                        sanitize(&event.vendor),
-                        sanitize(&event.id),
-                        sanitize(&event.kind)
-                    ),
-                });
-            }
-        }
-        if let Some(abort) = &turn.abort {
-            entries.push(Entry {
-                time: abort.time,
-                order: usize::MAX,
-                depth: 0,
-                text: format!("■ ABORT · {}", sanitize(&abort.signal)),
-            });
-        }
-        // Commits and rollbacks of findings at their own time, so the gap to the abort shows.
-        for f in audit
-            .findings
-            .iter()
-            .filter(|f| f.trace_id == turn.trace_id && f.conversation_id == conversation_id)
-        {
-            if let Some((w, time)) = f.write.as_ref().and_then(|w| w.commit_time.map(|t| (w, t))) {
-                let what = if f.category == Category::PreCommitAbort {
-                    "rolled back"
-                } else {
-                    "committed"
-                };
-                entries.push(Entry {
-                    time,
-                    order: usize::MAX - 1,
-                    depth: 0,
-                    text: format!(
-                        "● {what}: {} [{}] · {}{}",
-                        sanitize(&w.operation),
-                        sanitize(&w.service),
-                        f.category,
-                        if w.inferred {
-                            " (inferred from the server span's end)"
-                        } else {
-                            ""
-                        }
-                    ),
-                });
-            }
-        }
-        entries.sort_by_key(|e| (e.time, e.order));
-        for entry in entries {
+        for entry in &turn.entries {
             writeln!(
                 out,
                 "{:>11}  {}{}",
-                offset(i128::from(entry.time) - i128::from(origin)),
+                timeline.offset(entry.time),
                 "  ".repeat(entry.depth),
-                entry.text
+                entry.text()
             )?;
         }
     }

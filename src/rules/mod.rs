@@ -9,6 +9,7 @@
 
 pub mod abort;
 pub mod agent;
+pub mod allow;
 pub mod evidence;
 pub mod keys;
 pub mod vendors;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Category;
 use crate::util::units::Nanos;
 
+pub use allow::AllowRule;
 pub use vendors::{KeyPointers, RoleRule, TimeUnit, VendorMapping, builtin_vendor_mappings};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +41,9 @@ pub struct Rules {
     /// with the name of a built-in one replaces it, any other is added before them.
     #[serde(rename = "vendor")]
     pub vendors: Vec<VendorMapping>,
+    /// Suppressions: findings accepted for a while, with a reason (`--no-allow` ignores them).
+    #[serde(rename = "allow", skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<AllowRule>,
 }
 
 impl Default for Rules {
@@ -55,6 +60,7 @@ impl Default for Rules {
             gate: GateRules::default(),
             join: JoinRules::default(),
             vendors: builtin_vendor_mappings(),
+            allow: Vec::new(),
         }
     }
 }
@@ -81,6 +87,10 @@ impl Rules {
     }
 
     fn validate(&self) -> Result<()> {
+        for (n, rule) in self.allow.iter().enumerate() {
+            rule.validate()
+                .with_context(|| format!("[[allow]] entry {}", n + 1))?;
+        }
         for mapping in &self.vendors {
             mapping
                 .validate()

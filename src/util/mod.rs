@@ -1,3 +1,4 @@
-//! Vocabulary without a domain: units.
+//! Vocabulary without a domain: units and text patterns.
 
+pub mod text;
 pub mod units;

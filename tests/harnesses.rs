@@ -164,6 +164,10 @@ fn check(name: &str, truth: &Value, report: &Value, with_log: bool) {
                 got["write"]["inferred"], inferred,
                 "{scenario}: inferred commit"
             );
+            assert_eq!(
+                got["write"]["commit_time_precision_ns"], want["commit_time_precision_ns"],
+                "{scenario}: how coarse the commit time is"
+            );
         }
     }
     let unexpected: Vec<&Value> = findings

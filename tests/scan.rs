@@ -654,3 +654,98 @@ fn a_compressed_export_read_in_two_passes_stops_at_the_decompression_limit() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_two_pass_read_keeps_turns_whose_stop_is_inferred_or_only_in_an_abort_log() {
+    // The frameworks' and Node's harness runs: most of their Stops are shown by no span, only
+    // inferred from the app's server or written to the abort log. A first pass that kept only
+    // traces with a recorded abort lost them.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    // With inference off, only the log's conversation ids can keep its turns.
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[abort.inferred]\ndisconnect_attributes = []\nserver_status_codes = []\ncancelled_requests = false\n",
+    )
+    .unwrap();
+    for scenarios in ["scenarios-frameworks", "scenarios-node"] {
+        let dir = root.join(scenarios);
+        let aborts = dir.join("aborts.jsonl");
+        for (with_log, infer) in [(false, true), (true, true), (true, false)] {
+            let run = |survey_above: &str| {
+                let mut command = bin();
+                command
+                    .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
+                    .args(["scan", "--format", "json"])
+                    .arg(dir.join("traces"));
+                if with_log {
+                    command.arg("--aborts").arg(&aborts);
+                }
+                if !infer {
+                    command.arg("--config").arg(config.path());
+                }
+                let output = command.output().unwrap();
+                (json(&output.stdout), output.status.code())
+            };
+            let (whole, whole_code) = run("unlimited");
+            let (surveyed, surveyed_code) = run("0");
+            let what = format!("{scenarios}, abort log: {with_log}, inference: {infer}");
+            assert!(!whole["findings"].as_array().unwrap().is_empty(), "{what}");
+            assert_eq!(whole_code, surveyed_code, "{what}");
+            assert_eq!(whole["findings"], surveyed["findings"], "{what}");
+            assert_eq!(whole["summary"], surveyed["summary"], "{what}");
+        }
+    }
+}
+
+#[test]
+fn an_abort_log_with_fields_of_its_own_is_read_and_one_given_as_traces_is_pointed_to_aborts() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios-node");
+    let log = std::fs::read_to_string(node.join("aborts.jsonl")).unwrap();
+    // A front end writes what it knows besides the four fields.
+    let extended: String = log
+        .lines()
+        .map(|l| {
+            format!(
+                "{},\"user_id\":\"u-1\",\"client\":{{\"v\":2}}}}\n",
+                &l[..l.len() - 1]
+            )
+        })
+        .collect();
+    let extended_path = dir.path().join("aborts.jsonl");
+    std::fs::write(&extended_path, extended).unwrap();
+    let scan = |aborts: &std::path::Path| {
+        let output = bin()
+            .args(["scan", "--format", "json"])
+            .arg(node.join("traces"))
+            .arg("--aborts")
+            .arg(aborts)
+            .output()
+            .unwrap();
+        json(&output.stdout)
+    };
+    let plain = scan(&node.join("aborts.jsonl"));
+    let with_more = scan(&extended_path);
+    let findings = |report: &Value| -> Vec<(String, String)> {
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["id"].to_string(), f["category"].to_string()))
+            .collect()
+    };
+    assert!(!findings(&plain).is_empty());
+    assert_eq!(findings(&plain), findings(&with_more));
+    assert_eq!(with_more["summary"]["diagnostics"], 0, "{with_more}");
+    assert_eq!(with_more["summary"]["abort_log"]["unplaced"], 0);
+
+    let output = bin()
+        .arg("scan")
+        .arg(node.join("aborts.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("pass it with --aborts"), "{stderr}");
+}

@@ -118,7 +118,7 @@ impl AbortedCall<'_, '_> {
                     evidence,
                 )))
             }
-            WriteOutcome::RolledBack { time } => {
+            WriteOutcome::RolledBack { time, inferred } => {
                 if self.order(time, write.precision, tolerance) == Order::Before {
                     return Judgement::Unrelated;
                 }
@@ -126,7 +126,7 @@ impl AbortedCall<'_, '_> {
                     Category::PreCommitAbort,
                     false,
                     Some(write),
-                    Some((time, false)),
+                    Some((time, inferred)),
                     evidence,
                 )))
             }

@@ -130,9 +130,16 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
                 inferred: abort.inferred(),
             },
         });
+        // What started after this was sent after the Stop. A span's abort is on the agent's
+        // own clock; an abort log's comes from the front end's, which may be ahead by the
+        // skew, and is as coarse as its precision.
+        let sent_after = match abort.span {
+            None => abort.time.saturating_add(skew + abort.precision),
+            Some(_) => abort.time,
+        };
         for tool in &turn.tool_calls {
             let tool_span = &joined.spans[tool.span];
-            let dispatched = tool_span.start >= abort.time;
+            let dispatched = tool_span.start >= sent_after;
             if !dispatched {
                 audit.tool_calls_at_risk += 1;
             }
@@ -150,7 +157,7 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
             let late_requests: HashSet<usize> = tool
                 .downstream
                 .iter()
-                .filter(|r| r.outbound == Some(r.span) && joined.spans[r.span].start >= abort.time)
+                .filter(|r| r.outbound == Some(r.span) && joined.spans[r.span].start >= sent_after)
                 .map(|r| r.span)
                 .collect();
             let mut reported_requests = HashSet::new();

@@ -3,7 +3,7 @@
 use super::*;
 use crate::correlate::join;
 use crate::model::SpanKind::*;
-use crate::model::{KeyKind, Role, Span, VendorEvent};
+use crate::model::{AbortRecord, KeyKind, Role, Span, VendorEvent};
 use crate::testutil::{agent_turn, span, tool};
 
 fn audit(spans: &[Span]) -> Audit {
@@ -1055,4 +1055,48 @@ fn a_recorded_signal_makes_an_earlier_inferred_abort_known() {
     let abort = joined.turns[0].abort.as_ref().unwrap();
     assert_eq!(abort.time, 300 * MS, "the earliest signal's time");
     assert!(!abort.inferred(), "a span records the Stop");
+}
+
+#[test]
+fn a_call_started_within_the_skew_of_an_abort_log_time_is_not_called_dispatched_after_it() {
+    // The log's time comes from the front end's clock: a call 3 ms after it may have been
+    // sent before the Stop; one 80 ms after it was not.
+    let turn = |call_ms: u64| {
+        vec![
+            agent_turn(1, "c1", 0, 1000).build(),
+            tool(1, 2, "call_a", call_ms, 900).build(),
+            span(1, 3, "POST", "agent", call_ms + 1, 880)
+                .parent(2)
+                .kind(Client)
+                .build(),
+            span(1, 4, "POST /refunds", "payments", call_ms + 2, 870)
+                .parent(3)
+                .kind(Server)
+                .attr("http.request.method", "POST")
+                .build(),
+        ]
+    };
+    let record = AbortRecord {
+        conversation_id: "c1".to_owned(),
+        time: 300 * MS,
+        precision: MS,
+        trace_id: None,
+        reason: None,
+        origin: crate::model::Origin {
+            input: "aborts.jsonl".into(),
+            line: 1,
+        },
+    };
+    let rules = Rules::default();
+    let categories_at = |call_ms: u64| {
+        let spans = turn(call_ms);
+        let mut joined = join(&spans, &[], &rules);
+        crate::correlate::place_aborts(&mut joined, std::slice::from_ref(&record), rules.skew_ns());
+        categories(&classify(&joined, &rules))
+    };
+    assert_eq!(categories_at(303), [(Category::ClientGone, false)]);
+    assert_eq!(
+        categories_at(380),
+        [(Category::DispatchedAfterAbort, false)]
+    );
 }

@@ -61,6 +61,7 @@ pub(super) fn add_event_writes(joined: &Joined<'_>, tool: &ToolCall, writes: &mu
             (
                 WriteOutcome::RolledBack {
                     time: events[stop.event].time,
+                    inferred: false,
                 },
                 stop,
             )

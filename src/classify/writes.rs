@@ -21,6 +21,8 @@ pub(super) enum WriteOutcome {
     },
     RolledBack {
         time: u64,
+        /// Taken from a failed span around the write, not a recorded ROLLBACK.
+        inferred: bool,
     },
     /// A transaction began (or a write server span never ended) and its fate was not recorded.
     Unfinished,
@@ -266,7 +268,10 @@ fn replay(
                     let statements = described(&pending);
                     writes.push(reach.write(
                         i,
-                        WriteOutcome::RolledBack { time },
+                        WriteOutcome::RolledBack {
+                            time,
+                            inferred: false,
+                        },
                         format!("ROLLBACK ({statements})"),
                         vec![format!(
                             "{statements} rolled back by {:?}: the write did not land",
@@ -328,7 +333,10 @@ fn replay(
         )),
         Some((h, end)) => writes.push(reach.write(
             h,
-            WriteOutcome::RolledBack { time: end },
+            WriteOutcome::RolledBack {
+                time: end,
+                inferred: true,
+            },
             format!("ROLLBACK ({statements})"),
             vec![format!(
                 "{untraced}; the {} span {:?} around it failed, so it is taken as not committed (inferred)",
@@ -439,7 +447,10 @@ fn server_spans(reach: &Reach<'_>, found: &[usize], rules: &Rules) -> Vec<Write>
                 };
                 reach.write(
                     r.span,
-                    WriteOutcome::RolledBack { time: end },
+                    WriteOutcome::RolledBack {
+                time: end,
+                inferred: true,
+            },
                     operation,
                     vec![why],
                 )

@@ -49,8 +49,9 @@ pub fn place_aborts(joined: &mut Joined<'_>, records: &[AbortRecord], skew: u64)
 }
 
 /// The turn a record names: among its conversation's turns (those of its trace, when it names
-/// one that is there), the latest that had started by the record's time; where none had (a
-/// front end's clock behind the agent's by more than `skew`), the first of its trace.
+/// one that is there), the latest that had started by the record's time (give or take the
+/// clocks' `skew` and the time's precision: a time written to the second may fall before the
+/// turn's start); where none had, the first of its trace.
 fn turn_of(joined: &Joined<'_>, record: &AbortRecord, skew: u64) -> Option<usize> {
     let conversation = joined.conversation(&record.conversation_id)?;
     let in_trace: Vec<usize> = conversation
@@ -67,7 +68,13 @@ fn turn_of(joined: &Joined<'_>, record: &AbortRecord, skew: u64) -> Option<usize
     let started = candidates
         .iter()
         .copied()
-        .filter(|t| joined.turns[*t].start <= record.time.saturating_add(skew))
+        .filter(|t| {
+            joined.turns[*t].start
+                <= record
+                    .time
+                    .saturating_add(skew)
+                    .saturating_add(record.precision)
+        })
         .max_by_key(|t| (joined.turns[*t].start, *t));
     started.or_else(|| (!in_trace.is_empty()).then(|| in_trace[0]))
 }
@@ -158,5 +165,21 @@ mod tests {
         let abort = joined.turns[0].abort.as_ref().unwrap();
         assert_eq!(abort.time, 300_000_000);
         assert!(abort.signal.contains("\"abort\""));
+    }
+
+    #[test]
+    fn a_time_written_to_the_second_may_name_a_turn_that_started_within_it() {
+        let spans = vec![
+            agent_turn(1, "c1", 0, 1000).build(),
+            agent_turn(2, "c1", 2300, 3000).build(),
+        ];
+        let rules = Rules::default();
+        let mut joined = join(&spans, &[], &rules);
+        // The Stop was clicked in [2 s, 3 s): the second turn had begun by then.
+        let mut second = record("c1", 2000, None);
+        second.precision = 1_000_000_000;
+        assert!(place_aborts(&mut joined, &[second], 0).is_empty());
+        assert!(joined.turns[1].abort.is_some());
+        assert!(joined.turns[0].abort.is_none());
     }
 }

@@ -181,7 +181,7 @@ pub(super) fn join_events(
             .keys
             .iter()
             .filter(|(k, _)| *k == KeyKind::ConversationId)
-            .find_map(|(_, v)| conversations.iter().find(|c| c.id == *v))
+            .find_map(|(_, v)| super::find_conversation(conversations, v))
         else {
             continue;
         };

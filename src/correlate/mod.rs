@@ -31,13 +31,21 @@ pub struct Joined<'s> {
     pub children: Children,
     /// Same-trace parent of each span, when the parent was exported.
     pub parent: Vec<Option<usize>>,
-    /// Conversations by id.
+    /// Conversations, sorted by id.
     pub conversations: Vec<Conversation>,
     pub turns: Vec<Turn>,
     pub events: &'s [VendorEvent],
     /// Vendor events no tool call's keys matched: their keys are probably not captured on
     /// the spans (see `inspect`).
     pub unmatched_events: Vec<usize>,
+}
+
+/// A conversation of a list sorted by id (as `Joined::conversations` is).
+fn find_conversation<'c>(conversations: &'c [Conversation], id: &str) -> Option<&'c Conversation> {
+    conversations
+        .binary_search_by(|c| c.id.as_str().cmp(id))
+        .ok()
+        .map(|i| &conversations[i])
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,11 +203,11 @@ pub struct Reached {
 
 impl Joined<'_> {
     pub fn has_conversation(&self, id: &str) -> bool {
-        self.conversations.iter().any(|c| c.id == id)
+        self.conversation(id).is_some()
     }
 
     pub fn conversation(&self, id: &str) -> Option<&Conversation> {
-        self.conversations.iter().find(|c| c.id == id)
+        find_conversation(&self.conversations, id)
     }
 
     /// Traces with an aborted agent turn and no conversation id: each is a conversation of

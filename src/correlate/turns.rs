@@ -7,6 +7,7 @@ use super::graph::Graph;
 use super::{Abort, AbortSource, ToolCall, Turn};
 use crate::model::{Span, SpanKind, TraceId, Value};
 use crate::rules::agent::{is_agent_span, is_model_span, model_tool_calls, tool_matcher};
+use crate::rules::evidence::time_precision;
 use crate::rules::{Rules, abort};
 
 /// The first conversation id of the trace by rule priority, preferring the spans upstream of
@@ -214,7 +215,8 @@ impl Graph<'_> {
         }
         Some(Abort {
             time,
-            precision: 1,
+            // JS SDKs take event times from a millisecond clock, as they do starts.
+            precision: time_precision(&spans[span], rules),
             span: Some(span),
             signal,
             source: if recorded.is_some() {

@@ -13,8 +13,9 @@ use crate::model::ids::decode_id;
 use crate::model::time::parse_rfc3339;
 use crate::model::{AbortRecord, Code, Diagnostic, Origin, TraceId};
 
+/// A record; other fields (a user id, a client version) are the front end's business and are
+/// ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Line {
     conversation_id: String,
     time: Value,
@@ -22,6 +23,15 @@ struct Line {
     trace_id: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// Whether a text given as traces is an abort log: its first line is a record.
+pub(super) fn looks_like_abort_log(text: &[u8]) -> bool {
+    let first = text
+        .split(|b| *b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .find(|line| !line.is_empty());
+    first.is_some_and(|line| serde_json::from_slice::<Line>(line).is_ok())
 }
 
 /// Reads an abort log; a line that is not a record is a diagnostic, and the others are read.
@@ -176,12 +186,15 @@ mod tests {
             "\n",
             r#"{"conversation_id":"c1","time":"yesterday"}"#,
             "\n",
-            r#"{"conversation_id":"c1","time":"1","when":"x"}"#,
+            // A field of the front end's own is not the log's business.
+            r#"{"conversation_id":"c1","time":"1","user_id":"u-7"}"#,
+            "\n",
+            r#"{"conversation_id":7,"time":"1"}"#,
             "\n",
             r#"{"conversation_id":"c2","time":"5"}"#,
             "\n",
         ));
-        assert_eq!(out.aborts.len(), 1);
+        assert_eq!(out.aborts.len(), 2);
         let lines: Vec<(Option<u64>, Code)> =
             out.diagnostics.iter().map(|d| (d.line, d.code)).collect();
         assert_eq!(
@@ -190,7 +203,7 @@ mod tests {
                 (Some(1), Code::MalformedJson),
                 (Some(2), Code::InvalidRecord),
                 (Some(3), Code::InvalidValue),
-                (Some(4), Code::InvalidRecord),
+                (Some(5), Code::InvalidRecord),
             ]
         );
     }

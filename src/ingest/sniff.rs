@@ -260,6 +260,9 @@ fn parse_plain(
             Err(json_error) if bytes.first() == Some(&0x0a) => {
                 parse_binary(input, bytes, budget).map_err(|_| json_error)
             }
+            Err(json_error) if aborts::looks_like_abort_log(text) => Err(format!(
+                "{json_error}; it looks like an abort log (conversation_id and time on each line): pass it with --aborts"
+            )),
             Err(json_error) => Err(format!(
                 "{json_error}; if it is a vendor event log, describe it with a [[vendor]] mapping in abortaudit.toml (`abortaudit rules` shows the built-in ones)"
             )),

@@ -333,7 +333,7 @@ impl Entry {
                 sanitize(operation),
                 sanitize(service),
                 if *inferred {
-                    " (inferred from the server span's end)"
+                    " (inferred from the end of the span around it)"
                 } else {
                     ""
                 }

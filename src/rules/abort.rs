@@ -212,6 +212,49 @@ pub fn inferred_signal(
     None
 }
 
+/// What a span alone says toward an inferred abort (the first pass over a large export asks,
+/// before any turn is put together).
+#[derive(Clone, Copy, Debug)]
+pub struct InferenceHints {
+    pub kind: SpanKind,
+    /// A disconnect attribute holds one of the rules' disconnect values.
+    pub disconnect: bool,
+    /// It has an HTTP method or URL.
+    pub is_http: bool,
+    pub http_status: Option<i64>,
+}
+
+impl InferenceHints {
+    pub fn of(span: &Span, rules: &Rules) -> InferenceHints {
+        let inferred = &rules.abort.inferred;
+        InferenceHints {
+            kind: span.kind,
+            disconnect: inferred.disconnect_attributes.iter().any(|key| {
+                span.attributes
+                    .text(key)
+                    .is_some_and(|v| inferred.disconnect_values.iter().any(|want| *want == *v))
+            }),
+            is_http: is_http(span),
+            http_status: http_status(span),
+        }
+    }
+
+    /// Whether `inferred_signal` or `cancelled_request` may infer an abort from the span once
+    /// its turn is known: wider than they are, since what only the turn can tell (the server
+    /// span's end, the turn's last start), an error on the request and, for a request with no
+    /// status, its kind are taken to allow it (a survey can tell from a span's text that it
+    /// has no status, not its kind).
+    pub fn may_infer(&self, rules: &Rules) -> bool {
+        let inferred = &rules.abort.inferred;
+        self.disconnect
+            || (self.kind == SpanKind::Server
+                && self
+                    .http_status
+                    .is_some_and(|s| inferred.server_status_codes.contains(&s)))
+            || (inferred.cancelled_requests && self.is_http && self.http_status.is_none())
+    }
+}
+
 /// The abort an outbound request of the agent infers when it was cut off: an HTTP client span
 /// that ended with no response status, no error and no exception (`last_start`: the latest
 /// start of the turn's spans; a request after which the turn went on was not cut off by the

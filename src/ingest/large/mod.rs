@@ -146,7 +146,16 @@ pub fn first_pass(
         .collect();
     let events_among_whole = whole.iter().flatten().any(|read| !read.events.is_empty());
     progress.set_message("reading traces (first of two passes)");
-    let survey = Arc::new(otlp_json::SurveyRules::new(rules));
+    // Abort logs are read whole, first: the turns of the conversations they name matter.
+    let aborted_conversations = whole
+        .iter()
+        .flatten()
+        .flat_map(|read| &read.aborts)
+        .map(|record| hash_text(&record.conversation_id))
+        .collect();
+    let survey = Arc::new(
+        otlp_json::SurveyRules::new(rules).with_aborted_conversations(aborted_conversations),
+    );
     let mut conversations = HashSet::new();
     let inputs = plan
         .inputs
@@ -208,9 +217,22 @@ fn survey_input(
 
 impl FirstPass {
     /// The abort signals and links of every input: from the surveys of the streamed ones, and
-    /// from the spans of those read whole.
+    /// from the spans of those read whole. A trace may hold an abort when a span records one,
+    /// when one may be inferred from a span, or when an abort log names the trace or its
+    /// conversation.
     pub fn signals(&self, rules: &Rules) -> Signals {
         let mut signals = Signals::default();
+        let records = || {
+            self.inputs.iter().flat_map(|input| match input {
+                FirstRead::Whole(read) => read.aborts.as_slice(),
+                FirstRead::Surveyed(_) => &[],
+            })
+        };
+        let aborted_conversations: FxHashSet<&str> =
+            records().map(|r| r.conversation_id.as_str()).collect();
+        signals
+            .may_abort
+            .extend(records().filter_map(|r| r.trace_id));
         for input in &self.inputs {
             match input {
                 FirstRead::Surveyed(surveyed) => {
@@ -220,7 +242,12 @@ impl FirstPass {
                 }
                 FirstRead::Whole(read) => {
                     for span in &read.spans {
-                        if !abort::span_signals(span, rules).is_empty() {
+                        let may_abort = !abort::span_signals(span, rules).is_empty()
+                            || abort::InferenceHints::of(span, rules).may_infer(rules)
+                            || (!aborted_conversations.is_empty()
+                                && conversation_id(span, rules)
+                                    .is_some_and(|c| aborted_conversations.contains(&*c)));
+                        if may_abort {
                             signals.may_abort.insert(span.trace_id);
                         }
                         signals

@@ -46,6 +46,7 @@ impl IndexFilter {
                 fields: Fields::ALL,
                 keys: Fields::ALL,
                 one_conversation_key: false,
+                may_abort: false,
             },
         };
         let fields = found.fields;
@@ -57,7 +58,7 @@ impl IndexFilter {
             }
             _ => None,
         };
-        let survey = match leading {
+        let mut survey = match leading {
             Some((trace_id, _)) if fields == Fields::NONE => SurveyedSpan {
                 trace_id: Some(trace_id),
                 ..SurveyedSpan::default()
@@ -70,10 +71,12 @@ impl IndexFilter {
             _ => serde_json::Deserializer::from_str(raw)
                 .deserialize_map(SurveyVisitor {
                     rules: &self.survey.rules,
+                    inferred_keys: &self.survey.inferred_keys,
                     fields,
                 })
                 .map_err(|e| without_position(&e))?,
         };
+        survey.may_abort |= found.may_abort;
         Ok(IndexedSpan {
             survey,
             offset: self.block_offset + within as u64,
@@ -302,6 +305,7 @@ impl Converter<'_, '_> {
             if span.conversation.is_none() {
                 span.conversation = resource_conversation;
             }
+            span.may_abort |= survey.names_aborted_conversation(&span);
             if let Some(trace) = span.trace_id {
                 self.out.index.add_span(offset, len, trace);
             }
@@ -327,9 +331,11 @@ mod tests {
         };
         let indexed = filter.index(text).unwrap();
         assert_eq!((indexed.offset, indexed.len as usize), (0, text.len()));
+        let survey = SurveyRules::new(&rules);
         let full = serde_json::Deserializer::from_str(text)
             .deserialize_map(SurveyVisitor {
                 rules: &rules,
+                inferred_keys: &survey.inferred_keys,
                 fields: Fields::ALL,
             })
             .unwrap();
@@ -523,11 +529,49 @@ mod tests {
             r#","attributes":[{"key":"rpc.grpc.status_code","value":{"intValue":"1"}}]}"#,
             // A second trace id overrules the first.
             r#","traceId":"0af7651916cd43dd8448eb211c80319c"}"#,
+            // HTTP spans, from which an abort may be inferred: a request with no status (cut
+            // off?), with one, a server's 499, a status only in an event, a list value or as
+            // a value, an ASGI disconnect.
+            r#","kind":3,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}}]}"#,
+            r#","kind":3,"attributes":[{"key":"url.full","value":{"stringValue":"http://x/"}},{"key":"http.response.status_code","value":{"intValue":"200"}}]}"#,
+            r#","kind":"SPAN_KIND_SERVER","attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"intValue":499}}]}"#,
+            r#","kind":2,"attributes":[{"key":"http.method","value":{"stringValue":"GET"}},{"key":"http.status_code","value":{"intValue":"200"}}],"name":"GET /499"}"#,
+            r#","kind":3,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}}],"events":[{"name":"e","attributes":[{"key":"http.response.status_code","value":{"intValue":"200"}}]}]}"#,
+            r#","kind":3,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"m","value":{"kvlistValue":{"values":[{"key":"http.response.status_code","value":{"intValue":"200"}}]}}}]}"#,
+            r#","kind":3,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"note","value":{"stringValue":"http.response.status_code"}}]}"#,
+            r#","kind":1,"attributes":[{"key":"asgi.event.type","value":{"stringValue":"http.disconnect"}}]}"#,
+            r#","kind":1,"attributes":[{"key":"asgi.event.type","value":{"stringValue":"http.response.body"}}]}"#,
         ];
         for rest in spans {
             let text = format!("{TRACE}{rest}");
             let (indexed, full) = indexed_and_surveyed(&text);
             assert_eq!(indexed, full, "{text}");
+        }
+        // What may let an abort be inferred, from the text where it settles it.
+        for (rest, may_abort) in [
+            (
+                r#","kind":3,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}}]}"#,
+                true,
+            ),
+            (
+                r#","kind":3,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"intValue":"200"}}]}"#,
+                false,
+            ),
+            (
+                r#","kind":2,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"intValue":"499"}}]}"#,
+                true,
+            ),
+            (
+                r#","kind":3,"attributes":[{"key":"http.request.method","value":{"stringValue":"GET"}},{"key":"http.response.status_code","value":{"intValue":"499"}}]}"#,
+                false,
+            ),
+            (
+                r#","kind":1,"attributes":[{"key":"asgi.event.type","value":{"stringValue":"http.disconnect"}}]}"#,
+                true,
+            ),
+        ] {
+            let text = format!("{TRACE}{rest}");
+            assert_eq!(indexed_and_surveyed(&text).0.may_abort, may_abort, "{text}");
         }
         // And spans that do not start with their trace id are surveyed in full.
         let late = r#"{"spanId":"eee19b7ec3c1b174","events":[{"timeUnixNano":"1","name":"cancel"}],"traceId":"5b8efff798038103d269b633813fc60c"}"#;

@@ -6,19 +6,23 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use rustc_hash::FxHashSet;
+
 use serde::de::{self, IgnoredAny, Visitor};
 
 use super::super::json_text::cursor::{Cursor, each_element, each_member};
 use super::wire::{
-    FILTERED_EVENTS, Flexible, RawStr, STATUS_NAMES, WireLink, WireStatus, some_attributes,
-    wire_text,
+    FILTERED_EVENTS, Flexible, KIND_NAMES, RawStr, STATUS_NAMES, WireKeyValue, WireLink,
+    WireStatus, some_attributes, wire_text,
 };
+use crate::model::SpanKind;
 use crate::model::TraceId;
 use crate::model::ids::{decode_id, hash_text};
 use crate::model::semconv::{
-    ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, MCP_METHOD_NAME, RPC_STATUS_CODE,
+    ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
+    MCP_METHOD_NAME, RPC_STATUS_CODE, URL_FULL,
 };
-use crate::rules::abort::{self, ABORT_ATTRIBUTES};
+use crate::rules::abort::{self, ABORT_ATTRIBUTES, InferenceHints};
 
 /// The rules as a survey applies them, with a prefilter that spares it reading most spans.
 pub(crate) struct SurveyRules {
@@ -29,6 +33,15 @@ pub(crate) struct SurveyRules {
     pub(super) fields: Vec<Fields>,
     /// The event names that are an abort (`None`: events are always read).
     pub(super) event_names: Option<Vec<String>>,
+    /// The attributes a span of the agent's server or an outbound request may infer an abort
+    /// from (`[abort.inferred]`): the disconnect attributes, and the HTTP method, URL and
+    /// status when a status or a cut-off request can infer one.
+    pub(super) inferred_keys: Vec<String>,
+    /// The server statuses that infer an abort, as they are written.
+    pub(super) status_texts: Vec<String>,
+    /// Hashes of the conversations an abort log names: their turns matter however their
+    /// spans look.
+    pub(super) aborted_conversations: FxHashSet<u64>,
 }
 
 pub(super) enum Prefilter {
@@ -62,10 +75,39 @@ impl SurveyRules {
                 .iter()
                 .map(|key| (key.as_str(), Fields::CONVERSATION)),
         );
+        let inferred = &rules.abort.inferred;
+        let mut inferred_keys = inferred.disconnect_attributes.clone();
+        keys.extend(
+            inferred
+                .disconnect_attributes
+                .iter()
+                .map(|key| (key.as_str(), Fields::DISCONNECT)),
+        );
+        if !inferred.server_status_codes.is_empty() || inferred.cancelled_requests {
+            for list in [&HTTP_REQUEST_METHOD, &URL_FULL, &HTTP_RESPONSE_STATUS_CODE] {
+                inferred_keys.extend(list.iter().map(|key| (*key).to_owned()));
+            }
+            keys.extend(
+                HTTP_REQUEST_METHOD
+                    .iter()
+                    .chain(&URL_FULL)
+                    .map(|key| (*key, Fields::HTTP)),
+            );
+        }
         let mut needles: Vec<(String, Fields)> = keys
             .iter()
             .map(|(key, fields)| (format!("\"{key}\""), *fields))
             .collect();
+        // A status is looked for as exporters write an attribute's key, so that the key's name
+        // as some value does not pass for it (`infer_from_text`); a key written otherwise is
+        // not found, which only makes the span a candidate.
+        if inferred.cancelled_requests || !inferred.server_status_codes.is_empty() {
+            needles.extend(
+                HTTP_RESPONSE_STATUS_CODE
+                    .iter()
+                    .map(|key| (format!("\"key\":\"{key}\""), Fields::HTTP_STATUS)),
+            );
+        }
         // A key or an event name spelt with escapes sends the span to the full survey
         // (`names_an_abort_event` reads names raw). While every key and rule name is plain
         // ASCII, the only escape that can spell one of their characters is `\u00XX`: any other
@@ -100,12 +142,33 @@ impl SurveyRules {
         // event with no name, which this cannot see, so then every event is read.
         let event_names = (!rules.abort.event_names.iter().any(String::is_empty))
             .then(|| rules.abort.event_names.clone());
+        let status_texts = inferred
+            .server_status_codes
+            .iter()
+            .map(|code| code.to_string())
+            .collect();
         SurveyRules {
             rules: rules.clone(),
             prefilter,
             fields: needles.into_iter().map(|(_, fields)| fields).collect(),
             event_names,
+            inferred_keys,
+            status_texts,
+            aborted_conversations: FxHashSet::default(),
         }
+    }
+
+    /// The survey also marks the traces of these conversations (hashed), which an abort log
+    /// names.
+    pub(crate) fn with_aborted_conversations(mut self, hashes: FxHashSet<u64>) -> SurveyRules {
+        self.aborted_conversations = hashes;
+        self
+    }
+
+    /// Whether an abort log names the conversation of a surveyed span.
+    pub(super) fn names_aborted_conversation(&self, span: &SurveyedSpan) -> bool {
+        span.conversation
+            .is_some_and(|c| self.aborted_conversations.contains(&c))
     }
 
     /// The fields of a span a survey must read, from its text after its leading trace id:
@@ -120,6 +183,7 @@ impl SurveyRules {
             fields: Fields::NONE,
             keys: Fields::NONE,
             one_conversation_key: false,
+            may_abort: false,
         };
         let mut conversation_keys = 0;
         // Every match, overlapping or not: each search resumes just after the start of the
@@ -148,6 +212,7 @@ impl SurveyRules {
         }
         found.one_conversation_key = conversation_keys == 1;
         found.fields = found.keys;
+        self.infer_from_text(rest, &mut found);
         if found.keys.has(Fields::EVENTS)
             && found.keys != Fields::ALL
             && self
@@ -161,8 +226,40 @@ impl SurveyRules {
     }
 }
 
+impl SurveyRules {
+    /// Most spans of a large export are HTTP requests and responses, and reading each one's
+    /// kind and status to see whether an abort may be inferred from it would slow the first
+    /// pass by half. Their text mostly settles it, as `InferenceHints::may_infer` would: with
+    /// no status key in it, a request may have been cut off; with one, only a span whose text
+    /// holds one of the inferring statuses (`499`) is read. Where a status key may belong to
+    /// an event, a link or a list value, the span is read.
+    fn infer_from_text(&self, rest: &[u8], found: &mut Prefiltered) {
+        let http = found.keys.has(Fields::HTTP) || found.keys.has(Fields::HTTP_STATUS);
+        // A status key may also be an event's, a link's, or in a list value's.
+        if !http
+            || found.keys.has(Fields::EVENTS)
+            || found.keys.has(Fields::LINKS)
+            || memchr::memmem::find(rest, b"kvlistValue").is_some()
+        {
+            return;
+        }
+        if !found.keys.has(Fields::HTTP_STATUS) {
+            found.may_abort |= self.rules.abort.inferred.cancelled_requests;
+        } else if self
+            .status_texts
+            .iter()
+            .any(|code| memchr::memmem::find(rest, code.as_bytes()).is_some())
+        {
+            return;
+        }
+        found.fields.0 &= !(Fields::HTTP.0 | Fields::HTTP_STATUS.0);
+    }
+}
+
 /// What the prefilter found in a span's text.
 pub(super) struct Prefiltered {
+    /// The text shows an abort may be inferred from the span, without reading it.
+    pub(super) may_abort: bool,
     /// The fields a survey must read.
     pub(super) fields: Fields,
     /// The fields whose keys are in the text.
@@ -246,8 +343,17 @@ impl Fields {
     pub(super) const ATTRIBUTES: Fields = Fields(8);
     /// The attributes that name a conversation.
     pub(super) const CONVERSATION: Fields = Fields(16);
-    pub(super) const ALL: Fields = Fields(31);
+    /// The attributes that make a span an HTTP request or response (method, URL),
+    pub(super) const HTTP: Fields = Fields(32);
+    /// its HTTP status,
+    pub(super) const HTTP_STATUS: Fields = Fields(64);
+    /// and those that say the client disconnected: with its kind, what an abort may be
+    /// inferred from.
+    pub(super) const DISCONNECT: Fields = Fields(128);
+    pub(super) const INFERRED: Fields = Fields(32 | 64 | 128);
+    pub(super) const ALL: Fields = Fields(255);
 
+    /// Whether any of the bits of `field` is set.
     pub(super) fn has(self, field: Fields) -> bool {
         self.0 & field.0 != 0
     }
@@ -270,6 +376,7 @@ pub(crate) struct SurveyedSpan {
 
 pub(super) struct SurveyVisitor<'r> {
     pub(super) rules: &'r crate::rules::Rules,
+    pub(super) inferred_keys: &'r [String],
     /// The fields to read; the others cannot hold what a survey looks for.
     pub(super) fields: Fields,
 }
@@ -286,9 +393,15 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
         let fields = self.fields;
         let mut span = SurveyedSpan::default();
         let mut raw_trace: Option<Cow<'de, str>> = None;
+        let mut kind = None;
+        let mut hints: Option<InferenceHints> = None;
         while let Some(RawStr(key)) = map.next_key::<RawStr<'de>>()? {
             match key.as_ref() {
                 b"traceId" | b"trace_id" => raw_trace = map.next_value()?,
+                b"kind" if fields.has(Fields::INFERRED) => {
+                    let value: Option<Flexible> = map.next_value()?;
+                    kind = value.and_then(|k| k.as_enum("SPAN_KIND_", KIND_NAMES));
+                }
                 b"status" if fields.has(Fields::STATUS) => {
                     let status: Option<WireStatus<'de>> = map.next_value()?;
                     if let Some(status) = status {
@@ -327,11 +440,14 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                         .collect();
                 }
                 b"attributes"
-                    if fields.has(Fields::ATTRIBUTES) || fields.has(Fields::CONVERSATION) =>
+                    if fields.has(Fields::ATTRIBUTES)
+                        || fields.has(Fields::CONVERSATION)
+                        || fields.has(Fields::INFERRED) =>
                 {
                     let wanted = |key: &str| {
                         ABORT_ATTRIBUTES.contains(&key)
                             || rules.conversation.id_attributes.iter().any(|k| k == key)
+                            || self.inferred_keys.iter().any(|k| k == key)
                     };
                     let attributes = map.next_value_seed(some_attributes(&wanted))?;
                     span.may_abort |= abort::is_abort_attribute(
@@ -357,11 +473,20 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                         .iter()
                         .find_map(|k| wire_text(&attributes, k).filter(|v| !v.is_empty()))
                         .map(hash_text);
+                    if fields.has(Fields::INFERRED) {
+                        hints = Some(inference_hints(&attributes, rules));
+                    }
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
+        }
+        if let Some(mut hints) = hints {
+            hints.kind = kind
+                .and_then(SpanKind::from_otlp)
+                .unwrap_or(SpanKind::Unspecified);
+            span.may_abort |= hints.may_infer(rules);
         }
         let raw_trace = raw_trace.unwrap_or_default();
         match decode_id::<16>(&raw_trace) {
@@ -369,5 +494,32 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
             Err(_) => span.bad_trace_id = Some(raw_trace.into_owned()),
         }
         Ok(span)
+    }
+}
+
+/// What a span's attributes, as written, say toward an inferred abort (its kind is read
+/// apart).
+fn inference_hints(attributes: &[WireKeyValue<'_>], rules: &crate::rules::Rules) -> InferenceHints {
+    let inferred = &rules.abort.inferred;
+    let has = |keys: &[&str]| attributes.iter().any(|kv| keys.contains(&kv.key.as_ref()));
+    InferenceHints {
+        kind: SpanKind::Unspecified,
+        disconnect: inferred.disconnect_attributes.iter().any(|key| {
+            wire_text(attributes, key)
+                .is_some_and(|v| inferred.disconnect_values.iter().any(|want| want == v))
+        }),
+        is_http: has(&HTTP_REQUEST_METHOD) || has(&URL_FULL),
+        http_status: HTTP_RESPONSE_STATUS_CODE.iter().find_map(|key| {
+            let value = attributes
+                .iter()
+                .find(|kv| kv.key == *key)?
+                .value
+                .as_ref()?;
+            value
+                .int_value
+                .as_ref()
+                .and_then(Flexible::as_i64)
+                .or_else(|| value.string_value.as_deref()?.trim().parse().ok())
+        }),
     }
 }

@@ -66,22 +66,27 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     }
     let summary = Summary::new(&ingested, &joined, &audit, &gate, unplaced.len());
     let formats = std::iter::once(config.format).chain(config.outputs.iter().map(|(f, _)| *f));
+    // With the GitHub format, the Markdown report goes to the job's summary too.
+    let step_summary = std::env::var_os(GITHUB_STEP_SUMMARY)
+        .filter(|p| !p.is_empty())
+        .filter(|_| formats.clone().any(|f| f == OutputFormat::Github));
     // Timelines are drawn from the spans, which go next: built now, for the conversations with
     // findings only.
-    let timelines: Vec<Timeline> = if formats.clone().any(OutputFormat::needs_timelines) {
-        let mut conversations: Vec<&str> = audit
-            .findings
-            .iter()
-            .map(|f| f.conversation_id.as_str())
-            .collect();
-        conversations.dedup();
-        conversations
-            .into_iter()
-            .filter_map(|c| Timeline::build(c, &joined, &audit))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let timelines: Vec<Timeline> =
+        if formats.clone().any(OutputFormat::needs_timelines) || step_summary.is_some() {
+            let mut conversations: Vec<&str> = audit
+                .findings
+                .iter()
+                .map(|f| f.conversation_id.as_str())
+                .collect();
+            conversations.dedup();
+            conversations
+                .into_iter()
+                .filter_map(|c| Timeline::build(c, &joined, &audit))
+                .collect()
+        } else {
+            Vec::new()
+        };
     // The findings stand on their own: the join and the spans behind them, most of the memory
     // on a large export, are let go. Freeing every span takes a while, so another thread does
     // it while the report is written (which allocates little; the peak is behind us, in the
@@ -103,9 +108,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
             report::write_scan(*format, &view, file, &mut std::io::sink())
         })?;
     }
-    if formats.clone().any(|f| f == OutputFormat::Github)
-        && let Some(path) = std::env::var_os(GITHUB_STEP_SUMMARY).filter(|p| !p.is_empty())
-    {
+    if let Some(path) = step_summary {
         append_file(Path::new(&path), |file| {
             report::write_scan(OutputFormat::Markdown, &view, file, &mut std::io::sink())
         })

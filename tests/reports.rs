@@ -853,3 +853,109 @@ fn a_baseline_fails_the_gate_only_on_new_signatures_and_lists_those_gone() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("/nonexistent/base.json"));
 }
+
+/// The fenced blocks of the README in a language.
+fn readme_blocks(language: &str) -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let fence = format!("```{language}\n");
+    readme
+        .split(&fence)
+        .skip(1)
+        .map(|rest| rest[..rest.find("```").unwrap()].to_owned())
+        .collect()
+}
+
+#[test]
+fn the_readme_ci_examples_are_valid() {
+    // Every rules example is valid rules.
+    let dir = tempfile::tempdir().unwrap();
+    for block in readme_blocks("toml") {
+        let path = dir.path().join("abortaudit.toml");
+        std::fs::write(&path, &block).unwrap();
+        let output = bin()
+            .arg("rules")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{block}\n{}",
+            stderr(&output)
+        );
+    }
+    // Every flag the examples give abortaudit exists.
+    let help = stdout(&bin().args(["scan", "--help"]).output().unwrap());
+    let commands: Vec<String> = readme_blocks("yaml")
+        .into_iter()
+        .chain(readme_blocks("sh"))
+        .flat_map(|block| {
+            block
+                .split("abortaudit scan")
+                .skip(1)
+                .map(|rest| rest.split("\n      - ").next().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(commands.len() >= 5);
+    for command in &commands {
+        for flag in command.split_whitespace().filter(|w| w.starts_with("--")) {
+            let flag = flag.split('=').next().unwrap();
+            assert!(help.contains(flag), "{flag} in {command}");
+        }
+    }
+    // The CI jobs are YAML of the shape their systems read.
+    let Some(python) = report_tool("python") else {
+        return;
+    };
+    let jobs: Vec<Value> = readme_blocks("yaml")
+        .iter()
+        .map(|block| {
+            let mut child = std::process::Command::new(&python)
+                .arg(Path::new(ROOT).join("tests/report-tools/yaml_to_json.py"))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(block.as_bytes())
+                .unwrap();
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{block}");
+            json(&output.stdout)
+        })
+        .collect();
+    let github = jobs
+        .iter()
+        .find(|j| j["jobs"].is_object())
+        .expect("a GitHub workflow");
+    let steps = github["jobs"]["e2e"]["steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .all(|s| s["run"].is_string() || s["uses"].is_string())
+    );
+    assert!(steps.iter().any(|s| {
+        s["run"]
+            .as_str()
+            .is_some_and(|r| r.contains("--format github"))
+    }));
+    let gitlab = jobs
+        .iter()
+        .find(|j| j["agent-e2e"]["script"].is_array())
+        .expect("a GitLab job");
+    assert_eq!(
+        gitlab["agent-e2e"]["artifacts"]["reports"]["junit"],
+        "abortaudit.xml"
+    );
+    let collector = jobs
+        .iter()
+        .find(|j| j["service"]["pipelines"]["traces"].is_object())
+        .expect("the Collector's configuration");
+    assert_eq!(collector["exporters"]["file"]["path"], "otel/traces.jsonl");
+}

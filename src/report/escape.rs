@@ -93,21 +93,27 @@ pub fn mermaid(text: &str) -> String {
         return "_".to_owned();
     }
     // A line that starts with one of the gantt chart's keywords is read as that statement.
+    // Mermaid's lexer reads a keyword up to a word boundary (`gantt-x`, `topAxis.y`) and a
+    // line that starts with a date (`2026-11-25 job`) as a date: compare the leading run of
+    // ASCII letters and digits, and guard a leading `dddd-`.
     let first = label
-        .split(' ')
-        .next()
-        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect::<String>()
         .to_ascii_lowercase();
+    let b = label.as_bytes();
+    let date = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-';
     let label: String = label.chars().take(80).collect();
-    if MERMAID_KEYWORDS.contains(&first.as_str()) {
+    if date || MERMAID_KEYWORDS.contains(&first.as_str()) {
         format!("_ {label}")
     } else {
         label
     }
 }
 
-const MERMAID_KEYWORDS: [&str; 18] = [
+const MERMAID_KEYWORDS: [&str; 19] = [
     "gantt",
+    "accdescription",
     "title",
     "section",
     "dateformat",
@@ -187,6 +193,9 @@ mod tests {
         assert_eq!(mermaid(""), "_");
         assert_eq!(mermaid("click e1 call x()"), "_ click e1 call x()");
         assert_eq!(mermaid("Section 2"), "_ Section 2");
+        assert_eq!(mermaid("gantt-client GET"), "_ gantt-client GET");
+        assert_eq!(mermaid("2026-11-25 SELECT"), "_ 2026-11-25 SELECT");
+        assert_eq!(mermaid("ganttchart"), "ganttchart");
     }
 
     #[test]

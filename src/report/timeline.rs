@@ -104,16 +104,28 @@ impl Timeline {
             .filter(|f| f.conversation_id == conversation_id)
             .collect();
 
+        // The spans the timeline shows, by id and service: where a finding's write is (a
+        // lookup over every span, once per finding, took findings × spans on a large export).
+        let mut shown: HashMap<(SpanId, &str), usize> = HashMap::new();
+        for turn in &turns {
+            let downstream = turn
+                .tool_calls
+                .iter()
+                .flat_map(|t| t.downstream.iter().map(|r| r.span));
+            for i in turn.agent_spans.iter().copied().chain(downstream) {
+                let span = &joined.spans[i];
+                shown.entry((span.span_id, span.service())).or_insert(i);
+            }
+        }
         // Findings by the span that shows their write (or their tool call's, when no write was
         // found), to mark the timeline.
         let mut marks: HashMap<(TraceId, SpanId), Vec<(Category, bool)>> = HashMap::new();
         for f in &findings {
             let key = match &f.write {
-                Some(w) => joined
-                    .spans
-                    .iter()
-                    .find(|s| Some(s.span_id) == w.span_id && s.service() == w.service)
-                    .map(|s| (s.trace_id, s.span_id)),
+                Some(w) => w
+                    .span_id
+                    .and_then(|id| shown.get(&(id, w.service.as_str())))
+                    .map(|i| (joined.spans[*i].trace_id, joined.spans[*i].span_id)),
                 None => Some((f.trace_id, f.tool_call.span_id)),
             };
             if let Some(key) = key {
@@ -342,6 +354,9 @@ impl Entry {
     }
 }
 
+/// The deepest indentation `explain` draws.
+const MAX_INDENT: usize = 24;
+
 /// `explain`: the timeline on a terminal.
 pub fn explain(timeline: &Timeline, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
@@ -365,11 +380,18 @@ pub fn explain(timeline: &Timeline, out: &mut dyn Write) -> std::io::Result<()> 
             sanitize(&turn.title)
         )?;
         for entry in &turn.entries {
+            // A chain of 10^5 spans would print gigabytes of indentation: past a depth no one
+            // follows by eye, the depth is written instead.
+            let (indent, depth) = if entry.depth > MAX_INDENT {
+                (MAX_INDENT, format!("(depth {}) ", entry.depth))
+            } else {
+                (entry.depth, String::new())
+            };
             writeln!(
                 out,
-                "{:>11}  {}{}",
+                "{:>11}  {}{depth}{}",
                 timeline.offset(entry.time),
-                "  ".repeat(entry.depth),
+                "  ".repeat(indent),
                 entry.text()
             )?;
         }

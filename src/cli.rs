@@ -7,8 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Exit status:
-  0  no finding at a failing level (or --exit-zero)
-  1  the gate failed: a late write (client_gone, late_queued, dispatched_after_abort) was found
+  0  the gate passed: no finding in a --fail-on category (by default client_gone, late_queued,
+     dispatched_after_abort) that is neither suppressed nor in the --baseline; or --exit-zero
+  1  the gate failed, whatever the --format and --output
   2  the audit could not be done: bad usage, an unreadable input, or diagnostics under --strict
 
 Start with `abortaudit inspect FILE` to check that your export is understood, then

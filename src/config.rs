@@ -204,9 +204,22 @@ fn sources(paths: &[PathBuf]) -> Vec<Source> {
         .collect()
 }
 
+/// The categories the gate fails on. An empty list (an empty CI variable, `--fail-on ''`) is
+/// refused rather than read as `none`: switching the gate off must be said.
 fn parse_categories(list: &[String]) -> Result<Vec<Category>> {
+    let items: Vec<&str> = list.iter().map(|s| s.trim()).collect();
+    if items.is_empty() || items.iter().any(|s| s.is_empty()) {
+        bail!(
+            "{:?} names an empty category; expected `none` (report without failing) or some of: {}",
+            list.join(","),
+            Category::ALL.map(Category::as_str).join(", ")
+        );
+    }
+    if items.contains(&"none") && items.len() > 1 {
+        bail!("`none` cannot be combined with categories");
+    }
     let mut out = Vec::new();
-    for item in list.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    for item in items {
         if item == "none" {
             continue;
         }

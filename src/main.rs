@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use abortaudit::app::{self, ExitStatus};
-use abortaudit::{cli::Cli, config, report::sanitize};
+use abortaudit::{cli::Cli, config, report::sanitize::sanitize_lines};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -13,13 +13,18 @@ fn main() -> ExitCode {
     let mut err = io::stderr();
     let result = config::resolve(cli).and_then(|task| {
         let status = app::run(task, &mut out, &mut err)?;
-        out.flush()?;
-        Ok(status)
+        match out.flush() {
+            // The status is decided (a gate's verdict); a reader that left early does not
+            // change it.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(status),
+            flushed => flushed.map(|()| status).map_err(Into::into),
+        }
     });
     match result {
         Ok(status) => ExitCode::from(status.code()),
         Err(error) => {
-            // A closed pipe (`abortaudit scan … | head`) is the reader's choice, not a failure.
+            // A closed pipe (`abortaudit inspect … | head`) before any verdict is the reader's
+            // choice, not a failure.
             if error
                 .chain()
                 .filter_map(|e| e.downcast_ref::<io::Error>())
@@ -29,7 +34,7 @@ fn main() -> ExitCode {
             }
             let chain: Vec<String> = error
                 .chain()
-                .map(|e| sanitize(&e.to_string()).into_owned())
+                .map(|e| sanitize_lines(&e.to_string()))
                 .collect();
             let _ = writeln!(err, "error: {}", chain.join(": "));
             ExitCode::from(ExitStatus::Error.code())

@@ -1,9 +1,12 @@
 //! Every name that scripts match on, in one snapshot, so that none is renamed by accident:
-//! diagnostic codes, finding categories, input formats and compressions. A change here is a
+//! diagnostic codes, finding categories, gate standings, report formats, input formats and
+//! compressions. A change here is a
 //! change of the JSON schemas (docs/json-schema.md).
 
+use abortaudit::classify::Standing;
 use abortaudit::ingest::{Compression, Format};
 use abortaudit::model::{Category, Code};
+use abortaudit::report::OutputFormat;
 
 #[test]
 fn every_code_category_format_and_compression_name() {
@@ -19,6 +22,14 @@ fn every_code_category_format_and_compression_name() {
             category.is_late(),
             category.description()
         ));
+    }
+    text.push_str("gate standings:\n");
+    for standing in Standing::ALL {
+        text.push_str(&format!("  {}\n", standing.as_str()));
+    }
+    text.push_str("report formats:\n");
+    for format in OutputFormat::ALL {
+        text.push_str(&format!("  {}\n", format.as_str()));
     }
     text.push_str("formats:\n");
     for format in Format::ALL {

@@ -95,6 +95,13 @@ fn the_exit_status_and_the_reports_agree_whatever_the_format() {
         let output = scan(&["--format", format, "--exit-zero"]);
         assert_eq!(output.status.code(), Some(0), "{format}");
     }
+    let rollbacks = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["category"] == "pre_commit_abort")
+        .count();
+    assert!(rollbacks > 0);
     let github = stdout(&scan(&["--format", "github"]));
     assert_eq!(
         github.lines().filter(|l| l.starts_with("::error ")).count(),
@@ -105,8 +112,13 @@ fn the_exit_status_and_the_reports_agree_whatever_the_format() {
             .lines()
             .filter(|l| l.starts_with("::warning "))
             .count(),
-        report["findings"].as_array().unwrap().len() - gating
+        report["findings"].as_array().unwrap().len() - gating - rollbacks
     );
+    let rollbacks_noted = github
+        .lines()
+        .filter(|l| l.starts_with("::notice "))
+        .count();
+    assert_eq!(rollbacks_noted, rollbacks);
 }
 
 #[test]
@@ -562,7 +574,7 @@ fn hostile_names_are_escaped_in_every_format() {
     let commands: Vec<Command> = github.lines().filter_map(parse_command).collect();
     assert_eq!(commands.len(), report["findings"].as_array().unwrap().len());
     for command in &commands {
-        assert!(["error", "warning"].contains(&command.command.as_str()));
+        assert!(["error", "warning", "notice"].contains(&command.command.as_str()));
         let keys: Vec<&str> = command.properties.iter().map(|(k, _)| k.as_str()).collect();
         assert!(
             keys.iter().all(|k| ["file", "line", "title"].contains(k)),

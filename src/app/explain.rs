@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Result, bail};
 
-use super::{ExitStatus, input_status};
+use super::{ExitStatus, input_status, refused};
 use crate::config::ExplainConfig;
 use crate::report::sanitize;
 use crate::{classify, correlate, ingest, report};
@@ -16,7 +16,7 @@ pub fn run(config: &ExplainConfig, out: &mut dyn Write, err: &mut dyn Write) -> 
     let input = &config.input;
     let ingested = ingest::ingest_inputs(&input.inputs, &input.options, &config.rules);
     if ingested.has_errors() {
-        return input_status(&ingested, input.strict, err).map(|s| s.unwrap_or(ExitStatus::Error));
+        return refused(&ingested, input.strict, err);
     }
     let mut joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);
     correlate::place_aborts(&mut joined, &ingested.aborts, config.rules.skew_ns());

@@ -46,6 +46,13 @@ pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitS
     }
 }
 
+/// An input could not be used, so there is no report: its diagnostics (which say why, often)
+/// and the errors go to stderr.
+fn refused(ingested: &Ingested, strict: bool, err: &mut dyn Write) -> Result<ExitStatus> {
+    crate::report::print_diagnostics(ingested, err)?;
+    Ok(input_status(ingested, strict, err)?.unwrap_or(ExitStatus::Error))
+}
+
 /// Prints input errors; `Some(Error)` when an input could not be used, or when `--strict` is on
 /// and any input produced a diagnostic.
 fn input_status(

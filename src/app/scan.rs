@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use super::{ExitStatus, input_status, progress};
+use super::{ExitStatus, input_status, progress, refused};
 use crate::classify::{Gate, GatePolicy};
 use crate::config::ScanConfig;
 use crate::model::time::date;
@@ -35,7 +35,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     progress.finish_and_clear();
 
     if ingested.has_errors() {
-        return input_status(&ingested, input.strict, err).map(|s| s.unwrap_or(ExitStatus::Error));
+        return refused(&ingested, input.strict, err);
     }
     // A survey may keep no span at all (no turn was aborted); only an input with no spans
     // read leaves nothing to audit.
@@ -102,7 +102,11 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
         ingested: &ingested,
         timelines: &timelines,
     };
-    report::write_scan(config.format, &view, out, err)?;
+    // The gate's verdict is known: a reader that stops early (`| head`) does not change it.
+    match report::write_scan(config.format, &view, out, err) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        written => written?,
+    }
     for (format, path) in &config.outputs {
         write_file(path, |file| {
             report::write_scan(*format, &view, file, &mut std::io::sink())

@@ -37,6 +37,14 @@ pub enum Standing {
 }
 
 impl Standing {
+    /// One of each, for the names test (`Suppressed` stands for all its rules).
+    pub const ALL: [Standing; 4] = [
+        Standing::Fails,
+        Standing::Passes,
+        Standing::Suppressed { rule: 0 },
+        Standing::Known,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Standing::Fails => "fails",
@@ -66,10 +74,13 @@ pub struct Gate {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BaselineDiff {
     pub input: String,
+    /// Per finding, in the audit's order: whether the baseline had its signature (whatever
+    /// its standing: a suppressed finding may be known too).
+    pub had: Vec<bool>,
     /// Findings of this run the baseline had, and those it did not.
     pub known: u64,
     pub new: u64,
-    /// Findings of the baseline this run no longer has.
+    /// Signatures of the baseline this run no longer has, one finding each.
     pub gone: Vec<BaselineFinding>,
 }
 
@@ -86,17 +97,30 @@ impl Gate {
             .map(|f| standing(f, policy, &allow))
             .collect();
         let baseline = policy.baseline.map(|baseline| {
-            let known = standings.iter().filter(|s| **s == Standing::Known).count() as u64;
+            let had: Vec<bool> = audit
+                .findings
+                .iter()
+                .map(|f| baseline.has(&f.signature))
+                .collect();
+            let known = had.iter().filter(|h| **h).count() as u64;
+            let present: std::collections::HashSet<&str> = audit
+                .findings
+                .iter()
+                .map(|f| f.signature.as_str())
+                .collect();
+            let mut listed = std::collections::HashSet::new();
             let gone = baseline
                 .findings
                 .iter()
-                .filter(|b| !audit.findings.iter().any(|f| f.signature == b.signature))
+                .filter(|b| !present.contains(b.signature.as_str()))
+                .filter(|b| listed.insert(b.signature.as_str()))
                 .cloned()
                 .collect();
             BaselineDiff {
                 input: baseline.input.clone(),
                 known,
                 new: audit.findings.len() as u64 - known,
+                had,
                 gone,
             }
         });
@@ -298,6 +322,20 @@ mod tests {
         assert_eq!(standings(&gate), ["known", "fails", "passes"]);
         let diff = gate.baseline.unwrap();
         assert_eq!((diff.known, diff.new), (1, 2));
+        assert_eq!(diff.had, [true, false, false]);
         assert_eq!(diff.gone, [entry(&gone)]);
+
+        // A suppressed finding the baseline had is still known to it; a signature the
+        // baseline had twice is gone once.
+        let rules = [allow("charge", "2030-01-01")];
+        let twice = Baseline {
+            input: "main.json".to_owned(),
+            findings: vec![entry(&old), entry(&gone), entry(&gone)],
+        };
+        let gate = Gate::judge(&audit(), &policy(&rules, Some(&twice)));
+        assert_eq!(standings(&gate), ["suppressed", "fails", "passes"]);
+        let diff = gate.baseline.unwrap();
+        assert_eq!((diff.known, diff.new), (1, 2));
+        assert_eq!(diff.gone.len(), 1);
     }
 }

@@ -59,7 +59,7 @@ impl Category {
     }
 
     /// What to do about a finding of this category, in a few sentences (SARIF rules' help, the
-    /// HTML and Markdown reports).
+    /// HTML report).
     pub fn help(self) -> &'static str {
         match self {
             Category::PreCommitAbort => {

@@ -1,5 +1,6 @@
 //! GitHub Actions workflow commands: an annotation per finding, `::error` for those that fail
-//! the gate and `::warning` for the others, placed on the line of the input that shows the
+//! the gate, `::notice` for rollbacks (`pre_commit_abort`, the safe outcome) and `::warning`
+//! for the others, placed on the line of the input that shows the
 //! write. Messages and properties are escaped as the runner unescapes them (actions/toolkit's
 //! `escapeData` and `escapeProperty`), after terminal controls are neutralised.
 
@@ -8,13 +9,15 @@ use std::io::Write;
 use super::escape::{github_data, github_property};
 use super::{ScanView, words};
 use crate::classify::Standing;
+use crate::model::Category;
 
 pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     for (f, standing) in view.findings() {
-        let command = if *standing == Standing::Fails {
-            "error"
-        } else {
-            "warning"
+        // A rollback is the safe outcome: worth a note, not a warning.
+        let command = match standing {
+            Standing::Fails => "error",
+            _ if f.category == Category::PreCommitAbort => "notice",
+            _ => "warning",
         };
         let (file, line) = words::origin(f);
         let mut properties = vec![format!("file={}", github_property(file))];

@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use serde::Serialize;
+use serde_json::ser::{Formatter, PrettyFormatter};
 
 use super::{InspectView, ScanView};
 use crate::classify::{Finding, Standing};
@@ -51,7 +52,7 @@ pub fn inspect(view: &InspectView<'_>, out: &mut dyn Write) -> std::io::Result<(
         },
         diagnostics: &ingested.walk_diagnostics,
     };
-    serde_json::to_writer_pretty(&mut *out, &report)?;
+    write_pretty(out, &report)?;
     writeln!(out)
 }
 
@@ -331,6 +332,94 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             .collect(),
         diagnostics: view.ingested.diagnostics().collect(),
     };
-    serde_json::to_writer_pretty(&mut *out, &report)?;
+    write_pretty(out, &report)?;
     writeln!(out)
+}
+
+/// Writes `value` as pretty JSON in which every character a reader must not get raw
+/// (`sanitize::is_unsafe_char`: C1 controls, DEL, bidirectional overrides, invisibles) is a
+/// `\u` escape: the value is the same, but `jq -r` and terminals no longer see them.
+pub fn write_pretty<T: Serialize>(out: &mut dyn Write, value: &T) -> std::io::Result<()> {
+    let mut serializer =
+        serde_json::Serializer::with_formatter(&mut *out, Escaping(PrettyFormatter::new()));
+    value
+        .serialize(&mut serializer)
+        .map_err(std::io::Error::from)
+}
+
+struct Escaping<'a>(PrettyFormatter<'a>);
+
+impl Formatter for Escaping<'_> {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut plain = 0;
+        for (at, c) in fragment.char_indices() {
+            if super::sanitize::is_unsafe_char(c) {
+                writer.write_all(&fragment.as_bytes()[plain..at])?;
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    write!(writer, "\\u{unit:04x}")?;
+                }
+                plain = at + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[plain..])
+    }
+
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_carries_invisible_and_reordering_characters_as_escapes() {
+        let text = "a\u{9b}b\u{7f}c\u{202e}d\u{200b}e\u{e0041}f\u{1b}";
+        let mut out = Vec::new();
+        write_pretty(&mut out, &serde_json::json!({ "name": text })).unwrap();
+        let json = String::from_utf8(out).unwrap();
+        assert!(json.is_ascii(), "{json}");
+        assert!(
+            json.contains(r"\u009b") && json.contains(r"\u202e") && json.contains(r"\udb40\udc41")
+        );
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["name"], text);
+    }
 }

@@ -154,7 +154,7 @@ fn gantt(timeline: &Timeline, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "gantt")?;
     writeln!(
         out,
-        "    title {} (ms from the first span{})",
+        "    title {} (ms from the first entry{})",
         mermaid(&format!("Conversation {}", timeline.conversation)),
         if timeline.has_abort {
             format!(", abort at {} ms", ms(timeline.origin))

@@ -104,8 +104,8 @@ impl ScanView<'_> {
     }
 }
 
-/// Writes a scan report to `out`; a terminal format puts the diagnostics on `err`, the others
-/// carry them.
+/// Writes a scan report to `out`. The diagnostics go on `err` for the formats that only count
+/// them (table, Markdown, HTML, GitHub annotations); JSON, SARIF and JUnit carry them.
 pub fn write_scan(
     format: OutputFormat,
     view: &ScanView<'_>,
@@ -118,14 +118,20 @@ pub fn write_scan(
             print_diagnostics(view.ingested, err)
         }
         OutputFormat::Json => json::scan(view, out),
-        OutputFormat::Markdown => markdown::scan(view, out),
+        OutputFormat::Markdown => {
+            markdown::scan(view, out)?;
+            print_diagnostics(view.ingested, err)
+        }
         OutputFormat::Junit => junit::scan(view, out),
         OutputFormat::Sarif => sarif::scan(view, out),
         OutputFormat::Github => {
             github::scan(view, out)?;
             print_diagnostics(view.ingested, err)
         }
-        OutputFormat::Html => html::scan(view, out),
+        OutputFormat::Html => {
+            html::scan(view, out)?;
+            print_diagnostics(view.ingested, err)
+        }
     }
 }
 

@@ -31,7 +31,8 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let rules: Vec<ReportingDescriptor> = Category::ALL.iter().map(|c| rule(*c)).collect();
     let results: Vec<SarifResult> = view
         .findings()
-        .map(|(f, standing)| result(view, f, standing))
+        .enumerate()
+        .map(|(i, (f, standing))| result(view, i, f, standing))
         .collect();
     let notifications: Vec<Notification> = view.ingested.diagnostics().map(notification).collect();
     let driver = ToolComponent::builder()
@@ -56,7 +57,7 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         .version(json!("2.1.0"))
         .runs(vec![run])
         .build();
-    serde_json::to_writer_pretty(&mut *out, &sarif)?;
+    super::json::write_pretty(out, &sarif)?;
     writeln!(out)
 }
 
@@ -123,7 +124,8 @@ fn location(input: &str, line: u64) -> Location {
     Location::builder().physical_location(physical).build()
 }
 
-fn result(view: &ScanView<'_>, f: &Finding, standing: &Standing) -> SarifResult {
+/// The result of the `index`th finding.
+fn result(view: &ScanView<'_>, index: usize, f: &Finding, standing: &Standing) -> SarifResult {
     let level = match standing {
         Standing::Fails => ResultLevel::Error,
         _ if f.category == Category::PreCommitAbort => ResultLevel::Note,
@@ -176,8 +178,8 @@ fn result(view: &ScanView<'_>, f: &Finding, standing: &Standing) -> SarifResult 
                 .build(),
         ]
     });
-    let baseline_state = view.gate.baseline.as_ref().map(|_| {
-        json!(if *standing == Standing::Known {
+    let baseline_state = view.gate.baseline.as_ref().map(|baseline| {
+        json!(if baseline.had.get(index).copied().unwrap_or(false) {
             "unchanged"
         } else {
             "new"

@@ -31,6 +31,22 @@ fn new_table(header: &[&str]) -> Table {
     table
 }
 
+/// The most characters of an input's text a cell shows. Laying out a long unbroken word costs
+/// the table time in the square of its length (three 1 MB names took a minute), and nobody
+/// reads past this in a terminal: the rest is elided, saying how much (JSON has it whole).
+const CELL_CHARS: usize = 120;
+
+/// Text from an input for a table cell: neutralised, and elided past `CELL_CHARS`.
+fn cell_text(text: &str) -> String {
+    let text = sanitize(text);
+    let count = text.chars().count();
+    if count <= CELL_CHARS {
+        return text.into_owned();
+    }
+    let kept: String = text.chars().take(CELL_CHARS - 20).collect();
+    format!("{kept}… (+{} more)", count - (CELL_CHARS - 20))
+}
+
 /// Writes a table with the padding comfy-table leaves at line ends trimmed, so that pasted
 /// output has no trailing blanks.
 fn write_table(out: &mut dyn Write, table: &Table) -> std::io::Result<()> {
@@ -51,7 +67,7 @@ fn kinds(counts: &Counts) -> String {
         counts
             .vendors
             .iter()
-            .map(|(vendor, n)| format!("{} events {n}", sanitize(vendor))),
+            .map(|(vendor, n)| format!("{} events {n}", cell_text(vendor))),
     );
     if counts.unmatched_vendor_events > 0 {
         parts.push(format!(
@@ -216,9 +232,9 @@ fn write_cell(f: &Finding) -> String {
     match &f.write {
         Some(w) => format!(
             "{}\n{}\nvia {}",
-            sanitize(&w.operation),
-            sanitize(&w.service),
-            sanitize(f.join.as_deref().unwrap_or("?"))
+            cell_text(&w.operation),
+            cell_text(&w.service),
+            cell_text(f.join.as_deref().unwrap_or("?"))
         ),
         None if f.category == Category::Unverified => "unknown".to_owned(),
         None => "none found".to_owned(),
@@ -241,9 +257,9 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         while let Some((f, standing)) =
             findings.next_if(|(f, _)| f.conversation_id == *conversation)
         {
-            let name = sanitize(&f.tool_call.name).into_owned();
+            let name = cell_text(&f.tool_call.name);
             let tool = match &f.tool_call.tool_call_id {
-                Some(id) => format!("{name}\n{}", sanitize(id)),
+                Some(id) => format!("{name}\n{}", cell_text(id)),
                 None => name,
             };
             tool_width = tool

@@ -103,19 +103,9 @@ impl AllowRule {
     }
 }
 
-/// `YYYY-MM-DD` with a real month and day.
+/// `YYYY-MM-DD`, a day of the calendar (not `2026-02-31`).
 fn is_date(text: &str) -> bool {
-    let parts: Vec<&str> = text.split('-').collect();
-    let [year, month, day] = parts[..] else {
-        return false;
-    };
-    let number = |s: &str, len: usize| {
-        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u32>().ok())?
-    };
-    match (number(year, 4), number(month, 2), number(day, 2)) {
-        (Some(_), Some(m), Some(d)) => (1..=12).contains(&m) && (1..=31).contains(&d),
-        _ => false,
-    }
+    text.len() == 10 && chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").is_ok()
 }
 
 #[cfg(test)]
@@ -167,6 +157,12 @@ mod tests {
         assert!(rule(Some("x"), None, "2026-12-06").validate().is_ok());
         let mut r = rule(Some("x"), None, "2026-13-01");
         assert!(r.validate().unwrap_err().to_string().contains("YYYY-MM-DD"));
+        for not_a_day in ["2026-02-31", "2026-2-1", "26-02-01", "2026-02-01T00:00"] {
+            r.until = not_a_day.into();
+            assert!(r.validate().is_err(), "{not_a_day}");
+        }
+        r.until = "2028-02-29".into();
+        assert!(r.validate().is_ok());
         r.until = "2026-12-01".into();
         r.reason = " ".into();
         assert!(r.validate().unwrap_err().to_string().contains("reason"));

@@ -26,13 +26,14 @@ pub(super) fn conditions_hold(record: &Value, conditions: &BTreeMap<String, Vec<
 }
 
 /// Reads one record with its mapping. `Err` is the diagnostic of a record that had to be
-/// skipped.
+/// skipped; a record read with a warning (no id) pushes it on `warnings`.
 pub(super) fn read_event(
     ctx: &Ctx<'_>,
     mapping: &VendorMapping,
     value: &Value,
     line: u64,
     fallback_id: String,
+    warnings: &mut Vec<Diagnostic>,
 ) -> Result<VendorEvent, Diagnostic> {
     let record = mapping
         .unwrap
@@ -129,9 +130,27 @@ pub(super) fn read_event(
         }
     }
 
+    let id = match first_text_at(record, &mapping.id) {
+        Some(id) => id,
+        None => {
+            if !mapping.id.is_empty() {
+                warnings.push(Diagnostic::warning(
+                    ctx.input,
+                    Some(line),
+                    Code::InvalidRecord,
+                    format!(
+                        "{} event {kind:?} has no id at {} (or an empty one); it is read as {fallback_id}, and a copy of it cannot be told from a retry",
+                        mapping.name,
+                        mapping.id.join(" or ")
+                    ),
+                ));
+            }
+            fallback_id
+        }
+    };
     Ok(VendorEvent {
         vendor: mapping.name.clone(),
-        id: first_text_at(record, &mapping.id).unwrap_or(fallback_id),
+        id,
         kind,
         role: rule.map(|r| r.role),
         time,

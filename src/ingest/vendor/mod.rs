@@ -495,7 +495,15 @@ fn process_units(ctx: &Ctx<'_>, units: Vec<Unit>, out: &mut EventsRead) {
                 } else {
                     format!("@{}", unit.line)
                 };
-                match read_event(ctx, &ctx.mappings[m], &unit.value, unit.line, fallback_id) {
+                let read = read_event(
+                    ctx,
+                    &ctx.mappings[m],
+                    &unit.value,
+                    unit.line,
+                    fallback_id,
+                    &mut out.diagnostics,
+                );
+                match read {
                     Ok(event) => out.events.push(event),
                     Err(d) => out.diagnostics.push(d),
                 }

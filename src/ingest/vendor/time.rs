@@ -38,7 +38,26 @@ pub(crate) fn parse_time(value: &Value, unit: TimeUnit) -> Result<(u64, u64), St
                     }
                 }
             };
-            decimal.to_ns(unit_ns)
+            decimal.to_ns(unit_ns).map_err(|why| {
+                // Seconds where milliseconds were written, the usual mix-up, say so.
+                let unit_name = match unit_ns {
+                    NS_PER_S => "seconds",
+                    1_000_000 => "milliseconds",
+                    1_000 => "microseconds",
+                    _ => return why,
+                };
+                let smaller = match unit_ns {
+                    NS_PER_S => "milliseconds",
+                    1_000_000 => "microseconds",
+                    _ => "nanoseconds",
+                };
+                match decimal.to_ns(unit_ns / 1_000) {
+                    Ok(_) => format!(
+                        "{why} as {unit_name}; it looks like {smaller} (set the mapping's `time_unit`)"
+                    ),
+                    Err(_) => why,
+                }
+            })
         }
         None => match value {
             Value::String(s) => parse_rfc3339(s.trim()),

@@ -23,6 +23,9 @@ pub(super) struct InputRead {
 /// spans name.
 pub(super) fn merge_inputs(results: Vec<InputRead>, conversations: HashSet<u64>) -> Ingested {
     let mut seen: FxHashMap<(TraceId, SpanId, u64), usize> = FxHashMap::default();
+    // Vendor events by vendor and id: a webhook delivered twice, or two overlapping exports of
+    // a vendor's log, is one event.
+    let mut seen_events: FxHashMap<(String, String), usize> = FxHashMap::default();
     let mut all_traces = FxHashSet::default();
     let mut all_services = HashSet::new();
     let mut ingested = Ingested::default();
@@ -33,7 +36,31 @@ pub(super) fn merge_inputs(results: Vec<InputRead>, conversations: HashSet<u64>)
         aborts,
     } in results
     {
-        ingested.events.extend(events);
+        for event in events {
+            // Ids the readers made up (`@line`) name nothing across inputs.
+            if event.id.starts_with('@') {
+                ingested.events.push(event);
+                continue;
+            }
+            match seen_events.entry((event.vendor.clone(), event.id.clone())) {
+                hash_map::Entry::Occupied(first) => {
+                    // Counted once, as a duplicate, not as an event read.
+                    report.counts.duplicates += 1;
+                    report.counts.vendor_events -= 1;
+                    if let Some(n) = report.counts.vendors.get_mut(&event.vendor) {
+                        *n -= 1;
+                    }
+                    let kept = &ingested.events[*first.get()];
+                    if !same_event(kept, &event) {
+                        report.diagnostics.push(conflicting_event(kept, &event));
+                    }
+                }
+                hash_map::Entry::Vacant(slot) => {
+                    slot.insert(ingested.events.len());
+                    ingested.events.push(event);
+                }
+            }
+        }
         ingested.aborts.extend(aborts);
         // Duplicates are dropped in place: the spans of a large input are most of the memory
         // an audit holds, and are not copied.
@@ -91,6 +118,35 @@ pub(super) fn merge_inputs(results: Vec<InputRead>, conversations: HashSet<u64>)
     ingested.total.traces = all_traces.len() as u64;
     ingested.total.services = all_services.len() as u64;
     ingested
+}
+
+/// Whether two vendor events are the same record, wherever each was read.
+fn same_event(a: &VendorEvent, b: &VendorEvent) -> bool {
+    a.vendor == b.vendor
+        && a.id == b.id
+        && a.kind == b.kind
+        && a.role == b.role
+        && a.time == b.time
+        && a.precision == b.precision
+        && a.keys == b.keys
+        && a.subject == b.subject
+}
+
+fn conflicting_event(kept: &VendorEvent, dropped: &VendorEvent) -> Diagnostic {
+    Diagnostic::warning(
+        &dropped.origin.input,
+        Some(dropped.origin.line),
+        Code::ConflictingDuplicate,
+        format!(
+            "{} event {} ({:?}) has the id of the event read from {} line {} ({:?}), but different contents; the first is kept and this one dropped",
+            dropped.vendor,
+            dropped.id,
+            dropped.kind,
+            kept.origin.input,
+            kept.origin.line,
+            kept.kind
+        ),
+    )
 }
 
 fn conflicting_duplicate(kept: &Span, dropped: &Span, format: Format) -> Diagnostic {

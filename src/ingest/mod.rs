@@ -11,6 +11,7 @@
 mod aborts;
 mod baseline;
 mod compress;
+mod consistency;
 mod dedup;
 mod foreign;
 mod jaeger;

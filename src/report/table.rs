@@ -203,7 +203,9 @@ fn common_directory<'a>(paths: &[&'a str]) -> &'a str {
             .take_while(|(a, b)| a == b)
             .count();
     }
-    match first[..len].rfind('/') {
+    // The shared bytes may end inside a character (`é` and `è` share their first byte): the
+    // cut is at the last `/`, which is a character of its own.
+    match first.as_bytes()[..len].iter().rposition(|b| *b == b'/') {
         Some(slash) => &first[..=slash],
         None => "",
     }
@@ -322,5 +324,27 @@ fn shell_quote(s: &str) -> String {
         s.to_owned()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_common_directory_is_cut_at_a_slash_even_inside_a_character() {
+        assert_eq!(common_directory(&["d/é.jsonl", "d/è.jsonl"]), "d/");
+        assert_eq!(common_directory(&["é.jsonl", "è.jsonl"]), "");
+        assert_eq!(common_directory(&["a/b/x", "a/b/y", "a/c"]), "a/");
+        assert_eq!(common_directory(&["only/one"]), "");
+    }
+
+    #[test]
+    fn long_cell_text_is_elided_saying_how_much() {
+        let long = "t".repeat(1_000_000);
+        let cell = cell_text(&long);
+        assert!(cell.chars().count() < 140, "{}", cell.len());
+        assert!(cell.ends_with("… (+999900 more)"), "{cell}");
+        assert_eq!(cell_text("short"), "short");
     }
 }

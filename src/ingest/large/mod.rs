@@ -295,6 +295,7 @@ pub fn second_pass(
         })
         .collect();
     let mut ingested = merge_inputs(results, conversations);
+    super::consistency::check(&mut ingested, &keep.traces);
     ingested.walk_diagnostics = first.walk_diagnostics;
     ingested
 }

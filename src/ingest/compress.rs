@@ -15,6 +15,13 @@ use crate::util::units::human_size;
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+/// Whether `bytes` start as zstd data does: with a frame, or with a skippable frame (magic
+/// 0x184D2A50 to 0x184D2A5F, little-endian), as `pzstd` and some archivers write first.
+pub(crate) fn starts_zstd(bytes: &[u8]) -> bool {
+    bytes.starts_with(&ZSTD_MAGIC)
+        || matches!(bytes, [lo, 0x2a, 0x4d, 0x18, ..] if lo & 0xf0 == 0x50)
+}
+
 /// How a user raises the limit; named in the error that stops a bomb.
 pub(crate) const LIMIT_HINT: &str = "raise the limit with --max-decompressed (e.g. --max-decompressed 8GiB) or the environment variable ABORTAUDIT_MAX_DECOMPRESSED";
 
@@ -249,7 +256,7 @@ impl StreamDecoder {
         let reader = std::io::BufReader::with_capacity(256 << 10, counted);
         let kind = if magic.starts_with(&GZIP_MAGIC) {
             StreamKind::Gzip(flate2::bufread::MultiGzDecoder::new(reader))
-        } else if magic.starts_with(&ZSTD_MAGIC) {
+        } else if starts_zstd(magic) {
             StreamKind::Zstd(ZstdFrames::new(reader, "the zstd data", 0))
         } else {
             return None;
@@ -343,32 +350,35 @@ impl Read for StreamDecoder {
 
 /// Zstd frames one after another, skippable frames skipped: a whole file read as it is
 /// decompressed, or the data of a whole read (`unzstd`).
+///
+/// libzstd's streaming decoder (the `zstd` crate) does the decoding: it hands out each block
+/// as soon as it is decoded, so data cut short or damaged keeps everything before the damage,
+/// as gzip does (ruzstd, used before, held back the last window of a frame, up to megabytes,
+/// until the frame ended, and lost it on an error), and it skips skippable frames wherever they
+/// are (`pzstd` starts its files with one). This loop adds the offsets the messages give.
 struct ZstdFrames<R: Read> {
-    state: FrameState<R>,
+    source: std::io::BufReader<Counted<R>>,
+    decoder: zstd::stream::raw::Decoder<'static>,
+    /// The frame being decoded, if any: its offset in the input, and how much it has decoded.
+    frame: Option<(u64, u64)>,
     frames: usize,
+    ended: bool,
     /// The data, in messages.
     what: String,
     /// Its offset in the input.
     base: u64,
 }
 
-type Frame<R> = ruzstd::decoding::StreamingDecoder<
-    std::io::Chain<std::io::Cursor<[u8; 4]>, std::io::BufReader<Counted<R>>>,
-    ruzstd::decoding::FrameDecoder,
->;
-
-enum FrameState<R: Read> {
-    Between(std::io::BufReader<Counted<R>>),
-    /// In a frame that starts at this byte offset, and has decoded this much.
-    In(Box<Frame<R>>, u64, u64),
-    Done,
-}
-
 impl<R: Read> ZstdFrames<R> {
-    fn new(reader: std::io::BufReader<Counted<R>>, what: &str, base: u64) -> ZstdFrames<R> {
+    fn new(source: std::io::BufReader<Counted<R>>, what: &str, base: u64) -> ZstdFrames<R> {
         ZstdFrames {
-            state: FrameState::Between(reader),
+            source,
+            // It fails only where an allocation does, which aborts anywhere else.
+            decoder: zstd::stream::raw::Decoder::new()
+                .expect("libzstd allocates a decompression context"),
+            frame: None,
             frames: 0,
+            ended: false,
             what: what.to_owned(),
             base,
         }
@@ -376,100 +386,70 @@ impl<R: Read> ZstdFrames<R> {
 
     /// How far into the input the frames have been read.
     fn offset(&self) -> u64 {
-        self.base
-            + match &self.state {
-                FrameState::Between(reader) => consumed(reader),
-                FrameState::In(frame, ..) => consumed(frame.get_ref().get_ref().1),
-                FrameState::Done => 0,
-            }
+        self.base + consumed(&self.source)
     }
 
-    /// Decompressed bytes into `buf`; `Err` says why the data cannot be read on.
+    /// Decompressed bytes into `buf`; `Err` says why the data cannot be read on. `decoded`: by
+    /// every frame so far.
     fn read(&mut self, buf: &mut [u8], decoded: u64) -> Result<usize, String> {
-        // (`decoded`: by every frame so far.)
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
         let what = &self.what;
         loop {
-            match std::mem::replace(&mut self.state, FrameState::Done) {
-                FrameState::Done => return Ok(0),
-                FrameState::In(mut frame, start, in_frame) => match frame.read(buf) {
-                    Ok(0) => {
-                        let stored = frame.decoder.get_checksum_from_data();
-                        let computed = frame.decoder.get_calculated_checksum();
-                        if let (Some(stored), Some(computed)) = (stored, computed)
-                            && stored != computed
-                        {
-                            return Err(format!(
-                                "{what}: the zstd frame at byte offset {start} fails its checksum (content corrupt)"
-                            ));
-                        }
+            if self.ended || buf.is_empty() {
+                return Ok(0);
+            }
+            let at = self.base + consumed(&self.source);
+            let input = match std::io::BufRead::fill_buf(&mut self.source) {
+                Ok(input) => input,
+                Err(e) => {
+                    self.ended = true;
+                    return Err(e.to_string());
+                }
+            };
+            if input.is_empty() {
+                self.ended = true;
+                return match self.frame {
+                    Some((start, in_frame)) => Err(format!(
+                        "{what}: the zstd frame at byte offset {start} is cut short at byte offset {at}, after {in_frame} decompressed bytes"
+                    )),
+                    None if self.frames == 0 && decoded == 0 => Err(format!(
+                        "{what}: holds no zstd frame at byte offset {}",
+                        self.base
+                    )),
+                    None => Ok(0),
+                };
+            }
+            // As many bytes as a message shows, should this not be a frame.
+            let found = hex_prefix(&input[..input.len().min(9)]);
+            let mut src = InBuffer::around(input);
+            let mut dst = OutBuffer::around(&mut *buf);
+            let run = self.decoder.run(&mut src, &mut dst);
+            let (used, written) = (src.pos(), dst.pos());
+            std::io::BufRead::consume(&mut self.source, used);
+            match run {
+                Ok(hint) => {
+                    self.frame.get_or_insert((at, 0)).1 += written as u64;
+                    if hint == 0 {
+                        // The frame is whole (its checksum, if it has one, verified), and the
+                        // decoder is ready for the next one.
                         self.frames += 1;
-                        self.state = FrameState::Between(frame.into_inner().into_inner().1);
+                        self.frame = None;
                     }
-                    Ok(n) => {
-                        self.state = FrameState::In(frame, start, in_frame + n as u64);
-                        return Ok(n);
+                    if written > 0 {
+                        return Ok(written);
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                        self.state = FrameState::In(frame, start, in_frame);
-                    }
-                    Err(e) => {
-                        let reached = self.base + consumed(frame.get_ref().get_ref().1);
-                        return Err(format!(
-                            "{what}: the zstd frame at byte offset {start} is corrupt or cut short near byte offset {reached}, after {in_frame} decompressed bytes: {e}"
-                        ));
-                    }
-                },
-                FrameState::Between(mut reader) => {
-                    let start = self.base + consumed(&reader);
-                    let mut magic = [0u8; 4];
-                    let n = read_up_to(&mut reader, &mut magic).map_err(|e| e.to_string())?;
-                    if n == 0 {
-                        if self.frames == 0 && decoded == 0 {
-                            return Err(format!(
-                                "{what}: holds no zstd frame at byte offset {}",
-                                self.base
-                            ));
-                        }
-                        return Ok(0);
-                    }
-                    let value = u32::from_le_bytes(magic);
-                    if n == 4 && (0x184D_2A50..=0x184D_2A5F).contains(&value) {
-                        let mut len = [0u8; 4];
-                        let skipped = match read_up_to(&mut reader, &mut len) {
-                            Ok(4) => {
-                                let len = u64::from(u32::from_le_bytes(len));
-                                std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink())
-                                    .map(|copied| copied == len)
-                                    .unwrap_or(false)
-                            }
-                            _ => false,
-                        };
-                        if !skipped {
-                            return Err(format!(
-                                "{what}: the skippable zstd frame at byte offset {start} is cut short"
-                            ));
-                        }
-                        self.state = FrameState::Between(reader);
-                        continue;
-                    }
-                    if n < 4 || magic != ZSTD_MAGIC {
-                        // As many bytes as `unzstd` shows (the stream ends here anyway).
-                        let mut found = magic[..n].to_vec();
-                        let _ = (&mut reader).take(5).read_to_end(&mut found);
-                        return Err(format!(
-                            "{what}: expected a zstd frame at byte offset {start}, found bytes {}",
-                            hex_prefix(&found)
-                        ));
-                    }
-                    let source = std::io::Cursor::new(magic).chain(reader);
-                    match ruzstd::decoding::StreamingDecoder::new(source) {
-                        Ok(frame) => self.state = FrameState::In(Box::new(frame), start, 0),
-                        Err(e) => {
-                            return Err(format!(
-                                "{what}: the zstd frame at byte offset {start} has a bad header: {e}"
-                            ));
-                        }
-                    }
+                }
+                Err(e) => {
+                    self.ended = true;
+                    let reached = self.base + consumed(&self.source);
+                    return Err(match self.frame {
+                        Some((start, in_frame)) => format!(
+                            "{what}: the zstd frame at byte offset {start} is corrupt near byte offset {reached}, after {in_frame} decompressed bytes: {e}"
+                        ),
+                        None => format!(
+                            "{what}: expected a zstd frame at byte offset {at}, found bytes {found} ({e})"
+                        ),
+                    });
                 }
             }
         }
@@ -510,14 +490,8 @@ mod tests {
 
     #[test]
     fn zstd_reads_several_frames_and_skips_skippable_ones() {
-        let a = ruzstd::encoding::compress_to_vec(
-            &b"hello "[..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
-        let b = ruzstd::encoding::compress_to_vec(
-            &b"world"[..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
+        let a = zstd::bulk::compress(&b"hello "[..], 1).unwrap();
+        let b = zstd::bulk::compress(&b"world"[..], 1).unwrap();
         let mut both = a.clone();
         both.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 9, 9]);
         both.extend_from_slice(&b);
@@ -572,10 +546,7 @@ mod tests {
     #[test]
     fn a_read_that_fails_under_a_decoder_is_an_error_not_corruption() {
         let long: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
-        let zstd = ruzstd::encoding::compress_to_vec(
-            &long[..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
+        let zstd = zstd::bulk::compress(&long[..], 1).unwrap();
         let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gzip, &long).unwrap();
         let gzip = gzip.finish().unwrap();
@@ -598,9 +569,7 @@ mod tests {
 
     #[test]
     fn a_stream_decodes_what_a_whole_read_decodes() {
-        let zstd = |text: &[u8]| {
-            ruzstd::encoding::compress_to_vec(text, ruzstd::encoding::CompressionLevel::Fastest)
-        };
+        let zstd = |text: &[u8]| zstd::bulk::compress(text, 1).unwrap();
         let gzip = |text: &[u8]| {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             std::io::Write::write_all(&mut enc, text).unwrap();

@@ -174,7 +174,7 @@ fn parse(
     let (outer, data, corrupt) = if bytes.starts_with(&compress::GZIP_MAGIC) {
         let d = compress::gunzip(bytes, &mut budget).map_err(compress::Failure::message)?;
         (Compression::Gzip, Cow::Owned(d.data), d.corrupt)
-    } else if bytes.starts_with(&compress::ZSTD_MAGIC) {
+    } else if compress::starts_zstd(bytes) {
         let d = compress::unzstd(bytes, &mut budget, "the zstd data", 0)
             .map_err(compress::Failure::message)?;
         (Compression::Zstd, Cow::Owned(d.data), d.corrupt)
@@ -182,7 +182,7 @@ fn parse(
         (Compression::None, Cow::Borrowed(bytes), None)
     };
     if outer != Compression::None
-        && (data.starts_with(&compress::GZIP_MAGIC) || data.starts_with(&compress::ZSTD_MAGIC))
+        && (data.starts_with(&compress::GZIP_MAGIC) || compress::starts_zstd(&data))
     {
         return Err(format!(
             "{}-compressed data that is compressed again inside; decompress it first",

@@ -888,6 +888,76 @@ fn the_limit_is_set_with_an_environment_variable() {
     );
 }
 
+#[test]
+fn bombs_read_side_by_side_are_refused_within_one_memory_budget() {
+    // Four bombs (zstd and gzip) and two genuine inputs in a directory, read on four threads
+    // under a memory budget smaller than two of the genuine inputs: the bombs are refused at
+    // the limit, and the genuine inputs, read after them where the budget was taken, read as
+    // they do without a budget.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..4 {
+        let bomb = if i % 2 == 0 {
+            zstd_rle_bomb(64) // 8 MiB
+        } else {
+            gzip(&vec![b' '; 8 << 20])
+        };
+        std::fs::write(dir.path().join(format!("bomb{i}.json")), bomb).unwrap();
+    }
+    let text = span_lines(5_000); // 1.5 MB
+    std::fs::write(dir.path().join("a.jsonl.gz"), gzip(&text)).unwrap();
+    std::fs::write(dir.path().join("b.jsonl"), &text).unwrap();
+    let run = |budget: &str| {
+        bin()
+            .env("RAYON_NUM_THREADS", "4")
+            .args(["inspect", "--format", "json", "--max-decompressed", "4MiB"])
+            .args(["--memory-budget", budget])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let tight = run("2MiB");
+    common::assert_code(&tight, 2);
+    let stderr = String::from_utf8_lossy(&tight.stderr);
+    for i in 0..4 {
+        assert!(
+            stderr.contains(&format!("bomb{i}.json: ")) && stderr.contains("limit of 4 MiB"),
+            "{stderr}"
+        );
+    }
+    let loose = run("unlimited");
+    assert_eq!(json(&tight.stdout), json(&loose.stdout));
+    let inputs = json(&tight.stdout)["inputs"].clone();
+    let spans: Vec<u64> = inputs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["spans"].as_u64().unwrap())
+        .collect();
+    assert_eq!(spans, [5_000, 5_000, 0, 0, 0, 0]);
+}
+
+#[test]
+fn a_line_longer_than_the_memory_budget_is_not_held_by_the_two_pass_read() {
+    // A bomb can start with a good line and go on with one that never ends.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = span_lines(3);
+    text.extend_from_slice(&vec![b' '; 40 << 20]);
+    let path = dir.path().join("long.jsonl.zst");
+    std::fs::write(&path, zstd(&text)).unwrap();
+    let output = bin()
+        .env("ABORTAUDIT_SURVEY_ABOVE", "0")
+        .args(["scan", "--memory-budget", "20MiB"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    common::assert_code(&output, 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("longer than the memory budget of 20 MiB"),
+        "{stderr}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Many inputs, and the same result whatever the threads or the order.
 

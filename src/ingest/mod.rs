@@ -309,6 +309,10 @@ pub struct IngestOptions {
     /// of a framed stream together). Past it the input is refused as a likely decompression
     /// bomb.
     pub max_decompressed: u64,
+    /// The most input bytes the reads in progress may hold in memory at once, all inputs
+    /// together: the files read whole and what compressed inputs decompress to (see
+    /// `compress::MemoryBudget`). An input that needs more is read alone.
+    pub memory_budget: u64,
     /// An audit reads OTLP/JSON Lines files larger than this (a compressed one counted at 8
     /// bytes a compressed byte) in two passes (a survey, then only the traces that matter), so
     /// memory follows the aborted turns, not the input.
@@ -325,10 +329,17 @@ pub const DEFAULT_SURVEY_ABOVE: u64 = 64 << 20;
 /// and a fixed ceiling is one number a user can reason about and raise.
 pub const DEFAULT_MAX_DECOMPRESSED: u64 = 1 << 30;
 
+/// 1 GiB, as much as the decompression limit lets one input decompress to: bombs read side by
+/// side hold no more together than one could. Genuine inputs read whole are far smaller (an
+/// OTLP/JSON Lines export over 64 MiB is read in two passes, holding 32 MiB), so the budget
+/// only makes inputs wait their turn when many large ones are read whole at once.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
+
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             max_decompressed: DEFAULT_MAX_DECOMPRESSED,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             survey_above: DEFAULT_SURVEY_ABOVE,
         }
     }
@@ -490,6 +501,7 @@ pub fn parse_input_with(
     options: &IngestOptions,
 ) -> (InputReport, Vec<Span>) {
     let vendors = crate::rules::builtin_vendor_mappings();
-    let read = sniff::parse_any(path, bytes, options, &vendors, InputKind::Traces);
+    let memory = compress::Memory::alone(&compress::MemoryBudget::new(options.memory_budget));
+    let read = sniff::parse_any(path, bytes, options, &vendors, InputKind::Traces, &memory);
     (read.report, read.spans)
 }

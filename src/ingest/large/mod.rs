@@ -26,7 +26,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::dedup::{InputRead, merge_inputs};
-use super::sniff::read_source;
+use super::sniff::{Deferred, read_source};
 use super::sources::{Source, expand};
 use super::{
     Compression, Counts, Format, IngestOptions, Ingested, InputKind, InputReport, InputSet, Parsed,
@@ -138,11 +138,33 @@ pub fn first_pass(
     progress: &ProgressBar,
 ) -> FirstPass {
     let vendors = rules.effective_vendors();
-    let read_whole = |p: &Planned| read_source(&p.source, options, &vendors, p.kind);
-    let whole: Vec<Option<InputRead>> = plan
+    // One memory budget for every input read whole: those read side by side share it, and
+    // one that finds it taken is read after them, alone (`compress::Memory`).
+    let memory = compress::MemoryBudget::new(options.memory_budget);
+    let read_alone = |p: &Planned| {
+        read_source(
+            &p.source,
+            options,
+            &vendors,
+            p.kind,
+            &compress::Memory::alone(&memory),
+        )
+        .expect("a read alone is never deferred")
+    };
+    let whole: Vec<Option<Result<InputRead, Deferred>>> = plan
         .inputs
         .par_iter()
-        .map(|p| p.streamed.is_none().then(|| read_whole(p)))
+        .map(|p| {
+            p.streamed.is_none().then(|| {
+                let beside_others = compress::Memory::beside_others(&memory);
+                read_source(&p.source, options, &vendors, p.kind, &beside_others)
+            })
+        })
+        .collect();
+    let whole: Vec<Option<InputRead>> = whole
+        .into_iter()
+        .zip(&plan.inputs)
+        .map(|(read, p)| read.map(|read| read.unwrap_or_else(|Deferred| read_alone(p))))
         .collect();
     let events_among_whole = whole.iter().flatten().any(|read| !read.events.is_empty());
     progress.set_message("reading traces (first of two passes)");
@@ -164,10 +186,16 @@ pub fn first_pass(
         .map(|(planned, whole)| match (whole, planned.streamed) {
             (Some(read), _) => FirstRead::Whole(Box::new(read)),
             (None, Some(_)) if events_among_whole => {
-                FirstRead::Whole(Box::new(read_whole(&planned)))
+                FirstRead::Whole(Box::new(read_alone(&planned)))
             }
             (None, Some(encoding)) => {
-                let surveyed = survey_input(planned.source, encoding, &survey, progress);
+                let surveyed = survey_input(
+                    planned.source,
+                    encoding,
+                    &survey,
+                    progress,
+                    options.memory_budget,
+                );
                 conversations.extend(&surveyed.parsed.survey.conversations);
                 FirstRead::Surveyed(Box::new(surveyed))
             }
@@ -186,6 +214,7 @@ fn survey_input(
     encoding: Encoding,
     survey: &Arc<otlp_json::SurveyRules>,
     progress: &ProgressBar,
+    max_line: u64,
 ) -> Surveyed {
     let mut parsed = Parsed::default();
     let Source::Path(path) = &source else {
@@ -200,7 +229,10 @@ fn survey_input(
         survey,
         &mut parsed,
         progress,
-        reader::block_bytes(encoding, len),
+        reader::Blocks {
+            bytes: reader::block_bytes(encoding, len),
+            max_line,
+        },
     );
     let (error, corrupt) = match read {
         Ok(corrupt) => (None, corrupt),
@@ -419,7 +451,7 @@ mod tests {
     use super::*;
     use first_pass::index_file;
     use otlp_json::{Keep, SurveyRules};
-    use reader::{BLOCK_BYTES, Opened};
+    use reader::{BLOCK_BYTES, Blocks, Opened};
     use second_pass::{BATCHING, Batching, read_kept_in_batches, read_kept_in_order};
     use std::path::Path;
 
@@ -443,7 +475,10 @@ mod tests {
                 &survey,
                 &mut parsed,
                 &hidden,
-                block,
+                Blocks {
+                    bytes: block,
+                    max_line: u64::MAX,
+                },
             );
             assert_eq!(read, Ok(None));
             parsed
@@ -564,7 +599,10 @@ mod tests {
                 &survey,
                 &mut parsed,
                 &hidden,
-                first,
+                Blocks {
+                    bytes: first,
+                    max_line: u64::MAX,
+                },
             );
             assert_eq!(read, Ok(None));
             assert_eq!(parsed.spans_read, whole.spans_read);

@@ -30,6 +30,8 @@ pub(super) fn index_file(
             block_offset: offset,
         };
         let mut part = Parsed::default();
+        // Traces are noted by conversation when the caller asked for it.
+        part.survey.traces = out.survey.traces.as_ref().map(|_| Default::default());
         otlp_json::index_block(input, block, first_line, &index, &mut part);
         advance(progress, block.len());
         // Every line of the block was read, the last of them being line `part.lines`.

@@ -107,3 +107,28 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         assert!(report.error.is_some());
     }
 }
+
+#[test]
+fn a_huge_thread_count_is_capped_and_said() {
+    // `RAYON_NUM_THREADS=100000` used to stall for more than 20 s starting threads.
+    let started = std::time::Instant::now();
+    let output = common::bin()
+        .env("RAYON_NUM_THREADS", "100000")
+        .args(["inspect", "--format", "json"])
+        .arg(common::fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    common::assert_code(&output, 0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("RAYON_NUM_THREADS=100000 is more threads than"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let usual = common::bin()
+        .args(["inspect", "--format", "json"])
+        .arg(common::fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    assert_eq!(output.stdout, usual.stdout);
+}

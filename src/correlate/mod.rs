@@ -169,6 +169,21 @@ pub struct JoinCounts {
     pub aborted_nested_tool_spans: u64,
 }
 
+impl JoinCounts {
+    /// Adds the counts of other conversations (`inspect` joins a large export a group of
+    /// conversations at a time).
+    pub fn add(&mut self, other: &JoinCounts) {
+        self.agent_turns += other.agent_turns;
+        self.aborted_recorded += other.aborted_recorded;
+        self.aborted_by_log += other.aborted_by_log;
+        self.aborted_inferred += other.aborted_inferred;
+        self.tool_calls += other.tool_calls;
+        self.nested_tool_spans += other.nested_tool_spans;
+        self.aborted_tool_calls += other.aborted_tool_calls;
+        self.aborted_nested_tool_spans += other.aborted_nested_tool_spans;
+    }
+}
+
 /// How a downstream span was reached from its tool call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {

@@ -16,17 +16,35 @@ use super::{
 use crate::model::{Code, Diagnostic, Severity};
 use crate::rules::VendorMapping;
 
+/// An input read whole was deferred: the reads beside it held too much of the memory budget
+/// (see `compress::Memory`).
+#[derive(Debug)]
+pub(super) struct Deferred;
+
+/// Reads an input whole, holding its bytes (and what they decompress to) of the memory budget
+/// while it is parsed.
 pub(super) fn read_source(
     source: &Source,
     options: &IngestOptions,
     vendors: &[VendorMapping],
     kind: InputKind,
-) -> InputRead {
+    memory: &compress::Memory,
+) -> Result<InputRead, Deferred> {
     let path = source.display();
-    match read_bytes(source) {
-        Ok(bytes) => parse_any(&path, &bytes, options, vendors, kind),
+    // The file's bytes are held while it is read; standard input, whose size is not known
+    // before it is read, is read alone.
+    let size = match source {
+        Source::Path(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+        Source::Stdin if memory.is_alone() => 0,
+        Source::Stdin => return Err(Deferred),
+    };
+    let Some(held) = memory.hold(size) else {
+        return Err(Deferred);
+    };
+    let read = match read_bytes(source) {
+        Ok(bytes) => parse_any(&path, &bytes, options, vendors, kind, memory),
         Err(e) => {
-            let mut read = parse_any(&path, b"", options, vendors, kind);
+            let mut read = parse_any(&path, b"", options, vendors, kind, memory);
             read.report.error = Some(match source {
                 Source::Path(p) if is_glob(p) && !p.exists() => match glob::Pattern::new(&path) {
                     Err(e) => format!("{path}: not a valid glob pattern: {e}"),
@@ -37,7 +55,12 @@ pub(super) fn read_source(
             read.report.format = Format::Unknown;
             read
         }
+    };
+    drop(held);
+    if memory.was_deferred() {
+        return Err(Deferred);
     }
+    Ok(read)
 }
 
 /// Parses one input: traces or a vendor event log, recognised by content, or what the user
@@ -48,6 +71,7 @@ pub(super) fn parse_any(
     options: &IngestOptions,
     vendors: &[VendorMapping],
     kind: InputKind,
+    memory: &compress::Memory,
 ) -> InputRead {
     let mut report = InputReport {
         path: path.to_owned(),
@@ -58,7 +82,7 @@ pub(super) fn parse_any(
         error: None,
     };
     let input: Arc<str> = Arc::from(path);
-    match parse(&input, bytes, options, vendors, kind) {
+    match parse(&input, bytes, options, vendors, kind, memory) {
         Ok(ReadAs {
             format,
             compression,
@@ -169,12 +193,13 @@ fn parse(
     options: &IngestOptions,
     vendors: &[VendorMapping],
     kind: InputKind,
+    memory: &compress::Memory,
 ) -> Result<ReadAs, String> {
-    let mut budget = compress::Budget::new(options.max_decompressed);
+    let mut budget = compress::Budget::with_memory(options.max_decompressed, memory.clone());
     let (outer, data, corrupt) = if bytes.starts_with(&compress::GZIP_MAGIC) {
         let d = compress::gunzip(bytes, &mut budget).map_err(compress::Failure::message)?;
         (Compression::Gzip, Cow::Owned(d.data), d.corrupt)
-    } else if bytes.starts_with(&compress::ZSTD_MAGIC) {
+    } else if compress::starts_zstd(bytes) {
         let d = compress::unzstd(bytes, &mut budget, "the zstd data", 0)
             .map_err(compress::Failure::message)?;
         (Compression::Zstd, Cow::Owned(d.data), d.corrupt)
@@ -182,7 +207,7 @@ fn parse(
         (Compression::None, Cow::Borrowed(bytes), None)
     };
     if outer != Compression::None
-        && (data.starts_with(&compress::GZIP_MAGIC) || data.starts_with(&compress::ZSTD_MAGIC))
+        && (data.starts_with(&compress::GZIP_MAGIC) || compress::starts_zstd(&data))
     {
         return Err(format!(
             "{}-compressed data that is compressed again inside; decompress it first",
@@ -467,6 +492,7 @@ mod tests {
             &IngestOptions::default(),
             &crate::rules::builtin_vendor_mappings(),
             InputKind::Traces,
+            &compress::Memory::alone(&compress::MemoryBudget::new(u64::MAX)),
         )
     }
 

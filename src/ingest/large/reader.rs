@@ -134,13 +134,25 @@ impl BlockBuf {
     }
 }
 
-/// Reads `reader` in blocks of whole lines (a line longer than a block is read on to its end),
-/// handing each to `each` with the offset of its first byte in the input, while the next block
-/// is read on another thread; until the end, or until `each` says to stop. Errors say what
-/// went wrong in full: `cannot read: …`, or why a compressed input is refused.
+/// How a pass reads: `bytes` at a time (`block_bytes`), and a line of at most `max_line` bytes
+/// (the memory budget).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Blocks {
+    pub(super) bytes: u64,
+    pub(super) max_line: u64,
+}
+
+/// Reads `reader` in blocks of whole lines (a line longer than a block is read on to its end,
+/// up to `max_line` bytes), handing each to `each` with the offset of its
+/// first byte in the input, while the next block is read on another thread; until the end, or
+/// until `each` says to stop. Errors say what went wrong in full: `cannot read: …`, or why
+/// the input is refused.
 pub(super) fn line_blocks(
     reader: &mut Opened,
-    block_bytes: u64,
+    Blocks {
+        bytes: block_bytes,
+        max_line,
+    }: Blocks,
     mut each: impl FnMut(&[u8], u64) -> Result<bool, String> + Send,
 ) -> Result<(), String> {
     let io = |e: std::io::Error| match e.kind() {
@@ -162,7 +174,14 @@ pub(super) fn line_blocks(
             match memchr::memrchr(b'\n', &current.data()[searched..]) {
                 Some(last) => searched + last + 1,
                 None => {
-                    // A line longer than a block: read on.
+                    // A line longer than a block: read on, within the memory budget (a line
+                    // of a compressed input may be a bomb's, which must not be held).
+                    if current.filled as u64 > max_line {
+                        return Err(format!(
+                            "the line at byte offset {offset} is longer than the memory budget of {} and cannot be held to be read; raise it with --memory-budget or the environment variable ABORTAUDIT_MEMORY_BUDGET",
+                            crate::util::units::human_size(max_line)
+                        ));
+                    }
                     searched = current.filled;
                     eof = current.read_block(reader, block_bytes).map_err(io)? == 0;
                     continue;

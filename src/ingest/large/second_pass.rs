@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::super::Parsed;
 use super::super::otlp_json::{self, Keep};
 use super::index::{KeptSpan, SpanIndex};
-use super::reader::{BLOCK_BYTES, Encoding, Opened, line_blocks};
+use super::reader::{BLOCK_BYTES, Blocks, Encoding, Opened, line_blocks};
 use crate::model::{Code, Diagnostic, Resource};
 
 /// How the second pass reads the kept spans back: in batches of at most `batch` bytes of the
@@ -91,32 +91,40 @@ pub(super) fn read_kept_in_order(
     }
     let mut next = 0;
     let advance = reader.progress();
-    line_blocks(reader, block_bytes, |block, offset| {
-        let end = offset + block.len() as u64;
-        let first = next;
-        while next < kept.len() && kept[next].offset < end {
-            next += 1;
-        }
-        let text = |span: &KeptSpan| -> Result<&[u8], String> {
-            let start = span.offset.checked_sub(offset).map(|s| s as usize);
-            start
-                .and_then(|s| block.get(s..s + span.len as usize))
-                .ok_or_else(|| format!("cannot read: {}", changed(span)))
-        };
-        let parts: Vec<Result<Parsed, String>> = kept[first..next]
-            .par_chunks(256)
-            .map(|chunk| {
-                let texts: Vec<&[u8]> = chunk.iter().map(text).collect::<Result<_, _>>()?;
-                build_spans(input, resources, keep, chunk.iter().zip(texts))
-                    .map_err(|e| format!("cannot read: {e}"))
-            })
-            .collect();
-        for part in parts {
-            out.append(part?);
-        }
-        advance(progress, block.len());
-        Ok(next < kept.len())
-    })?;
+    // (The first pass held every line already.)
+    line_blocks(
+        reader,
+        Blocks {
+            bytes: block_bytes,
+            max_line: u64::MAX,
+        },
+        |block, offset| {
+            let end = offset + block.len() as u64;
+            let first = next;
+            while next < kept.len() && kept[next].offset < end {
+                next += 1;
+            }
+            let text = |span: &KeptSpan| -> Result<&[u8], String> {
+                let start = span.offset.checked_sub(offset).map(|s| s as usize);
+                start
+                    .and_then(|s| block.get(s..s + span.len as usize))
+                    .ok_or_else(|| format!("cannot read: {}", changed(span)))
+            };
+            let parts: Vec<Result<Parsed, String>> = kept[first..next]
+                .par_chunks(256)
+                .map(|chunk| {
+                    let texts: Vec<&[u8]> = chunk.iter().map(text).collect::<Result<_, _>>()?;
+                    build_spans(input, resources, keep, chunk.iter().zip(texts))
+                        .map_err(|e| format!("cannot read: {e}"))
+                })
+                .collect();
+            for part in parts {
+                out.append(part?);
+            }
+            advance(progress, block.len());
+            Ok(next < kept.len())
+        },
+    )?;
     match kept.get(next) {
         Some(span) => Err(format!("cannot read: {}", changed(span))),
         None => Ok(out),

@@ -111,10 +111,13 @@ fn read_lines_from(
         return;
     }
     let chunks = split_at_lines(text, threads);
+    // Each piece notes traces by conversation when the whole does.
+    let note_traces = out.survey.traces.is_some();
     let parts: Vec<Parsed> = chunks
         .par_iter()
         .map(|chunk| {
             let mut part = Parsed::default();
+            part.survey.traces = note_traces.then(Default::default);
             read_chunk(input, chunk, 1, mode, &mut part);
             part
         })

@@ -55,6 +55,8 @@ pub(super) struct Write {
     /// How coarse the outcome's time is, in nanoseconds.
     pub(super) precision: u64,
     pub(super) evidence: Vec<String>,
+    /// Accepted work that a cancel, acknowledged after the abort, stopped before it ran.
+    pub(super) cancelled: bool,
 }
 
 /// Every write a tool call caused, with its outcome, found in the spans reached from it.
@@ -155,6 +157,7 @@ impl<'a> Reach<'a> {
             handler: self.handler_of(i),
             precision,
             evidence,
+            cancelled: false,
         }
     }
 }

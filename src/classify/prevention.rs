@@ -1233,7 +1233,7 @@ impl<'a, 's> CallEvidence<'a, 's> {
                     format!("{} after", human_gap(c.delay_ns.unsigned_abs() as u64))
                 };
                 let coarse = if c.precision > 1 {
-                    format!(" (to {})", human_gap(c.precision))
+                    format!(" (its time known to {})", human_gap(c.precision))
                 } else {
                     String::new()
                 };

@@ -709,3 +709,36 @@ fn protocol_coverage_counts_calls_per_tool_and_service_and_the_gate_can_fail_on_
     assert!(!gate.failed, "off by default: the suppression holds");
     assert!(Gate::judge(&refund_only, &policy(true)).failed);
 }
+
+#[test]
+fn work_queued_through_a_traced_outbox_is_accepted_until_it_runs_or_is_cancelled() {
+    // The enqueue commits the job's row under the producer (a transactional outbox): that
+    // commit is the acceptance, not the write the job makes.
+    let outbox = |cancel: bool| {
+        let mut more = vec![
+            span(1, 8, "BEGIN", "payments", 31, 32)
+                .parent(5)
+                .attr("db.operation.name", "BEGIN")
+                .build(),
+            span(1, 9, "INSERT", "payments", 32, 33)
+                .parent(5)
+                .attr("db.operation.name", "INSERT")
+                .build(),
+            span(1, 10, "COMMIT", "payments", 33, 34)
+                .parent(5)
+                .attr("db.operation.name", "COMMIT")
+                .build(),
+        ];
+        if cancel {
+            more.extend(cancel_request("DELETE", "/v1/payouts/job_1", 320, 200));
+        }
+        audit(&queued_call(more), &[])
+    };
+    let never_ran = outbox(false);
+    assert_eq!(only(&never_ran).category, Category::Unverified);
+    assert_eq!(never_ran.committed_before_abort, 1, "the enqueue");
+    let cancelled = outbox(true);
+    let f = only(&cancelled);
+    assert_eq!(f.category, Category::PreCommitAbort);
+    assert_eq!(decision(f, Mechanism::Cancel), (true, Some(true)));
+}

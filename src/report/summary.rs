@@ -212,20 +212,21 @@ impl Summary {
             late.push_str(&format!(", {} compensated", self.compensated));
         }
         late.push('.');
-        let unprotected = if self.fail_on_unprotected_tools {
-            ", and on tools with late writes and no cancellation protocol"
-        } else {
-            ""
-        };
         let gate = if self.fail_on.is_empty() && !self.fail_on_unprotected_tools {
             "Gate: off (--fail-on none).".to_owned()
         } else {
-            let names: Vec<&str> = self.fail_on.iter().map(|c| c.as_str()).collect();
-            let on = if names.is_empty() {
-                unprotected.trim_start_matches(", and ").to_owned()
-            } else {
-                format!("{}{unprotected}", names.join(", "))
-            };
+            let mut on = self
+                .fail_on
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if self.fail_on_unprotected_tools {
+                if !on.is_empty() {
+                    on.push_str(", and on ");
+                }
+                on.push_str("tools with late writes and no cancellation protocol");
+            }
             format!(
                 "Gate: {} (fails on {on}).",
                 if self.gate_failed { "FAILED" } else { "passed" },

@@ -132,15 +132,30 @@ pub fn mechanism_status(f: &Finding, p: &Prevention) -> String {
         }
         _ => {}
     }
-    if p.mechanism == Mechanism::CommitCheck && f.category == Category::LateQueued {
-        // A worker has no connection to check (the detail says what reaches it).
+    let cancelled = f.prevention.iter().any(|c| {
+        c.mechanism == Mechanism::Cancel && c.present && c.would_have_stopped == Some(true)
+    });
+    if p.mechanism == Mechanism::CommitCheck
+        && (f.category == Category::LateQueued
+            || (f.category == Category::PreCommitAbort && cancelled))
+    {
+        // Queued work has no connection to check (the detail says what reaches it).
         return "n/a, queued".to_owned();
     }
     let landed = f.late || f.category == Category::Unverified;
+    let by = |verb: &str, rest: &str| match p.margin_ns {
+        Some(_) => format!("{verb} {}{rest}", gap(p.margin_ns)),
+        None => format!("{verb}{rest}"),
+    };
     match (p.present, p.would_have_stopped) {
         (true, Some(true)) if !landed => "stopped it".to_owned(),
-        (true, Some(true)) => margin("in time, not honoured, by"),
-        (true, Some(false)) if p.mechanism == Mechanism::Deadline => margin("after the commit, by"),
+        (true, Some(true)) if p.mechanism == Mechanism::Deadline => {
+            by("passed", " before the commit, not honoured")
+        }
+        (true, Some(true)) => by("in time by", ", not honoured"),
+        (true, Some(false)) if p.mechanism == Mechanism::Deadline => {
+            by("fell", " after the commit")
+        }
         (true, Some(false)) => margin("too late by"),
         (true, None) => "sent".to_owned(),
         (false, Some(true)) => margin("none, had"),

@@ -742,3 +742,29 @@ fn work_queued_through_a_traced_outbox_is_accepted_until_it_runs_or_is_cancelled
     assert_eq!(f.category, Category::PreCommitAbort);
     assert_eq!(decision(f, Mechanism::Cancel), (true, Some(true)));
 }
+
+#[test]
+fn a_refund_that_carries_the_call_s_own_keys_still_only_compensates() {
+    // The reconciliation tagged the refund with the tool call's id: it joins the call by that
+    // key, yet it is a follow-up of the charge it names, not a late write of its own.
+    let charge = vendor_event(
+        "evt_1",
+        "payment_intent.succeeded",
+        Some(Role::Commit),
+        700,
+        "pi_1",
+    );
+    let mut refund = vendor_event("evt_2", "refund.created", Some(Role::Commit), 2700, "re_1");
+    refund.keys = vec![
+        (KeyKind::ToolCallId, "call_a".to_owned()),
+        (KeyKind::ObjectId, "re_1".to_owned()),
+        (KeyKind::ObjectId, "pi_1".to_owned()),
+    ];
+    let audit = audit(&vendor_only_call(), &[charge, refund]);
+    let f = only(&audit);
+    assert_eq!(f.write.as_ref().unwrap().event_id.as_deref(), Some("evt_1"));
+    assert_eq!(
+        f.compensated.as_ref().and_then(|c| c.event_id.as_deref()),
+        Some("evt_2")
+    );
+}

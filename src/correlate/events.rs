@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::{Conversation, EventJoin, ToolCall, Turn};
 use crate::model::{KeyKind, Span, Value, VendorEvent};
 use crate::rules::Rules;
+use crate::rules::prevention::compensating_event;
 
 /// The order in which keys are preferred when several join the same event: the most specific
 /// first.
@@ -174,9 +175,31 @@ pub(super) fn join_events(
                 }
             };
             same_work(&mut best);
+            // A reversing event that names other work of the call among its objects (a refund
+            // made with the call's metadata, naming the charge) follows up on that work too,
+            // though it joined by a key of its own.
+            let subjects: Vec<(&str, &str)> = best
+                .keys()
+                .filter_map(|e| {
+                    let event = &events[*e];
+                    event.subject.as_deref().map(|s| (event.vendor.as_str(), s))
+                })
+                .collect();
+            for join in best.values_mut() {
+                let event = &events[join.event];
+                if compensating_event(&event.kind, rules)
+                    && event.keys.iter().any(|(k, v)| {
+                        *k == KeyKind::ObjectId
+                            && event.subject.as_deref() != Some(v.as_str())
+                            && subjects.contains(&(event.vendor.as_str(), v.as_str()))
+                    })
+                {
+                    join.follow_up = true;
+                }
+            }
             // Events that name that work among their objects follow up on it (a refund of a
             // charge): they belong to the call as follow-ups, never as writes of their own.
-            let direct: Vec<EventJoin> = best.values().cloned().collect();
+            let direct: Vec<EventJoin> = best.values().filter(|j| !j.follow_up).cloned().collect();
             for join in direct {
                 let event = &events[join.event];
                 let Some(subject) = &event.subject else {

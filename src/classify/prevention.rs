@@ -148,7 +148,9 @@ pub struct ProtocolRow {
 impl ProtocolRow {
     /// Some call had a mechanism that stops writes.
     pub fn has_protocol(&self) -> bool {
-        self.commit_check + self.deadline + self.cancel > 0
+        Mechanism::ALL
+            .iter()
+            .any(|m| m.stops_writes() && self.count(*m) > 0)
     }
 
     /// The count for a mechanism.

@@ -45,6 +45,13 @@ pub enum DeadlineFormat {
 }
 
 impl DeadlineFormat {
+    pub const ALL: [DeadlineFormat; 4] = [
+        DeadlineFormat::GrpcTimeout,
+        DeadlineFormat::Milliseconds,
+        DeadlineFormat::Seconds,
+        DeadlineFormat::Timestamp,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeadlineFormat::GrpcTimeout => "grpc_timeout",

@@ -219,9 +219,11 @@ fn the_prevention_lines_of_each_format_are_stable() {
         .and_then(|s| s.split("\n## ").next())
         .unwrap();
     let per_finding = prevention_lines(&markdown, &["- what would have stopped it:"]);
+    // The findings table marks the compensated one.
+    let findings_table = prevention_lines(&markdown, &["| # | Conversation"]);
     insta::assert_snapshot!(
         "prevention_markdown",
-        format!("## Cancellation protocols{section}\n{per_finding}")
+        format!("{findings_table}\n\n## Cancellation protocols{section}\n{per_finding}")
     );
 
     let html = stdout("html");

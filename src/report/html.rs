@@ -302,6 +302,9 @@ fn findings_table(view: &ScanView<'_>, h: &mut String) {
         if f.abort.inferred {
             h.push_str(" <span class=\"amb\">abort inferred</span>");
         }
+        if f.compensated.is_some() {
+            h.push_str(" <span class=\"amb\">compensated</span>");
+        }
         h.push_str("</td>");
         w!(h, "<td class=\"num\">{}</td>", esc(&words::timing(f)));
         w!(h, "<td>{}</td>", esc(f.join.as_deref().unwrap_or("none")));

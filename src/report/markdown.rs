@@ -78,7 +78,12 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             "| {} | {} | {tool} | {operation} | {service} | {category}{} | {} | {} | {} |",
             n + 1,
             md(&f.conversation_id),
-            if f.ambiguous { " (ambiguous)" } else { "" },
+            match (f.ambiguous, f.compensated.is_some()) {
+                (true, true) => " (ambiguous, compensated)",
+                (true, false) => " (ambiguous)",
+                (false, true) => " (compensated)",
+                (false, false) => "",
+            },
             md(&words::timing(f)),
             md(f.join.as_deref().unwrap_or("none")),
             md(&gate_cell(standing)),

@@ -222,6 +222,9 @@ fn category_cell(f: &Finding, standing: &Standing) -> String {
     if f.ambiguous {
         cell.push_str("\n(ambiguous)");
     }
+    if f.compensated.is_some() {
+        cell.push_str("\n(compensated)");
+    }
     match standing {
         Standing::Suppressed { .. } => cell.push_str("\n(suppressed)"),
         Standing::Known => cell.push_str("\n(in baseline)"),

@@ -151,6 +151,10 @@ pub struct EventJoin {
     /// Joined on the conversation id alone: the event names the conversation but not the
     /// call, so it was given to the call that was running when it happened.
     pub weak: bool,
+    /// Joined because it names, among its objects, what an event joined to the call is about
+    /// (a refund names the payment intent it reverses): it follows up on the call's work and
+    /// is never a write of the call itself.
+    pub follow_up: bool,
 }
 
 /// What a join found, counted for `inspect` and the scan's summary.

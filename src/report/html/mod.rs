@@ -79,6 +79,7 @@ fn page(view: &ScanView<'_>) -> String {
         h.push_str("<p class=\"none\">No writes landed after an abort.</p>\n");
     } else {
         findings_table(view, &mut h);
+        protocols(view, &mut h);
         categories(view, &mut h);
         conversations(view, &mut h);
     }
@@ -105,7 +106,7 @@ fn csp_hash(text: &str) -> String {
 
 /// `Gate: FAILED`, `Gate: passed`, `Gate: off`.
 fn gate_words(summary: &super::Summary) -> &'static str {
-    if summary.fail_on.is_empty() {
+    if summary.fail_on.is_empty() && !summary.fail_on_unprotected_tools {
         "Gate: off"
     } else if summary.gate_failed {
         "Gate: FAILED"
@@ -117,17 +118,20 @@ fn gate_words(summary: &super::Summary) -> &'static str {
 fn header(view: &ScanView<'_>, h: &mut String) {
     let summary = view.summary;
     h.push_str("<header>\n<h1>abortaudit: writes after aborted turns</h1>\n");
-    let (class, detail) = if summary.fail_on.is_empty() {
+    let (class, detail) = if summary.fail_on.is_empty() && !summary.fail_on_unprotected_tools {
         (
             "off",
             "no category fails the gate (<code>--fail-on none</code>)".to_owned(),
         )
     } else {
-        let names: Vec<String> = summary
+        let mut names: Vec<String> = summary
             .fail_on
             .iter()
             .map(|c| format!("<code>{}</code>", c.as_str()))
             .collect();
+        if summary.fail_on_unprotected_tools {
+            names.push("tools with late writes and no cancellation protocol".to_owned());
+        }
         (
             if summary.gate_failed {
                 "failed"
@@ -298,6 +302,9 @@ fn findings_table(view: &ScanView<'_>, h: &mut String) {
         if f.abort.inferred {
             h.push_str(" <span class=\"amb\">abort inferred</span>");
         }
+        if f.compensated.is_some() {
+            h.push_str(" <span class=\"amb\">compensated</span>");
+        }
         h.push_str("</td>");
         w!(h, "<td class=\"num\">{}</td>", esc(&words::timing(f)));
         w!(h, "<td>{}</td>", esc(f.join.as_deref().unwrap_or("none")));
@@ -320,6 +327,46 @@ fn gate_cell(view: &ScanView<'_>, standing: &Standing) -> String {
             None => "<span class=\"standing\">suppressed</span>".to_owned(),
         },
     }
+}
+
+/// The cancellation protocols of the tool calls in the aborted turns: per tool and per
+/// downstream service, how many calls had each mechanism.
+fn protocols(view: &ScanView<'_>, h: &mut String) {
+    h.push_str(
+        "<section id=\"protocols\">\n<h2>Cancellation protocols</h2>\n<p class=\"meta\">Tool calls of the aborted turns that had each mechanism: the server checked for its client before committing (check), a deadline header, an out-of-band cancel after the abort, an idempotency key, a compensation after a late write. <strong>none</strong> marks late writes with no check, deadline or cancel.</p>\n",
+    );
+    for (heading, rows) in [
+        ("Tool", view.audit.protocols_by_tool()),
+        ("Service", view.audit.protocols_by_service()),
+    ] {
+        w!(
+            h,
+            "<div class=\"scroll\"><table class=\"protocols\">\n<thead><tr><th>{heading}</th><th>Calls</th><th>Late writes</th><th>Check</th><th>Deadline</th><th>Cancel</th><th>Idempotency key</th><th>Compensated</th><th>Protocol</th></tr></thead>\n<tbody>\n"
+        );
+        for row in &rows {
+            let protocol = if row.has_protocol() {
+                "yes"
+            } else if row.late_writes > 0 {
+                "<strong class=\"standing fails\">none</strong>"
+            } else {
+                "none"
+            };
+            w!(
+                h,
+                "<tr><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{protocol}</td></tr>\n",
+                esc(&row.name),
+                row.calls,
+                row.late_writes,
+                row.commit_check,
+                row.deadline,
+                row.cancel,
+                row.idempotency_key,
+                row.compensated
+            );
+        }
+        h.push_str("</tbody>\n</table></div>\n");
+    }
+    h.push_str("</section>\n");
 }
 
 /// What each category means and what to do about it: the colour legend too.
@@ -447,6 +494,15 @@ fn finding(view: &ScanView<'_>, n: usize, f: &Finding, standing: &Standing, h: &
         w!(h, "<li>{}</li>\n", esc(line));
     }
     h.push_str("</ul>\n");
+    w!(
+        h,
+        "<div class=\"prevention\"><p><strong>What would have stopped it:</strong> {}</p>\n<ul>\n",
+        esc(&words::prevention(f))
+    );
+    for detail in words::prevention_details(f) {
+        w!(h, "<li>{}</li>\n", esc(&detail));
+    }
+    h.push_str("</ul></div>\n");
     let (input, line) = words::origin(f);
     w!(
         h,

@@ -43,10 +43,12 @@ pub enum Code {
     ConflictingDuplicate,
     /// A directory link that leads back into a directory already being read.
     SymlinkLoop,
+    /// A key OTLP/JSON does not define, holding a list of objects where spans are expected.
+    UnknownField,
 }
 
 impl Code {
-    pub const ALL: [Code; 13] = [
+    pub const ALL: [Code; 14] = [
         Code::MalformedJson,
         Code::TruncatedLine,
         Code::InvalidOtlp,
@@ -60,6 +62,7 @@ impl Code {
         Code::CorruptCompression,
         Code::ConflictingDuplicate,
         Code::SymlinkLoop,
+        Code::UnknownField,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +80,7 @@ impl Code {
             Code::CorruptCompression => "corrupt-compression",
             Code::ConflictingDuplicate => "conflicting-duplicate",
             Code::SymlinkLoop => "symlink-loop",
+            Code::UnknownField => "unknown-field",
         }
     }
 
@@ -112,6 +116,9 @@ impl Code {
             }
             Code::SymlinkLoop => {
                 "a directory link that leads back into a directory being read; it is not followed"
+            }
+            Code::UnknownField => {
+                "a key OTLP/JSON does not define, holding a list of objects where spans are expected; it is ignored, and any spans in it are not read"
             }
         }
     }

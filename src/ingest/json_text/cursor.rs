@@ -37,6 +37,17 @@ impl<'a> Cursor<'a> {
         Cursor { text, at: 0 }
     }
 
+    /// Where the next token starts, after whitespace.
+    pub(crate) fn position(&mut self) -> usize {
+        self.skip_whitespace();
+        self.at
+    }
+
+    /// The text the cursor is over.
+    pub(crate) fn text(&self) -> &'a [u8] {
+        self.text
+    }
+
     /// Whether only whitespace is left.
     pub(crate) fn at_end(&mut self) -> bool {
         self.skip_whitespace();

@@ -95,9 +95,9 @@ pub(super) struct IndexedGroup<'r> {
 /// The first read of a record written as exporters write it, `{"resourceSpans":[…]}` with
 /// `resource`, `scopeSpans` and `spans` under their OTLP/JSON names, without serde: its text
 /// is checked and skipped by the JSON cursor, each span located and surveyed on the way.
-/// `None` for anything else (another shape, a duplicate or escaped key, text that is not JSON,
-/// a span the survey refuses): the record is then read with serde, which handles every shape
-/// and says what is wrong, so both reads give the same result.
+/// `None` for anything else (another shape, a duplicate, escaped or unknown key, text that is
+/// not JSON, a span the survey refuses): the record is then read with serde, which handles
+/// every shape and says what is wrong, so both reads give the same result.
 pub(super) fn index_record<'r>(
     index: &IndexFilter,
     record: &'r str,
@@ -135,25 +135,28 @@ pub(super) fn index_record<'r>(
                                         Some(())
                                     })?;
                                 }
-                                b"spans" => return None,
-                                _ => {
+                                // Fields OTLP/JSON defines, and ignored.
+                                b"scope"
+                                | b"schemaUrl"
+                                | b"schema_url"
+                                | b"instrumentationLibrary"
+                                | b"instrumentation_library" => {
                                     cursor.value()?;
                                 }
+                                // A second `spans` (an error there), or a key a whole read
+                                // would warn of if it held a list of objects.
+                                _ => return None,
                             }
                             Some(())
                         })
                     })?;
                 }
-                // Read by serde: a second one (an error there), another spelling, a resource
-                // that is not an object.
-                b"resource"
-                | b"scopeSpans"
-                | b"scope_spans"
-                | b"instrumentationLibrarySpans"
-                | b"instrumentation_library_spans" => return None,
-                _ => {
+                b"schemaUrl" | b"schema_url" => {
                     cursor.value()?;
                 }
+                // Read by serde: a second one (an error there), another spelling, a resource
+                // that is not an object, a key OTLP/JSON does not define.
+                _ => return None,
             }
             Some(())
         })?;

@@ -12,6 +12,7 @@ mod convert;
 mod index;
 mod kept;
 mod survey;
+mod unknown;
 mod wire;
 
 use std::sync::Arc;
@@ -239,6 +240,9 @@ fn read_record_with_serde<'r, S, R>(
 {
     match serde_json::from_slice::<Envelope<S, R>>(record) {
         Ok(env) if env.is_traces() => {
+            if env.has_unknown_keys() {
+                warn_unknown_lists(input, record, &|_| line_no, out);
+            }
             let mut converter = Converter {
                 input,
                 position: Position::Line(line_no),
@@ -288,6 +292,24 @@ fn read_record_with_serde<'r, S, R>(
     }
 }
 
+/// Warns of each key of `text` that OTLP/JSON does not define and that holds a list of
+/// objects where spans are expected (see `unknown`); `line` places a byte of the text.
+fn warn_unknown_lists(
+    input: &Arc<str>,
+    text: &[u8],
+    line: &dyn Fn(usize) -> u64,
+    out: &mut Parsed,
+) {
+    for list in unknown::lists_under_unknown_keys(text) {
+        out.diagnostics.push(Diagnostic::warning(
+            input,
+            Some(line(list.offset)),
+            Code::UnknownField,
+            list.message(),
+        ));
+    }
+}
+
 /// Reads one document (usually pretty-printed). The caller has checked that it parses.
 pub(crate) fn read_document(
     input: &Arc<str>,
@@ -296,6 +318,9 @@ pub(crate) fn read_document(
 ) -> Result<(), serde_json::Error> {
     out.lines = count_newlines(text) + u64::from(!text.ends_with(b"\n") && !text.is_empty());
     let env = serde_json::from_slice::<WholeEnvelope<'_>>(text)?;
+    if env.has_unknown_keys() {
+        warn_unknown_lists(input, text, &|at| count_newlines(&text[..at]) + 1, out);
+    }
     let mut converter = Converter {
         input,
         position: Position::Document(Locator::new(text)),

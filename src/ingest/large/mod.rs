@@ -318,11 +318,10 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         }
         (error, _) => (Parsed::default(), error),
     };
-    // The second pass reads spans, never lines: what it finds is about the kept spans.
+    // The first pass gave every diagnostic a whole read gives, in its order: the second,
+    // which builds again spans the first read (and found what they had to say), adds none.
     let mut diagnostics = survey.diagnostics;
-    diagnostics.extend(kept.diagnostics);
-    // (A stable sort: the input's own diagnostic, with no line, comes first.)
-    diagnostics.sort_by_key(|d| d.line);
+    drop(kept.diagnostics);
     if let Some(why) = corrupt {
         diagnostics.insert(
             0,

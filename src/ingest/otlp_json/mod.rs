@@ -8,6 +8,7 @@
 //! the legacy `instrumentationLibrarySpans`), and every field whose value the audit depends on
 //! (ids, times) is validated per span, so one bad span costs a diagnostic, not its whole line.
 
+mod check;
 mod convert;
 mod index;
 mod kept;
@@ -17,19 +18,16 @@ mod wire;
 
 use std::sync::Arc;
 
-use rayon::prelude::*;
-use serde::Deserialize;
-
 use super::json_text::locate::{Locator, count_newlines};
 use super::{Parsed, Shape};
 use crate::model::{Code, Diagnostic};
 use convert::{Converter, Position};
-use wire::{Envelope, RawEnvelope, WholeEnvelope};
+use rayon::prelude::*;
+use wire::WholeEnvelope;
 
 pub(crate) use index::IndexFilter;
 pub(crate) use kept::{Keep, read_kept_span};
 pub(crate) use survey::{SurveyRules, SurveyedSpan};
-pub(crate) use wire::without_position;
 
 /// How records are read: built into spans, or (the first pass over a large export) placed and
 /// surveyed.
@@ -184,6 +182,11 @@ fn read_chunk(input: &Arc<str>, text: &[u8], first_line: u64, mode: Mode<'_>, ou
 /// Reads one OTLP/JSON record (a line, or one message of a length-framed stream) whose spans
 /// are all said to be on `line_no`. `may_be_cut`: the record is the end of a file that may still
 /// be being written, so a record cut short is a warning.
+///
+/// Built or indexed, a record is accepted or refused alike, with the same diagnostics: the
+/// first pass reads it without serde only when it can show that a whole read would build all
+/// its spans without a word (`index::indexed_without_serde`), and otherwise reads it as a
+/// whole read does (`index::indexed_as_whole`).
 pub(crate) fn read_record(
     input: &Arc<str>,
     record: &[u8],
@@ -197,49 +200,46 @@ pub(crate) fn read_record(
         return;
     }
     match mode {
-        Mode::Build => read_record_with_serde(
-            input,
-            record,
-            line_no,
-            may_be_cut,
-            out,
-            |converter, envelope: WholeEnvelope<'_>| {
-                converter.envelope(envelope);
-                Ok(())
-            },
-        ),
+        Mode::Build => {
+            read_whole_record(input, record, line_no, may_be_cut, out, &mut |_| {});
+        }
         Mode::Index(index) => {
             if !index::indexed_without_serde(index, input, record, line_no, out) {
-                read_record_with_serde(
-                    input,
-                    record,
-                    line_no,
-                    may_be_cut,
-                    out,
-                    |converter, envelope: RawEnvelope<'_>| {
-                        index::indexed_with_serde(index, converter, envelope)
-                    },
-                );
+                index::indexed_as_whole(index, input, record, line_no, may_be_cut, out);
             }
         }
     }
 }
 
-/// Reads a record with serde_json, whatever its shape (`record` is trimmed and not blank), as
-/// an envelope of spans `S` and resources `R`, which `convert` turns into spans (or places); a
-/// record serde or `convert` refuses is a diagnostic.
-fn read_record_with_serde<'r, S, R>(
+/// Reads a record as a whole read does (`record` is trimmed and not blank): serde_json reads
+/// it whatever its shape, the converter builds its spans (telling `built` of each, in order,
+/// whether it was built), and a record either refuses is a diagnostic. Whether it was read as
+/// traces.
+pub(super) fn read_whole_record(
     input: &Arc<str>,
-    record: &'r [u8],
+    record: &[u8],
     line_no: u64,
     may_be_cut: bool,
     out: &mut Parsed,
-    convert: impl FnOnce(&mut Converter<'_, '_>, Envelope<S, R>) -> Result<(), String>,
-) where
-    Envelope<S, R>: Deserialize<'r>,
-{
-    match serde_json::from_slice::<Envelope<S, R>>(record) {
+    built: &mut dyn FnMut(bool),
+) -> bool {
+    let diagnostic = match serde_json::from_slice::<WholeEnvelope<'_>>(record) {
         Ok(env) if env.is_traces() => {
+            // serde_json skips the strings of fields it ignores without checking their UTF-8,
+            // which JSON text must be; a reader that keeps a span's text (the first pass over
+            // a large export) needs it to be.
+            if let Err(e) = std::str::from_utf8(record) {
+                out.diagnostics.push(Diagnostic::error(
+                    input,
+                    Some(line_no),
+                    Code::MalformedJson,
+                    format!(
+                        "not valid JSON: invalid UTF-8 at line 1 column {}; expected one OTLP/JSON record per line; skipped",
+                        e.valid_up_to() + 1
+                    ),
+                ));
+                return false;
+            }
             if env.has_unknown_keys() {
                 warn_unknown_lists(input, record, &|_| line_no, out);
             }
@@ -248,48 +248,44 @@ fn read_record_with_serde<'r, S, R>(
                 position: Position::Line(line_no),
                 out,
             };
-            if let Err(why) = convert(&mut converter, env) {
-                out.diagnostics.push(Diagnostic::error(
-                    input,
-                    Some(line_no),
-                    Code::InvalidOtlp,
-                    format!("record is not OTLP/JSON: {why}; skipped"),
-                ));
-            }
+            converter.envelope_with(env, built);
+            return true;
         }
-        Ok(env) if env.is_other_telemetry() => out.diagnostics.push(Diagnostic::warning(
+        Ok(env) if env.is_other_telemetry() => Diagnostic::warning(
             input,
             Some(line_no),
             Code::NotTraces,
             "record holds metrics, logs or profiles, not traces; skipped",
-        )),
-        Ok(_) => out.diagnostics.push(Diagnostic::error(
+        ),
+        Ok(_) => Diagnostic::error(
             input,
             Some(line_no),
             Code::InvalidOtlp,
             "record has no resourceSpans: expected an OTLP TracesData object; skipped",
-        )),
-        Err(e) if may_be_cut && e.is_eof() => out.diagnostics.push(Diagnostic::warning(
+        ),
+        Err(e) if may_be_cut && e.is_eof() => Diagnostic::warning(
             input,
             Some(line_no),
             Code::TruncatedLine,
             format!(
                 "last line ends mid-record ({e}); the file may still be being written; the partial record is skipped"
             ),
-        )),
-        Err(e) if e.is_data() => out.diagnostics.push(Diagnostic::error(
+        ),
+        Err(e) if e.is_data() => Diagnostic::error(
             input,
             Some(line_no),
             Code::InvalidOtlp,
             format!("record is not OTLP/JSON: {e}; skipped"),
-        )),
-        Err(e) => out.diagnostics.push(Diagnostic::error(
+        ),
+        Err(e) => Diagnostic::error(
             input,
             Some(line_no),
             Code::MalformedJson,
             format!("not valid JSON: {e}; expected one OTLP/JSON record per line; skipped"),
-        )),
-    }
+        ),
+    };
+    out.diagnostics.push(diagnostic);
+    false
 }
 
 /// Warns of each key of `text` that OTLP/JSON does not define and that holds a list of

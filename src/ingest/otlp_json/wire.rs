@@ -619,18 +619,22 @@ impl Flexible {
     /// (`3`, `"SPAN_KIND_CLIENT"`, `"CLIENT"`, `"client"`).
     pub(super) fn as_enum(&self, prefix: &str, names: &[&str]) -> Option<i64> {
         match self {
-            Flexible::Text(s) => {
-                let upper = s.trim().to_ascii_uppercase();
-                let bare = upper.strip_prefix(prefix).unwrap_or(&upper);
-                names
-                    .iter()
-                    .position(|n| *n == bare)
-                    .map(|i| i as i64)
-                    .or_else(|| bare.parse().ok())
-            }
+            Flexible::Text(s) => enum_value(s, prefix, names),
             other => other.as_i64(),
         }
     }
+}
+
+/// An enum written as text: its proto name, with or without the prefix, in any case, or its
+/// number.
+pub(super) fn enum_value(text: &str, prefix: &str, names: &[&str]) -> Option<i64> {
+    let upper = text.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix(prefix).unwrap_or(&upper);
+    names
+        .iter()
+        .position(|n| *n == bare)
+        .map(|i| i as i64)
+        .or_else(|| bare.parse().ok())
 }
 
 pub(super) const KIND_NAMES: &[&str] = &[

@@ -26,7 +26,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::dedup::{InputRead, merge_inputs};
-use super::sniff::read_source;
+use super::sniff::{otlp_lines_after_a_bad_first_line, read_source};
 use super::sources::{Source, expand};
 use super::{
     Compression, Counts, Format, IngestOptions, Ingested, InputKind, InputReport, InputSet, Parsed,
@@ -409,8 +409,17 @@ fn streamable(source: &Source, options: &IngestOptions) -> Option<Encoding> {
     let head = &head[..n];
     let end = head.iter().position(|b| *b == b'\n')?;
     let first = head[..end].trim_ascii();
-    (first.first() == Some(&b'{') && otlp_json::shape_of(first) == Shape::OtlpTraces)
-        .then_some(encoding)
+    if first.first() == Some(&b'{') && otlp_json::shape_of(first) == Shape::OtlpTraces {
+        return Some(encoding);
+    }
+    // A first line that is not a whole record, which the whole read reads past: by the same
+    // test on the start of the file (a file that starts otherwise, or with a byte order mark,
+    // is left to the whole read).
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let complete = n < head.len();
+    (matches!(head[start], b'{' | b'[')
+        && otlp_lines_after_a_bad_first_line(&head[start..], complete))
+    .then_some(encoding)
 }
 
 #[cfg(test)]

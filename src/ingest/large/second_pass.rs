@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use super::super::Parsed;
 use super::super::otlp_json::{self, Keep};
 use super::index::{KeptSpan, SpanIndex};
-use super::reader::{BLOCK_BYTES, Encoding, Opened, line_blocks};
+use super::reader::{Encoding, Opened, block_bytes, line_blocks};
 use crate::model::Resource;
 
 /// How the second pass reads the kept spans back: in batches of at most `batch` bytes of the
@@ -55,8 +55,9 @@ pub(super) fn read_kept(
         }
         Encoding::Compressed { .. } => {
             let mut reader = Opened::open(path, encoding)?;
-            if let Ok(meta) = std::fs::metadata(path) {
-                progress.inc_length(meta.len());
+            let len = std::fs::metadata(path).map_or(u64::MAX, |meta| meta.len());
+            if len != u64::MAX {
+                progress.inc_length(len);
             }
             read_kept_in_order(
                 &mut reader,
@@ -65,7 +66,7 @@ pub(super) fn read_kept(
                 &resources,
                 keep,
                 progress,
-                BLOCK_BYTES,
+                block_bytes(encoding, len),
             )
         }
     }

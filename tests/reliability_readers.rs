@@ -65,6 +65,16 @@ impl Outcome {
 /// `abortaudit scan --format json INPUT…` in process, reading OTLP/JSON Lines files over
 /// `survey_above` bytes in two passes (`u64::MAX`: none, `0`: all).
 fn scan(inputs: &[PathBuf], survey_above: u64) -> Outcome {
+    scan_with(
+        inputs,
+        IngestOptions {
+            survey_above,
+            ..IngestOptions::default()
+        },
+    )
+}
+
+fn scan_with(inputs: &[PathBuf], options: IngestOptions) -> Outcome {
     let rules = Rules::default();
     let config = ScanConfig {
         input: InputConfig {
@@ -72,10 +82,7 @@ fn scan(inputs: &[PathBuf], survey_above: u64) -> Outcome {
                 traces: inputs.iter().cloned().map(Source::Path).collect(),
                 ..InputSet::default()
             },
-            options: IngestOptions {
-                survey_above,
-                ..IngestOptions::default()
-            },
+            options,
             strict: false,
         },
         fail_on: rules.gate.fail_on.clone(),
@@ -325,9 +332,9 @@ fn a_number_out_of_range_in_a_kept_span_is_the_whole_reads_diagnostic() {
         let diagnostics = outcome.diagnostics();
         assert_eq!(diagnostics.len(), 1, "{name}: {diagnostics:?}");
         let (code, line, message) = &diagnostics[0];
-        assert_eq!((code.as_str(), *line), ("malformed-json", 3), "{name}");
+        assert_eq!((code.as_str(), *line), ("over-limit", 3), "{name}");
         assert!(
-            message.starts_with("not valid JSON: number out of range at line 1 column "),
+            message.starts_with("record has a number beyond the range of a 64-bit float (about ±1.8e308) where abortaudit reads a value (at column "),
             "{message}"
         );
     }
@@ -369,20 +376,20 @@ fn what_a_whole_read_refuses_the_first_pass_refuses_with_its_diagnostic() {
         (
             "deep_attr_value_1e5",
             case(attribute(deep)),
-            "malformed-json",
-            "not valid JSON: recursion limit exceeded at line 1 column ",
+            "over-limit",
+            "record nests objects and lists that abortaudit reads deeper than the 128 levels it reads (at column ",
         ),
         (
             "numoor_int",
             case(attribute(r#"{"intValue":1e400}"#.to_owned())),
-            "malformed-json",
-            "not valid JSON: number out of range at line 1 column ",
+            "over-limit",
+            "record has a number beyond the range of a 64-bit float",
         ),
         (
             "numoor_double",
             case(attribute(r#"{"doubleValue":1e400}"#.to_owned())),
-            "malformed-json",
-            "not valid JSON: number out of range at line 1 column ",
+            "over-limit",
+            "record has a number beyond the range of a 64-bit float",
         ),
     ];
     for (name, text, code, message) in cases {
@@ -661,6 +668,168 @@ fn the_same_damage_gives_the_same_diagnostic_both_ways() {
             .collect();
         let outcome = scan_case(dir.path(), &format!("{name}.jsonl"), &text);
         assert!(!outcome.diagnostics().is_empty(), "{name}");
+    }
+}
+
+/// The limits of docs/limits.md: what is read up to them, and the diagnostic past them, which
+/// names the input and the line, both ways.
+#[test]
+fn each_input_limit_is_a_diagnostic_naming_the_input_and_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = |levels: usize, value: &str| {
+        let value = format!(
+            "{}{value}{}",
+            r#"{"arrayValue":{"values":["#.repeat(levels),
+            "]}}".repeat(levels)
+        );
+        case(move |line| {
+            replace_once(
+                line,
+                r#"{"key":"gen_ai.conversation.id""#,
+                &format!(r#"{{"key":"deep","value":{value}}},{{"key":"gen_ai.conversation.id""#),
+            )
+        })
+    };
+    let kvlists = |levels: usize| {
+        let value = format!(
+            "{}{}{}",
+            r#"{"kvlistValue":{"values":[{"key":"k","value":"#.repeat(levels),
+            r#"{"stringValue":"x"}"#,
+            "}]}}".repeat(levels)
+        );
+        case(move |line| {
+            replace_once(
+                line,
+                r#"{"key":"gen_ai.conversation.id""#,
+                &format!(r#"{{"key":"deep","value":{value}}},{{"key":"gen_ai.conversation.id""#),
+            )
+        })
+    };
+    let over = |name: &str, text: &str| -> (String, u64, String) {
+        let outcome = scan_case(dir.path(), name, text.as_bytes());
+        let report = outcome.report();
+        let diagnostics = report["diagnostics"].as_array().unwrap();
+        assert_eq!(diagnostics.len(), 1, "{name}: {diagnostics:?}");
+        let d = &diagnostics[0];
+        assert!(d["input"].as_str().unwrap().ends_with(name), "{d}");
+        (
+            d["code"].as_str().unwrap().to_owned(),
+            d["line"].as_u64().unwrap(),
+            d["message"].as_str().unwrap().to_owned(),
+        )
+    };
+    let within = |name: &str, text: &str| {
+        let outcome = scan_case(dir.path(), name, text.as_bytes());
+        assert_eq!(outcome.diagnostics(), [], "{name}");
+        assert_eq!(
+            outcome.categories(),
+            ["client_gone", "client_gone"],
+            "{name}"
+        );
+    };
+    // Nesting: 128 levels of what is read, from the top of the record: 39 list values in a
+    // span's attribute, 29 key-value lists.
+    within("array_39.jsonl", &nested(39, r#"{"stringValue":"x"}"#));
+    let (code, line, message) = over("array_40.jsonl", &nested(40, r#"{"stringValue":"x"}"#));
+    assert_eq!((code.as_str(), line), ("over-limit", 3));
+    assert!(message.starts_with("record nests objects and lists that abortaudit reads deeper than the 128 levels it reads (at column "), "{message}");
+    within("kvlist_29.jsonl", &kvlists(29));
+    assert_eq!(over("kvlist_30.jsonl", &kvlists(30)).0, "over-limit");
+    // What OTLP/JSON has no field for is skipped unread, however deep.
+    within(
+        "ignored_deep.jsonl",
+        &case(|line| {
+            replace_once(
+                line,
+                r#""kind":1,"#,
+                &format!(
+                    r#""kind":1,"x":{}1{},"#,
+                    "[".repeat(100_000),
+                    "]".repeat(100_000)
+                ),
+            )
+        }),
+    );
+    // Numbers: a double within an f64's range; beyond it, where a value is read.
+    within("double_max.jsonl", &nested(0, r#"{"doubleValue":1.7e308}"#));
+    let (code, line, message) = over("double_over.jsonl", &nested(0, r#"{"doubleValue":-1e309}"#));
+    assert_eq!((code.as_str(), line), ("over-limit", 3));
+    assert!(message.starts_with("record has a number beyond the range of a 64-bit float (about ±1.8e308) where abortaudit reads a value (at column "), "{message}");
+    // Times are unsigned 64-bit integers, int values signed ones: past them, the value is
+    // ignored with an invalid-value error.
+    within(
+        "int_max.jsonl",
+        &nested(0, r#"{"intValue":"9223372036854775807"}"#),
+    );
+    let (code, line, message) = over(
+        "int_over.jsonl",
+        &nested(0, r#"{"intValue":"9223372036854775808"}"#),
+    );
+    assert_eq!((code.as_str(), line), ("invalid-value", 3));
+    assert_eq!(
+        message,
+        r#"attribute "deep": intValue "9223372036854775808" is not valid; the value is ignored"#
+    );
+    let time = |value: &str| {
+        let value = value.to_owned();
+        case(move |line| {
+            replace_once(
+                line,
+                r#""endTimeUnixNano":"1795623371000000000""#,
+                &format!(r#""endTimeUnixNano":{value}"#),
+            )
+        })
+    };
+    within("time_max.jsonl", &time(r#""18446744073709551615""#));
+    let (code, _, message) = over("time_over.jsonl", &time(r#""18446744073709551616""#));
+    assert_eq!(code, "invalid-value");
+    assert!(
+        message.contains(
+            r#"endTimeUnixNano "18446744073709551616" is not an unsigned 64-bit integer"#
+        ),
+        "{message}"
+    );
+    // An attribute value has no limit of its own: 4 MB of it are read.
+    within(
+        "long_value.jsonl",
+        &nested(
+            0,
+            &format!(r#"{{"stringValue":"{}"}}"#, "x".repeat(4 << 20)),
+        ),
+    );
+    // A compressed input decompresses to at most --max-decompressed: past it, an error for the
+    // input, alike both ways.
+    let text = case(str::to_owned);
+    for (name, bytes) in [
+        ("limit.jsonl.gz", common::gzip(text.as_bytes())),
+        ("limit.jsonl.zst", common::zstd(text.as_bytes())),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let outcomes: Vec<Outcome> = [u64::MAX, 0]
+            .into_iter()
+            .map(|survey_above| {
+                scan_with(
+                    std::slice::from_ref(&path),
+                    IngestOptions {
+                        survey_above,
+                        max_decompressed: 1000,
+                    },
+                )
+            })
+            .collect();
+        assert_same(&outcomes[0], &outcomes[1], name);
+        assert_eq!(outcomes[0].code, 2);
+        let stderr = &outcomes[0].stderr;
+        assert!(
+            stderr.starts_with(&format!("error: {}: ", path.display())),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("decompresses to more than the limit of 1000 bytes"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("--max-decompressed"), "{stderr}");
     }
 }
 

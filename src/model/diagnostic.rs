@@ -45,10 +45,12 @@ pub enum Code {
     SymlinkLoop,
     /// A key OTLP/JSON does not define, holding a list of objects where spans are expected.
     UnknownField,
+    /// A record beyond what abortaudit reads: too long, nested too deep, a number too large.
+    OverLimit,
 }
 
 impl Code {
-    pub const ALL: [Code; 14] = [
+    pub const ALL: [Code; 15] = [
         Code::MalformedJson,
         Code::TruncatedLine,
         Code::InvalidOtlp,
@@ -63,6 +65,7 @@ impl Code {
         Code::ConflictingDuplicate,
         Code::SymlinkLoop,
         Code::UnknownField,
+        Code::OverLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +84,7 @@ impl Code {
             Code::ConflictingDuplicate => "conflicting-duplicate",
             Code::SymlinkLoop => "symlink-loop",
             Code::UnknownField => "unknown-field",
+            Code::OverLimit => "over-limit",
         }
     }
 
@@ -119,6 +123,9 @@ impl Code {
             }
             Code::UnknownField => {
                 "a key OTLP/JSON does not define, holding a list of objects where spans are expected; it is ignored, and any spans in it are not read"
+            }
+            Code::OverLimit => {
+                "a record beyond the limits abortaudit reads (docs/limits.md): a line of 4 GiB or more, nesting deeper than 128 levels, a number beyond the range of a 64-bit float; it is skipped"
             }
         }
     }

@@ -195,7 +195,44 @@ pub(crate) fn read_record(
     mode: Mode<'_>,
     out: &mut Parsed,
 ) {
+    read_record_within(
+        MAX_RECORD_BYTES,
+        input,
+        record,
+        line_no,
+        may_be_cut,
+        mode,
+        out,
+    );
+}
+
+/// The longest record (a line, or a framed message) read: the first pass over a large export
+/// places a span by a 32-bit length, and a whole read is held to the same (docs/limits.md).
+pub(crate) const MAX_RECORD_BYTES: usize = u32::MAX as usize;
+
+/// `read_record`, with records longer than `limit` bytes skipped with a diagnostic.
+fn read_record_within(
+    limit: usize,
+    input: &Arc<str>,
+    record: &[u8],
+    line_no: u64,
+    may_be_cut: bool,
+    mode: Mode<'_>,
+    out: &mut Parsed,
+) {
     let record = record.trim_ascii_end();
+    if record.len() > limit {
+        out.diagnostics.push(Diagnostic::error(
+            input,
+            Some(line_no),
+            Code::OverLimit,
+            format!(
+                "line is {} bytes long; abortaudit reads records of up to {limit} bytes; skipped unread",
+                record.len(),
+            ),
+        ));
+        return;
+    }
     if record.iter().all(u8::is_ascii_whitespace) {
         return;
     }
@@ -271,6 +308,13 @@ pub(super) fn read_whole_record(
                 "last line ends mid-record ({e}); the file may still be being written; the partial record is skipped"
             ),
         ),
+        // serde_json's limits, which JSON itself has not: said plainly.
+        Err(e) if let Some(what) = over_limit(&e) => Diagnostic::error(
+            input,
+            Some(line_no),
+            Code::OverLimit,
+            format!("{what} (at column {}); skipped", e.column()),
+        ),
         Err(e) if e.is_data() => Diagnostic::error(
             input,
             Some(line_no),
@@ -286,6 +330,20 @@ pub(super) fn read_whole_record(
     };
     out.diagnostics.push(diagnostic);
     false
+}
+
+/// What a serde_json error says when it is one of its limits, not something wrong with the
+/// JSON (docs/limits.md).
+fn over_limit(e: &serde_json::Error) -> Option<&'static str> {
+    match wire::without_position(e).as_str() {
+        "recursion limit exceeded" => Some(
+            "record nests objects and lists that abortaudit reads deeper than the 128 levels it reads",
+        ),
+        "number out of range" => Some(
+            "record has a number beyond the range of a 64-bit float (about ±1.8e308) where abortaudit reads a value",
+        ),
+        _ => None,
+    }
 }
 
 /// Warns of each key of `text` that OTLP/JSON does not define and that holds a list of
@@ -329,6 +387,55 @@ pub(crate) fn read_document(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record over the limit is the same diagnostic built and indexed, and the next one is
+    /// read (the limit is 4 GiB: a small one stands for it here).
+    #[test]
+    fn a_record_over_the_limit_is_skipped_alike_built_or_indexed() {
+        let input: Arc<str> = Arc::from("x.jsonl");
+        let record = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"a","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#;
+        let rules = crate::rules::Rules::default();
+        let index = IndexFilter {
+            survey: Arc::new(SurveyRules::new(&rules)),
+            block_address: record.as_ptr() as usize,
+            block_offset: 0,
+        };
+        for limit in [record.len() - 1, record.len()] {
+            let mut built = Parsed::default();
+            read_record_within(limit, &input, record, 4, false, Mode::Build, &mut built);
+            let mut indexed = Parsed::default();
+            read_record_within(
+                limit,
+                &input,
+                record,
+                4,
+                false,
+                Mode::Index(&index),
+                &mut indexed,
+            );
+            assert_eq!(built.diagnostics, indexed.diagnostics);
+            assert_eq!(built.spans_read, indexed.spans_read);
+            if limit < record.len() {
+                assert_eq!(built.spans_read, 0);
+                assert_eq!(built.diagnostics.len(), 1);
+                let diagnostic = &built.diagnostics[0];
+                assert_eq!(
+                    (diagnostic.code, diagnostic.line),
+                    (Code::OverLimit, Some(4))
+                );
+                assert_eq!(
+                    diagnostic.message,
+                    format!(
+                        "line is {} bytes long; abortaudit reads records of up to {limit} bytes; skipped unread",
+                        record.len()
+                    )
+                );
+            } else {
+                assert_eq!(built.spans_read, 1);
+                assert!(built.diagnostics.is_empty());
+            }
+        }
+    }
 
     #[test]
     fn json_lines_split_into_chunks_read_the_same_as_in_one_piece() {

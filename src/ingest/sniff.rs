@@ -126,26 +126,7 @@ pub(super) fn parse_any(
                 };
             }
             if parsed.spans_read == 0 && format != Format::Empty {
-                let errors = report
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.severity == Severity::Error)
-                    .count();
-                let what = if format.is_binary() {
-                    "messages"
-                } else {
-                    "records"
-                };
-                report.error = Some(if errors > 0 {
-                    format!(
-                        "{path}: no spans could be read ({errors} malformed {what}, see the diagnostics)"
-                    )
-                } else {
-                    format!(
-                        "{path}: holds no spans: the {} {what} in it are empty",
-                        format.describe()
-                    )
-                });
+                report.error = Some(no_spans_read(path, format, &report.diagnostics));
             }
             InputRead {
                 report,
@@ -163,6 +144,29 @@ pub(super) fn parse_any(
                 aborts: Vec::new(),
             }
         }
+    }
+}
+
+/// Why an input of `format` in which no span was read is unusable: its records were
+/// malformed (`diagnostics` say how), or empty. One wording for a whole read and a two-pass
+/// read.
+pub(super) fn no_spans_read(path: &str, format: Format, diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let what = if format.is_binary() {
+        "messages"
+    } else {
+        "records"
+    };
+    if errors > 0 {
+        format!("{path}: no spans could be read ({errors} malformed {what}, see the diagnostics)")
+    } else {
+        format!(
+            "{path}: holds no spans: the {} {what} in it are empty",
+            format.describe()
+        )
     }
 }
 
@@ -292,8 +296,54 @@ fn parse_plain(
                 "{json_error}; if it is a vendor event log, describe it with a [[vendor]] mapping in abortaudit.toml (`abortaudit rules` shows the built-in ones)"
             )),
         },
-        _ => parse_binary(input, bytes, budget),
+        // Not JSON at its start, nor protobuf: an OTLP/JSON Lines file whose first line is the
+        // end of a record cut off (a rotation mid-line) is still read.
+        _ => parse_binary(input, bytes, budget).or_else(|why| {
+            if !otlp_lines_after_a_bad_first_line(&text[first..], true) {
+                return Err(why);
+            }
+            let mut parsed = Parsed::default();
+            otlp_json::read_lines(input, text, &mut parsed);
+            Ok((Format::OtlpJsonLines, false, parsed))
+        }),
     }
+}
+
+/// How many lines the sniffer reads, at most, for a whole OTLP/JSON record when the first
+/// line of an input is not one (docs/formats.md).
+pub(super) const SNIFF_LINES: usize = 16;
+
+/// Whether `text` (from its first non-blank byte) is OTLP/JSON Lines whose first line is not
+/// a whole record: a file rotated or cut in the middle of a record, or a line of something
+/// else at its head. It is so when `text` is not one JSON document (a pretty-printed document
+/// spans lines) and one of its first `SNIFF_LINES` non-blank lines after the first is a whole
+/// OTLP traces record. The first line is then read as a record, and says what is wrong with
+/// it (`malformed-json`, `invalid-otlp`, `not-traces`).
+///
+/// `complete`: `text` is the whole input. The two-pass planner gives only the start of a large
+/// file, and trusts only what that start settles: a JSON error that is not the end of the text,
+/// and lines that end in it; it must never say yes where the whole read, which has all of the
+/// text, says no.
+pub(super) fn otlp_lines_after_a_bad_first_line(text: &[u8], complete: bool) -> bool {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(text) {
+        Ok(_) => return false,
+        Err(e) if !complete && e.is_eof() => return false,
+        Err(_) => {}
+    }
+    let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    if !complete {
+        // The last piece may be cut by the end of what was read.
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .filter(|line| !line.trim_ascii().is_empty())
+        .take(SNIFF_LINES)
+        .skip(1)
+        .any(|line| {
+            let line = line.trim_ascii();
+            line.first() == Some(&b'{') && otlp_json::shape_of(line) == Shape::OtlpTraces
+        })
 }
 
 /// A vendor event log, through the mappings.
@@ -373,6 +423,11 @@ fn parse_json(input: &Arc<str>, text: &[u8], first: usize) -> Result<(Format, Pa
         }
         otlp_json::read_document(input, text, &mut parsed).map_err(|e| syntax_error(&e, false))?;
         return Ok((Format::OtlpJson, parsed));
+    }
+    // A first line that is not a whole record, in a file whose other lines are.
+    if otlp_lines_after_a_bad_first_line(&text[first..], true) {
+        otlp_json::read_lines(input, text, &mut parsed);
+        return Ok((Format::OtlpJsonLines, parsed));
     }
 
     // A document that fails to parse at all is reported with serde's position.

@@ -27,7 +27,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::dedup::{InputRead, merge_inputs};
-use super::sniff::{Deferred, read_source};
+use super::sniff::{Deferred, no_spans_read, otlp_lines_after_a_bad_first_line, read_source};
 use super::sources::{Source, expand};
 use super::{
     Compression, Counts, Format, IngestOptions, Ingested, InputKind, InputReport, InputSet, Parsed,
@@ -482,11 +482,10 @@ impl Surveyed {
         } = self;
         let path = source.display();
         let input: Arc<str> = Arc::from(path.as_str());
-        // The second pass reads spans, never lines: what it finds is about the kept spans.
+        // The first pass gave every diagnostic a whole read gives, in its order: the second,
+        // which builds again spans the first read (and found what they had to say), adds none.
         let mut diagnostics = survey.diagnostics;
-        diagnostics.extend(kept);
-        // (A stable sort: the input's own diagnostic, with no line, comes first.)
-        diagnostics.sort_by_key(|d| d.line);
+        drop(kept);
         if let Some(why) = corrupt {
             diagnostics.insert(
                 0,
@@ -505,10 +504,9 @@ impl Surveyed {
         }
         let error = match error {
             Some(e) => Some(format!("{path}: {e}")),
-            None if survey.spans_read == 0 => Some(format!(
-                "{path}: no spans could be read ({} diagnostics)",
-                diagnostics.len()
-            )),
+            None if survey.spans_read == 0 => {
+                Some(no_spans_read(&path, Format::OtlpJsonLines, &diagnostics))
+            }
             None => None,
         };
         InputReport {
@@ -569,8 +567,17 @@ fn streamable(source: &Source, options: &IngestOptions) -> Option<Encoding> {
     let head = &head[..n];
     let end = head.iter().position(|b| *b == b'\n')?;
     let first = head[..end].trim_ascii();
-    (first.first() == Some(&b'{') && otlp_json::shape_of(first) == Shape::OtlpTraces)
-        .then_some(encoding)
+    if first.first() == Some(&b'{') && otlp_json::shape_of(first) == Shape::OtlpTraces {
+        return Some(encoding);
+    }
+    // A first line that is not a whole record, which the whole read reads past: by the same
+    // test on the start of the file (a file that starts otherwise, or with a byte order mark,
+    // is left to the whole read).
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let complete = n < head.len();
+    (matches!(head[start], b'{' | b'[')
+        && otlp_lines_after_a_bad_first_line(&head[start..], complete))
+    .then_some(encoding)
 }
 
 #[cfg(test)]

@@ -15,12 +15,17 @@ pub(super) const BLOCK_BYTES: u64 = 16 << 20;
 /// The block size for a plain file of `len` bytes: a 32nd of it, between 4 and 16 MiB. The
 /// two blocks are most of the memory a scan of a smaller export takes (small blocks are as
 /// fast there), while on a large one each block costs some time to set up and wait out
-/// (4 MiB blocks are a quarter slower at 1 GB).
+/// (4 MiB blocks are a quarter slower at 1 GB). A compressed file's decompressed size is not
+/// known: 16 MiB. Either way no more than the file can hold (a compressed one 8 times its
+/// size, about what JSON compresses to, as `plan` counts it), so that a small file surveyed
+/// (`ABORTAUDIT_SURVEY_ABOVE`) does not fill two large blocks with zeros first.
 pub(super) fn block_bytes(encoding: Encoding, len: u64) -> u64 {
+    const AT_LEAST: u64 = 64 << 10;
     match encoding {
-        Encoding::Plain => (len / 32).clamp(4 << 20, BLOCK_BYTES),
-        // The decompressed size is not known.
-        Encoding::Compressed { .. } => BLOCK_BYTES,
+        Encoding::Plain => (len / 32)
+            .clamp(4 << 20, BLOCK_BYTES)
+            .min(len.max(AT_LEAST)),
+        Encoding::Compressed { .. } => BLOCK_BYTES.min(len.saturating_mul(8).max(AT_LEAST)),
     }
 }
 
@@ -223,10 +228,13 @@ mod tests {
         assert_eq!(plain(256 * MIB), 8 * MIB);
         assert_eq!(plain(1000 * MIB), 16 * MIB);
         assert_eq!(plain(u64::MAX), 16 * MIB);
+        assert_eq!(plain(MIB), MIB);
+        assert_eq!(plain(100), 64 << 10);
         let compressed = Encoding::Compressed {
             limit: u64::MAX,
             compression: Compression::Zstd,
         };
         assert_eq!(block_bytes(compressed, 70 * MIB), 16 * MIB);
+        assert_eq!(block_bytes(compressed, MIB), 8 * MIB);
     }
 }

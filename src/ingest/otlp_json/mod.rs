@@ -237,7 +237,15 @@ fn read_record_with_serde<'r, S, R>(
 ) where
     Envelope<S, R>: Deserialize<'r>,
 {
-    match serde_json::from_slice::<Envelope<S, R>>(record) {
+    // A record that is not JSON is malformed (or cut short) whatever type error serde met
+    // first, as the first pass of a two-pass read, which checks the JSON first, reports it.
+    let read = serde_json::from_slice::<Envelope<S, R>>(record).map_err(|e| match e.is_data() {
+        true => serde_json::from_slice::<serde::de::IgnoredAny>(record)
+            .err()
+            .unwrap_or(e),
+        false => e,
+    });
+    match read {
         Ok(env) if env.is_traces() => {
             let mut converter = Converter {
                 input,

@@ -126,9 +126,12 @@ for f in files(shared, "events/*/*"):
         seed(target, "\n".join(json.dumps(e) for e in history.get("events", [])[:30]) + "\n")
         seed(target, json.dumps({"events": history.get("events", [])[:20]}))
 
-for target in ("abort_log", "rules_toml", "baseline"):
-    for f in files(pathlib.Path("seeds"), target + "/*"):
-        seed(target, f.read_bytes())
+# The hand-written seeds, and the reproducers of what the long runs found (fuzz/README.md).
+for d in sorted(pathlib.Path("seeds").iterdir()):
+    for f in sorted(d.iterdir()):
+        seed(d.name, f.read_bytes())
+        if d.name == "two_pass_diff":
+            seed("otlp_json_two_pass", f.read_bytes())
 # The CLI's own outputs, when a build of it is at hand (CI's tests leave one).
 for exe in (root / "target/debug/abortaudit", root / "target/release/abortaudit"):
     if exe.exists():

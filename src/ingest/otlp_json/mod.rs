@@ -263,7 +263,18 @@ pub(super) fn read_whole_record(
     out: &mut Parsed,
     built: &mut dyn FnMut(bool),
 ) -> bool {
-    let diagnostic = match serde_json::from_slice::<WholeEnvelope<'_>>(record) {
+    // A record that is not JSON is malformed (or cut short) whatever type error serde met
+    // first, as the first pass of a two-pass read, which checks the JSON first, reports it.
+    let read = serde_json::from_slice::<WholeEnvelope<'_>>(record).map_err(|e| {
+        if e.is_data() {
+            serde_json::from_slice::<serde::de::IgnoredAny>(record)
+                .err()
+                .unwrap_or(e)
+        } else {
+            e
+        }
+    });
+    let diagnostic = match read {
         Ok(env) if env.is_traces() => {
             // serde_json skips the strings of fields it ignores without checking their UTF-8,
             // which JSON text must be; a reader that keeps a span's text (the first pass over

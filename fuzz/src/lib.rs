@@ -46,6 +46,7 @@ pub fn options(survey_above: u64) -> IngestOptions {
     IngestOptions {
         max_decompressed: MAX_DECOMPRESSED,
         survey_above,
+        ..IngestOptions::default()
     }
 }
 
@@ -124,6 +125,7 @@ pub fn audit_and_report(
             allow: &rules.allow,
             today: TODAY,
             baseline,
+            fail_on_unprotected_tools: rules.gate.fail_on_unprotected_tools,
         },
     );
     let summary = Summary::new(ingested, &joined, &audit, &gate, unplaced.len());

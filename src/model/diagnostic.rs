@@ -43,10 +43,13 @@ pub enum Code {
     ConflictingDuplicate,
     /// A directory link that leads back into a directory already being read.
     SymlinkLoop,
+    /// A store's span links were followed as far as the survey goes; traces linked further
+    /// were not read.
+    LinkDepth,
 }
 
 impl Code {
-    pub const ALL: [Code; 13] = [
+    pub const ALL: [Code; 14] = [
         Code::MalformedJson,
         Code::TruncatedLine,
         Code::InvalidOtlp,
@@ -60,6 +63,7 @@ impl Code {
         Code::CorruptCompression,
         Code::ConflictingDuplicate,
         Code::SymlinkLoop,
+        Code::LinkDepth,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +81,7 @@ impl Code {
             Code::CorruptCompression => "corrupt-compression",
             Code::ConflictingDuplicate => "conflicting-duplicate",
             Code::SymlinkLoop => "symlink-loop",
+            Code::LinkDepth => "link-depth",
         }
     }
 
@@ -112,6 +117,9 @@ impl Code {
             }
             Code::SymlinkLoop => {
                 "a directory link that leads back into a directory being read; it is not followed"
+            }
+            Code::LinkDepth => {
+                "a store's span links were followed to the survey's depth; traces linked further were not read"
             }
         }
     }

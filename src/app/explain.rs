@@ -14,6 +14,11 @@ const KNOWN_SHOWN: usize = 10;
 
 pub fn run(config: &ExplainConfig, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitStatus> {
     let input = &config.input;
+    if input.store.is_some() {
+        bail!(
+            "explain reads files; for a store, `scan --format html` (or markdown) draws the timeline of each conversation with findings"
+        );
+    }
     let ingested = ingest::ingest_inputs(&input.inputs, &input.options, &config.rules);
     if ingested.has_errors() {
         return refused(&ingested, input.strict, err);

@@ -11,7 +11,17 @@ use crate::{correlate, ingest, report};
 pub fn run(config: &InspectConfig, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitStatus> {
     let input = &config.input;
     let rules = &config.rules;
-    let mut ingested = ingest::ingest_inputs(&input.inputs, &input.options, rules);
+    let (mut ingested, store) = match &input.store {
+        Some(store) => {
+            let (ingested, facts) =
+                ingest::read_store(store, &input.inputs, &input.options, rules)?;
+            (ingested, Some(facts))
+        }
+        None => (
+            ingest::ingest_inputs(&input.inputs, &input.options, rules),
+            None,
+        ),
+    };
     let mut joined = correlate::join(&ingested.spans, &ingested.events, rules);
     let unplaced = correlate::place_aborts(&mut joined, &ingested.aborts, rules.skew_ns());
     let join = joined.counts();
@@ -23,6 +33,7 @@ pub fn run(config: &InspectConfig, out: &mut dyn Write, err: &mut dyn Write) -> 
         ingested: &ingested,
         join,
         abort_records_unplaced: unplaced.len() as u64,
+        store: store.as_ref(),
     };
     report::write_inspect(config.format, &view, out, err)?;
     Ok(input_status(&ingested, input.strict, err)?.unwrap_or(ExitStatus::Success))

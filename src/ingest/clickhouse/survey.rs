@@ -72,6 +72,13 @@ pub(super) struct Sql<'a> {
 
 const SPAN: &str = "SpanAttributes";
 const RESOURCE: &str = "ResourceAttributes";
+/// In the seeds' sub-query: the span attributes the signals read, and no others (a lookup in
+/// a `Map` column is a linear search of each row's map, so each row's map is narrowed to the
+/// wanted keys once, in one pass), the resource's conversation keys, and the events.
+const NARROW_SPAN: &str = "abortaudit_span";
+const NARROW_RESOURCE: &str = "abortaudit_resource";
+const EVENT_NAMES: &str = "abortaudit_event_names";
+const EVENT_ATTRIBUTES: &str = "abortaudit_event_attributes";
 
 impl<'a> Sql<'a> {
     pub(super) fn new(rules: &'a Rules, dialect: &'a Dialect, database: &str, table: &str) -> Self {
@@ -150,7 +157,7 @@ impl<'a> Sql<'a> {
                 .collect();
             let names = self.params.strings(&lower);
             any.push(format!(
-                "arrayExists(event_name -> has({names}, lower(event_name)), Events.Name)"
+                "arrayExists(event_name -> has({names}, lower(event_name)), {EVENT_NAMES})"
             ));
         }
         // An exception event whose type (`exception.type`, else `error.type`) or message
@@ -165,11 +172,11 @@ impl<'a> Sql<'a> {
         ];
         by.extend(self.names_abort(&message));
         any.push(format!(
-            "arrayExists((event_name, event_attributes) -> event_name = {exception} AND ({}), Events.Name, Events.Attributes)",
+            "arrayExists((event_name, event_attributes) -> event_name = {exception} AND ({}), {EVENT_NAMES}, {EVENT_ATTRIBUTES})",
             by.join(" OR ")
         ));
         // `error.type` naming a cancellation, an RPC status of CANCELLED, an MCP cancellation.
-        let error_type = self.attr(SPAN, ERROR_TYPE);
+        let error_type = self.attr(NARROW_SPAN, ERROR_TYPE);
         any.push(self.cancellation(&error_type));
         if !abort.rpc_cancelled_codes.is_empty() {
             let lower: Vec<String> = abort
@@ -179,13 +186,13 @@ impl<'a> Sql<'a> {
                 .collect();
             let codes = self.params.strings(&lower);
             for key in RPC_STATUS_CODE {
-                let value = self.attr(SPAN, key);
+                let value = self.attr(NARROW_SPAN, key);
                 any.push(format!("has({codes}, lower({value}))"));
             }
         }
         if !abort.mcp_methods.is_empty() {
             let methods = self.params.strings(&abort.mcp_methods);
-            let value = self.attr(SPAN, MCP_METHOD_NAME);
+            let value = self.attr(NARROW_SPAN, MCP_METHOD_NAME);
             any.push(format!("has({methods}, {value})"));
         }
         // An error status whose message starts with a cancellation type or names an abort.
@@ -206,11 +213,11 @@ impl<'a> Sql<'a> {
         if !inferred.disconnect_values.is_empty() {
             let values = self.params.strings(&inferred.disconnect_values);
             for key in &inferred.disconnect_attributes {
-                let value = self.attr(SPAN, key);
+                let value = self.attr(NARROW_SPAN, key);
                 any.push(format!("has({values}, {value})"));
             }
         }
-        let status = self.first_present(SPAN, &HTTP_RESPONSE_STATUS_CODE);
+        let status = self.first_present(NARROW_SPAN, &HTTP_RESPONSE_STATUS_CODE);
         let status = format!("toInt64OrNull(trimBoth({status}))");
         if !inferred.server_status_codes.is_empty() {
             let codes = self.params.ints(&inferred.server_status_codes);
@@ -222,23 +229,63 @@ impl<'a> Sql<'a> {
         if inferred.cancelled_requests {
             let mut http = Vec::new();
             for key in HTTP_REQUEST_METHOD.iter().chain(&URL_FULL) {
-                http.push(self.has(SPAN, key));
+                http.push(self.has(NARROW_SPAN, key));
             }
             any.push(format!("(({}) AND isNull({status}))", http.join(" OR ")));
         }
         any
     }
 
-    /// The conversation keys' values on a span (span, then resource attributes).
-    fn conversation_values(&mut self) -> Vec<String> {
+    /// The values of the conversation keys on a span, among `span` and `resource`: only
+    /// those keys' values, in one pass over each map (a JSON column reads those paths).
+    fn conversation_values(&mut self, span: &str, resource: &str) -> String {
         let keys = self.rules.conversation.id_attributes.clone();
-        let mut values = Vec::new();
-        for column in [SPAN, RESOURCE] {
-            for key in &keys {
-                values.push(self.attr(column, key));
+        let mut parts = Vec::new();
+        for column in [span, resource] {
+            match self.dialect.attributes {
+                Attributes::Map => {
+                    let keys = self.params.strings(&keys);
+                    parts.push(format!(
+                        "mapValues(mapFilter((attribute_key, attribute_value) -> has({keys}, attribute_key), {column}))"
+                    ));
+                }
+                Attributes::Json => {
+                    let values: Vec<String> =
+                        keys.iter().map(|key| self.attr(column, key)).collect();
+                    parts.push(format!("[{}]", values.join(", ")));
+                }
             }
         }
-        values
+        format!("arrayConcat({})", parts.join(", "))
+    }
+
+    /// A `Map` column narrowed to `keys` (a `JSON` column as it is: its paths are read apart).
+    fn narrow(&mut self, column: &str, keys: &[String]) -> String {
+        match self.dialect.attributes {
+            Attributes::Map => {
+                let keys = self.params.strings(keys);
+                format!(
+                    "mapFilter((attribute_key, attribute_value) -> has({keys}, attribute_key), {column})"
+                )
+            }
+            Attributes::Json => column.to_owned(),
+        }
+    }
+
+    /// The span attributes the signals read.
+    fn signal_keys(&self) -> Vec<String> {
+        let inferred = &self.rules.abort.inferred;
+        let mut keys: Vec<String> = [ERROR_TYPE, MCP_METHOD_NAME]
+            .into_iter()
+            .chain(RPC_STATUS_CODE)
+            .chain(HTTP_RESPONSE_STATUS_CODE)
+            .chain(HTTP_REQUEST_METHOD)
+            .chain(URL_FULL)
+            .map(str::to_owned)
+            .collect();
+        keys.extend(inferred.disconnect_attributes.iter().cloned());
+        keys.extend(self.rules.conversation.id_attributes.iter().cloned());
+        keys
     }
 
     /// The query that fetches the spans of the traces that matter, each row with `w`: whether
@@ -255,23 +302,28 @@ impl<'a> Sql<'a> {
         signals.extend(self.may_infer_abort());
         if !logged.conversations.is_empty() {
             let conversations = self.params.strings(&logged.conversations);
-            for value in self.conversation_values() {
-                signals.push(format!("has({conversations}, {value})"));
-            }
+            let values = self.conversation_values(NARROW_SPAN, NARROW_RESOURCE);
+            signals.push(format!(
+                "arrayExists(conversation -> has({conversations}, conversation), {values})"
+            ));
         }
         if !logged.traces.is_empty() {
             let traces = self.params.strings(&logged.traces);
             signals.push(format!("has({traces}, TraceId)"));
         }
+        let signal_keys = self.signal_keys();
+        let span = self.narrow(SPAN, &signal_keys);
+        let conversation_keys = self.rules.conversation.id_attributes.clone();
+        let resource = self.narrow(RESOURCE, &conversation_keys);
         let seeds = format!(
-            "SELECT TraceId FROM {table} WHERE {seed_window} AND ({})",
+            "SELECT TraceId FROM (SELECT TraceId, SpanKind, StatusCode, StatusMessage, Events.Name AS {EVENT_NAMES}, Events.Attributes AS {EVENT_ATTRIBUTES}, {span} AS {NARROW_SPAN}, {resource} AS {NARROW_RESOURCE} FROM {table} WHERE {seed_window})\n WHERE {}",
             signals.join("\n OR ")
         );
         // The seeds' trace ids and the conversations their spans name, in one set: a
         // conversation id that equals some trace id keeps that trace too, which is only wider.
-        let values = self.conversation_values().join(", ");
+        let values = self.conversation_values(SPAN, RESOURCE);
         let keys = format!(
-            "SELECT abortaudit_key FROM (SELECT arrayJoin(arrayConcat([TraceId], [{values}])) AS abortaudit_key FROM {table} WHERE {reach} AND TraceId {in_} abortaudit_seeds) WHERE abortaudit_key != ''"
+            "SELECT abortaudit_key FROM (SELECT arrayJoin(arrayConcat([TraceId], {values})) AS abortaudit_key FROM {table} WHERE {reach} AND TraceId {in_} abortaudit_seeds) WHERE abortaudit_key != ''"
         );
         // Each level is a named sub-query referred to once by the next, so the query grows
         // with the depth, not as its power; each is computed once, as the set of an `IN`.
@@ -279,7 +331,7 @@ impl<'a> Sql<'a> {
             format!("abortaudit_seeds AS ({seeds})"),
             format!("abortaudit_keys AS ({keys})"),
             format!(
-                "abortaudit_level0 AS (SELECT TraceId FROM {table} WHERE {reach} AND arrayExists(candidate -> candidate != '' AND candidate {in_} abortaudit_keys, arrayConcat([TraceId], [{values}])))"
+                "abortaudit_level0 AS (SELECT TraceId FROM {table} WHERE {reach} AND arrayExists(candidate -> candidate != '' AND candidate {in_} abortaudit_keys, arrayConcat([TraceId], {values})))"
             ),
         ];
         for level in 1..=LINK_DEPTH {

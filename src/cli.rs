@@ -82,6 +82,12 @@ pub struct InputArgs {
     /// guards against decompression bombs [default: $ABORTAUDIT_MAX_DECOMPRESSED, else 1GiB]
     #[arg(long, value_name = "SIZE")]
     pub max_decompressed: Option<String>,
+
+    /// The most input bytes held in memory at once by the inputs being read, all together
+    /// (files read whole, what compressed ones decompress to); an input that needs more is
+    /// read alone [default: $ABORTAUDIT_MEMORY_BUDGET, else 1GiB]
+    #[arg(long, value_name = "SIZE")]
+    pub memory_budget: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -69,6 +69,13 @@ pub const SURVEY_ABOVE_ENV: &str = "ABORTAUDIT_SURVEY_ABOVE";
 /// `unlimited`…).
 pub const MAX_DECOMPRESSED_ENV: &str = "ABORTAUDIT_MAX_DECOMPRESSED";
 
+/// The environment variable that overrides `DEFAULT_INSPECT_GROUP` (the span text `inspect`
+/// joins at once on a large export; for tests and tuning).
+pub const INSPECT_GROUP_ENV: &str = "ABORTAUDIT_INSPECT_GROUP";
+
+/// The environment variable that overrides `DEFAULT_MEMORY_BUDGET` (`--memory-budget`).
+pub const MEMORY_BUDGET_ENV: &str = "ABORTAUDIT_MEMORY_BUDGET";
+
 pub fn resolve(cli: Cli) -> Result<Task> {
     Ok(match cli.command {
         Command::Inspect(args) => {
@@ -248,10 +255,21 @@ fn ingest_options(args: &InputArgs) -> Result<IngestOptions> {
     if let Some(size) = size_from_env(MAX_DECOMPRESSED_ENV)? {
         options.max_decompressed = size;
     }
+    if let Some(size) = size_from_env(INSPECT_GROUP_ENV)? {
+        options.inspect_group = size;
+    }
+    if let Some(size) = size_from_env(MEMORY_BUDGET_ENV)? {
+        options.memory_budget = size;
+    }
     if let Some(size) = &args.max_decompressed {
         options.max_decompressed = parse_size(size)
             .map_err(|e| anyhow!(e))
             .with_context(|| format!("--max-decompressed {size:?}"))?;
+    }
+    if let Some(size) = &args.memory_budget {
+        options.memory_budget = parse_size(size)
+            .map_err(|e| anyhow!(e))
+            .with_context(|| format!("--memory-budget {size:?}"))?;
     }
     Ok(options)
 }

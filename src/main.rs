@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut err = io::stderr();
+    app::start_thread_pool(&mut err);
     let result = config::resolve(cli).and_then(|task| {
         let status = app::run(task, &mut out, &mut err)?;
         match out.flush() {

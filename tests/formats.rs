@@ -686,6 +686,74 @@ fn a_zstd_file_written_by_the_zstd_tool_is_read() {
     );
 }
 
+/// `lines` OTLP/JSON lines of one span each, every span in a trace of its own, as random as
+/// a real export so that zstd writes many blocks.
+fn span_lines(lines: usize) -> Vec<u8> {
+    let mut random = XorShift(7);
+    let mut out = Vec::new();
+    for _ in 0..lines {
+        let (trace, span, noise) = (random.next(), random.next(), random.next());
+        out.extend_from_slice(
+            format!(
+                r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc-{}"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"{trace:016x}{noise:016x}","spanId":"{span:016x}","name":"op-{noise:x}","startTimeUnixNano":"{}","endTimeUnixNano":"{}"}}]}}]}}]}}"#,
+                noise % 7,
+                trace >> 8,
+                (trace >> 8) + 1000,
+            )
+            .as_bytes(),
+        );
+        out.push(b'\n');
+    }
+    out
+}
+
+#[test]
+fn a_cut_zstd_file_keeps_what_decoded_as_gzip_does() {
+    // Cut by 1,000 bytes: zstd used to lose the last window of the frame (a quarter of a
+    // large file's spans, all of a small file's) where gzip kept all but the last line or so.
+    for lines in [2_000, 30_000] {
+        let text = span_lines(lines);
+        let packed = [
+            ("cut.jsonl.zst", zstd::bulk::compress(&text, 3).unwrap()),
+            ("cut.jsonl.gz", gzip(&text)),
+        ];
+        let mut kept = Vec::new();
+        for (name, packed) in packed {
+            let cut = &packed[..packed.len() - 1000];
+            let (report, spans) = read(name, cut);
+            assert_eq!(
+                report.diagnostics[0].code,
+                Code::CorruptCompression,
+                "{name}: {:?}",
+                report.diagnostics
+            );
+            kept.push(spans.len());
+        }
+        // zstd keeps every whole 128 KiB block: at most a block's worth of lines (about 400)
+        // fewer than gzip.
+        let (zstd_kept, gzip_kept) = (kept[0], kept[1]);
+        assert!(
+            zstd_kept + 500 >= gzip_kept && gzip_kept < lines,
+            "{lines} lines: zstd kept {zstd_kept}, gzip {gzip_kept}"
+        );
+    }
+}
+
+#[test]
+fn a_zstd_file_starting_with_a_skippable_frame_is_read() {
+    // As `pzstd` writes: a skippable frame (magic 0x184D2A50, its length, its content) first.
+    let text = span_lines(50);
+    let mut packed = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
+    packed.extend_from_slice(&zstd(&text[..text.len() / 2 + 1]));
+    packed.extend_from_slice(&[0x5f, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]);
+    packed.extend_from_slice(&zstd(&text[text.len() / 2 + 1..]));
+    let (report, spans) = read("pzstd.jsonl.zst", &packed);
+    assert_eq!(report.format, Format::OtlpJsonLines);
+    assert_eq!(report.compression.as_str(), "zstd");
+    assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+    assert_eq!(spans.len(), 50);
+}
+
 #[test]
 fn a_framed_stream_with_a_bad_and_a_cut_message_reads_the_rest() {
     let document = otlp_document();
@@ -816,6 +884,76 @@ fn the_limit_is_set_with_an_environment_variable() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("ABORTAUDIT_MAX_DECOMPRESSED") && stderr.contains("not a size"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bombs_read_side_by_side_are_refused_within_one_memory_budget() {
+    // Four bombs (zstd and gzip) and two genuine inputs in a directory, read on four threads
+    // under a memory budget smaller than two of the genuine inputs: the bombs are refused at
+    // the limit, and the genuine inputs, read after them where the budget was taken, read as
+    // they do without a budget.
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..4 {
+        let bomb = if i % 2 == 0 {
+            zstd_rle_bomb(64) // 8 MiB
+        } else {
+            gzip(&vec![b' '; 8 << 20])
+        };
+        std::fs::write(dir.path().join(format!("bomb{i}.json")), bomb).unwrap();
+    }
+    let text = span_lines(5_000); // 1.5 MB
+    std::fs::write(dir.path().join("a.jsonl.gz"), gzip(&text)).unwrap();
+    std::fs::write(dir.path().join("b.jsonl"), &text).unwrap();
+    let run = |budget: &str| {
+        bin()
+            .env("RAYON_NUM_THREADS", "4")
+            .args(["inspect", "--format", "json", "--max-decompressed", "4MiB"])
+            .args(["--memory-budget", budget])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let tight = run("2MiB");
+    common::assert_code(&tight, 2);
+    let stderr = String::from_utf8_lossy(&tight.stderr);
+    for i in 0..4 {
+        assert!(
+            stderr.contains(&format!("bomb{i}.json: ")) && stderr.contains("limit of 4 MiB"),
+            "{stderr}"
+        );
+    }
+    let loose = run("unlimited");
+    assert_eq!(json(&tight.stdout), json(&loose.stdout));
+    let inputs = json(&tight.stdout)["inputs"].clone();
+    let spans: Vec<u64> = inputs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["spans"].as_u64().unwrap())
+        .collect();
+    assert_eq!(spans, [5_000, 5_000, 0, 0, 0, 0]);
+}
+
+#[test]
+fn a_line_longer_than_the_memory_budget_is_not_held_by_the_two_pass_read() {
+    // A bomb can start with a good line and go on with one that never ends.
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = span_lines(3);
+    text.extend_from_slice(&vec![b' '; 40 << 20]);
+    let path = dir.path().join("long.jsonl.zst");
+    std::fs::write(&path, zstd(&text)).unwrap();
+    let output = bin()
+        .env("ABORTAUDIT_SURVEY_ABOVE", "0")
+        .args(["scan", "--memory-budget", "20MiB"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    common::assert_code(&output, 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("longer than the memory budget of 20 MiB"),
         "{stderr}"
     );
 }

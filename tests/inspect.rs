@@ -288,3 +288,143 @@ fn an_input_with_no_spans_is_an_error() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("holds no spans"));
 }
+
+/// Runs `abortaudit ARGS` with the environment given: (stdout, stderr, exit code).
+fn run_with(env: &[(&str, &str)], args: &[&std::ffi::OsStr]) -> (String, String, Option<i32>) {
+    let mut command = bin();
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.args(args).output().unwrap();
+    (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+        output.status.code(),
+    )
+}
+
+/// The diagnostics of an `inspect` JSON report with their messages left out: the two-pass
+/// read's first pass words some damage differently from a whole read (their codes and lines
+/// are the same).
+fn without_messages(report: &str) -> serde_json::Value {
+    let mut report = json(report.as_bytes());
+    for input in report["inputs"].as_array_mut().unwrap() {
+        for diagnostic in input["diagnostics"].as_array_mut().unwrap() {
+            diagnostic.as_object_mut().unwrap().remove("message");
+        }
+    }
+    report
+}
+
+#[test]
+fn inspect_and_explain_in_two_passes_show_what_a_whole_read_shows() {
+    // ABORTAUDIT_SURVEY_ABOVE=0 reads every plain JSON Lines file in two passes, `unlimited`
+    // none; ABORTAUDIT_INSPECT_GROUP=1 joins each conversation on its own (one byte of span
+    // text a group), `1GiB` all at once.
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    // The scenario traces without their vendor log (with one, every input is read whole),
+    // with a bad line and a cut-off last line; the frameworks' and Node's, with their abort
+    // logs (whose records are placed on turns of their conversations).
+    let scenarios = dir.path().join("scenarios");
+    std::fs::create_dir(&scenarios).unwrap();
+    for name in ["agent.jsonl", "worker.jsonl"] {
+        let from = fixtures.join("scenarios/traces").join(name);
+        std::fs::copy(from, scenarios.join(name)).unwrap();
+    }
+    let mut worker = std::fs::read(scenarios.join("worker.jsonl")).unwrap();
+    worker.extend_from_slice(b"{not json\n{\"resourceSpans\":[{\"scope");
+    std::fs::write(scenarios.join("worker.jsonl"), worker).unwrap();
+    let cases = [
+        (scenarios, None),
+        (
+            fixtures.join("scenarios-frameworks/traces"),
+            Some(fixtures.join("scenarios-frameworks/aborts.jsonl")),
+        ),
+        (
+            fixtures.join("scenarios-node/traces"),
+            Some(fixtures.join("scenarios-node/aborts.jsonl")),
+        ),
+    ];
+    let whole = [("ABORTAUDIT_SURVEY_ABOVE", "unlimited")];
+    for (traces, aborts) in &cases {
+        let with = |command: &str, conversation: Option<&str>| {
+            let mut args: Vec<&std::ffi::OsStr> = vec![command.as_ref()];
+            args.extend(conversation.map(std::ffi::OsStr::new));
+            args.push(traces.as_os_str());
+            if let Some(aborts) = aborts {
+                args.extend(["--aborts".as_ref(), aborts.as_os_str()]);
+            }
+            args.iter().map(|a| a.to_os_string()).collect::<Vec<_>>()
+        };
+        let what = traces.display();
+        let inspect: Vec<_> = with("inspect", None)
+            .into_iter()
+            .chain(["--format".into(), "json".into()])
+            .collect();
+        let inspect: Vec<&std::ffi::OsStr> = inspect.iter().map(|a| a.as_os_str()).collect();
+        let (expected, _, code) = run_with(&whole, &inspect);
+        assert_eq!(code, Some(0), "{what}");
+        let expected_json = without_messages(&expected);
+        assert!(expected_json["joined"]["agent_turns"].as_u64().unwrap() > 2);
+        for group in ["1", "1GiB"] {
+            let surveyed = [
+                ("ABORTAUDIT_SURVEY_ABOVE", "0"),
+                ("ABORTAUDIT_INSPECT_GROUP", group),
+            ];
+            let (got, _, got_code) = run_with(&surveyed, &inspect);
+            assert_eq!(got_code, code, "{what}, groups of {group}");
+            assert_eq!(
+                without_messages(&got),
+                expected_json,
+                "{what}, groups of {group}"
+            );
+        }
+
+        // Every conversation the whole read knows (the error for one it does not lists them),
+        // and one it does not.
+        let unknown = with("explain", Some("no-such-conversation"));
+        let unknown: Vec<&std::ffi::OsStr> = unknown.iter().map(|a| a.as_os_str()).collect();
+        let (_, listed, _) = run_with(&whole, &unknown);
+        let listed = listed
+            .split("conversations found: ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .split(" (and")
+            .next()
+            .unwrap()
+            .to_owned();
+        // (Four of them: each is two runs.)
+        let conversations: Vec<&str> = listed.split(", ").take(4).collect();
+        assert_eq!(conversations.len(), 4, "{listed}");
+        for conversation in conversations {
+            let explain = with("explain", Some(conversation));
+            let explain: Vec<&std::ffi::OsStr> = explain.iter().map(|a| a.as_os_str()).collect();
+            let (expected, expected_err, code) = run_with(&whole, &explain);
+            let (got, got_err, got_code) = run_with(&[("ABORTAUDIT_SURVEY_ABOVE", "0")], &explain);
+            assert_eq!(
+                (got_code, &got),
+                (code, &expected),
+                "{what}: {conversation}"
+            );
+            // The same diagnostics (codes and lines; see `without_messages`).
+            let said = |err: &str| -> Vec<String> {
+                err.lines()
+                    .map(|l| l.split(": ").take(2).collect::<Vec<_>>().join(": "))
+                    .collect()
+            };
+            assert_eq!(
+                said(&got_err),
+                said(&expected_err),
+                "{what}: {conversation}"
+            );
+        }
+        let (_, err, code) = run_with(&[("ABORTAUDIT_SURVEY_ABOVE", "0")], &unknown);
+        assert_eq!(code, Some(2));
+        assert!(
+            err.contains("no conversation \"no-such-conversation\""),
+            "{err}"
+        );
+    }
+}

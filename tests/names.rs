@@ -1,12 +1,13 @@
 //! Every name that scripts match on, in one snapshot, so that none is renamed by accident:
-//! diagnostic codes, finding categories, gate standings, report formats, input formats and
-//! compressions. A change here is a
+//! diagnostic codes, finding categories, gate standings, prevention mechanisms, deadline header
+//! formats, report formats, input formats and compressions. A change here is a
 //! change of the JSON schemas (docs/json-schema.md).
 
-use abortaudit::classify::Standing;
+use abortaudit::classify::{Mechanism, Standing};
 use abortaudit::ingest::{Compression, Format};
 use abortaudit::model::{Category, Code};
 use abortaudit::report::OutputFormat;
+use abortaudit::rules::DeadlineFormat;
 
 #[test]
 fn every_code_category_format_and_compression_name() {
@@ -26,6 +27,19 @@ fn every_code_category_format_and_compression_name() {
     text.push_str("gate standings:\n");
     for standing in Standing::ALL {
         text.push_str(&format!("  {}\n", standing.as_str()));
+    }
+    text.push_str("prevention mechanisms:\n");
+    for mechanism in Mechanism::ALL {
+        text.push_str(&format!(
+            "  {:<22} stops_writes={:<5} {}\n",
+            mechanism.as_str(),
+            mechanism.stops_writes(),
+            mechanism.label()
+        ));
+    }
+    text.push_str("deadline header formats:\n");
+    for format in DeadlineFormat::ALL {
+        text.push_str(&format!("  {}\n", format.as_str()));
     }
     text.push_str("report formats:\n");
     for format in OutputFormat::ALL {

@@ -107,3 +107,80 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         assert!(report.error.is_some());
     }
 }
+
+#[test]
+fn a_huge_thread_count_is_capped_and_said() {
+    // `RAYON_NUM_THREADS=100000` used to stall for more than 20 s starting threads.
+    let started = std::time::Instant::now();
+    let output = common::bin()
+        .env("RAYON_NUM_THREADS", "100000")
+        .args(["inspect", "--format", "json"])
+        .arg(common::fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    common::assert_code(&output, 0);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("RAYON_NUM_THREADS=100000 is more threads than"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let usual = common::bin()
+        .args(["inspect", "--format", "json"])
+        .arg(common::fixture("scenarios/traces"))
+        .output()
+        .unwrap();
+    assert_eq!(output.stdout, usual.stdout);
+}
+
+/// The diagnostics' codes and lines of a JSON Lines file read whole and in two passes (every
+/// file surveyed, the traces that matter read back).
+fn codes_whole_and_two_pass(text: &str) -> [Vec<(Option<u64>, String)>; 2] {
+    use abortaudit::ingest::{self, IngestOptions, InputSet, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    std::fs::write(&path, text).unwrap();
+    let inputs = InputSet {
+        traces: vec![Source::Path(path)],
+        ..Default::default()
+    };
+    let rules = abortaudit::rules::Rules::default();
+    let codes = |read: &ingest::Ingested| {
+        read.diagnostics()
+            .map(|d| (d.line, d.code.as_str().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let whole = ingest::ingest_inputs(&inputs, &IngestOptions::default(), &rules);
+    let options = IngestOptions {
+        survey_above: 0,
+        ..IngestOptions::default()
+    };
+    let hidden = indicatif::ProgressBar::hidden();
+    let first = ingest::first_pass(ingest::plan(&inputs, &options), &options, &rules, &hidden);
+    let signals = first.signals(&rules);
+    let traces = abortaudit::correlate::traces_that_matter(signals.may_abort, &signals.links);
+    let two = ingest::second_pass(first, traces, &rules, &hidden);
+    [codes(&whole), codes(&two)]
+}
+
+#[test]
+fn a_record_that_is_not_json_is_malformed_whatever_type_error_serde_meets_first() {
+    // Found by fuzz/two_pass_diff: a value of the wrong type before the syntax error (`[` where
+    // a trace id's string goes) made the whole read say `invalid-otlp` where the first pass of
+    // a two-pass read, which checks the JSON first, says `malformed-json`; and a last line cut
+    // short there was `invalid-otlp` instead of `truncated-line`.
+    let bad = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":["#;
+    let [whole, two] = codes_whole_and_two_pass(&format!("{RECORD}\n{bad}5b8e]}}]}}]}}]}}\n"));
+    assert_eq!(whole, [(Some(2), "malformed-json".to_owned())]);
+    assert_eq!(whole, two);
+    let [whole, two] = codes_whole_and_two_pass(&format!("{RECORD}\n{bad}"));
+    assert_eq!(whole, [(Some(2), "truncated-line".to_owned())]);
+    assert_eq!(whole, two);
+    // A record that is JSON but of the wrong shape is still `invalid-otlp`.
+    let (report, _) = parse_input(
+        "typed.jsonl",
+        format!("{RECORD}\n{bad}\"5b8e\"]}}]}}]}}]}}\n").as_bytes(),
+    );
+    let codes: Vec<&str> = report.diagnostics.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["invalid-otlp"], "{:?}", report.diagnostics);
+}

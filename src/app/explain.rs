@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Result, bail};
 
-use super::{ExitStatus, input_status, refused};
+use super::{ExitStatus, input_status, progress, refused};
 use crate::config::ExplainConfig;
 use crate::report::sanitize;
 use crate::{classify, correlate, ingest, report};
@@ -19,12 +19,35 @@ pub fn run(config: &ExplainConfig, out: &mut dyn Write, err: &mut dyn Write) -> 
             "explain reads files; for a store, `scan --format html` (or markdown) draws the timeline of each conversation with findings"
         );
     }
-    let ingested = ingest::ingest_inputs(&input.inputs, &input.options, &config.rules);
+    let rules = &config.rules;
+    // A large export is read in two passes, as `scan` reads it, keeping the traces of the
+    // conversation and those linked into them: memory follows the conversation, not the file.
+    let plan = ingest::plan(&input.inputs, &input.options);
+    let progress = progress::bytes(plan.streamed_bytes());
+    let first = ingest::first_pass_by_conversation(plan, &input.options, rules, &progress);
+    let two_passes = first.read_in_two_passes();
+    let traces = if two_passes {
+        let traces = first.traces_of_conversation(&config.conversation, rules);
+        correlate::traces_that_matter(traces, &first.signals(rules).links)
+    } else {
+        Default::default()
+    };
+    let ingested = ingest::second_pass_in_full(first, traces, rules, &progress);
+    progress.finish_and_clear();
     if ingested.has_errors() {
         return refused(&ingested, input.strict, err);
     }
-    let mut joined = correlate::join(&ingested.spans, &ingested.events, &config.rules);
-    correlate::place_aborts(&mut joined, &ingested.aborts, config.rules.skew_ns());
+    let mut joined = correlate::join(&ingested.spans, &ingested.events, rules);
+    correlate::place_aborts(&mut joined, &ingested.aborts, rules.skew_ns());
+    if !joined.has_conversation(&config.conversation) && two_passes {
+        // Only the traces of the conversation asked for were read back: the others' ids are
+        // not known, only how many there are.
+        bail!(
+            "no conversation {:?} in the inputs; they name {} conversations (`abortaudit scan` lists those with findings)",
+            sanitize(&config.conversation),
+            ingested.conversations
+        );
+    }
     if !joined.has_conversation(&config.conversation) {
         let known = joined.conversation_ids();
         let shown: Vec<String> = known

@@ -36,6 +36,36 @@ impl ExitStatus {
     }
 }
 
+/// The most threads per core the pool is given: more than a few per core only wait for the
+/// cores, and each costs a stack and a share of every parallel loop's pieces (100,000 threads
+/// took over 20 s to start).
+const THREADS_PER_CORE: usize = 4;
+
+/// Threads allowed whatever the cores, so that runs on a small machine can still be checked
+/// against many threads.
+const THREADS_AT_LEAST: usize = 16;
+
+/// Starts the thread pool: as many threads as cores, or `RAYON_NUM_THREADS` (rayon's own
+/// variable) up to `THREADS_PER_CORE` per core (`THREADS_AT_LEAST` at least), saying so on
+/// `err` when it asks for more.
+pub fn start_thread_pool(err: &mut dyn Write) {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cap = (cores * THREADS_PER_CORE).max(THREADS_AT_LEAST);
+    let asked = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|n| n.trim().parse::<usize>().ok());
+    if let Some(asked) = asked.filter(|n| *n > cap) {
+        let _ = writeln!(
+            err,
+            "warning: RAYON_NUM_THREADS={asked} is more threads than {cores} cores can use: using {cap}"
+        );
+        // Fails only if the pool was started already, when it keeps its threads.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(cap)
+            .build_global();
+    }
+}
+
 /// Runs a resolved task: reports to `out`, diagnostics and errors to `err`.
 pub fn run(task: Task, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitStatus> {
     match task {

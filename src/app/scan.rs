@@ -75,6 +75,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
             allow: &rules.allow,
             today: &today,
             baseline: baseline.as_ref(),
+            fail_on_unprotected_tools: rules.gate.fail_on_unprotected_tools,
         },
     );
     for rule in &gate.expired {

@@ -20,6 +20,9 @@ pub struct GatePolicy<'a> {
     pub today: &'a str,
     /// A previous run: only findings it did not have fail the gate.
     pub baseline: Option<&'a Baseline>,
+    /// Fail on a tool with late writes whose calls show no cancellation protocol at all,
+    /// whatever its findings' standings.
+    pub fail_on_unprotected_tools: bool,
 }
 
 /// Where a finding stands with the gate.
@@ -68,6 +71,12 @@ pub struct Gate {
     /// Suppressions past their `until`: they no longer suppress.
     pub expired: Vec<AllowRule>,
     pub baseline: Option<BaselineDiff>,
+    /// Whether a tool with late writes and no cancellation protocol fails the gate.
+    pub fail_on_unprotected_tools: bool,
+    /// Tools with late writes (under an abort that counts for the gate, whatever their
+    /// standings) none of whose calls in the aborted turns showed a commit-point check, a
+    /// deadline or an out-of-band cancel; by name. Listed whether or not they fail the gate.
+    pub unprotected_tools: Vec<String>,
 }
 
 /// A run against its baseline.
@@ -124,14 +133,18 @@ impl Gate {
                 gone,
             }
         });
+        let unprotected_tools = unprotected_tools(audit, policy.inferred_aborts);
         Gate {
             fail_on: policy.fail_on.to_vec(),
             inferred_aborts: policy.inferred_aborts,
-            failed: standings.contains(&Standing::Fails),
+            failed: standings.contains(&Standing::Fails)
+                || (policy.fail_on_unprotected_tools && !unprotected_tools.is_empty()),
             standings,
             allow,
             expired,
             baseline,
+            fail_on_unprotected_tools: policy.fail_on_unprotected_tools,
+            unprotected_tools,
         }
     }
 
@@ -141,6 +154,22 @@ impl Gate {
             .filter(|s| s.as_str() == standing)
             .count() as u64
     }
+}
+
+/// Tools with late writes whose calls show no mechanism that stops a write. A late write
+/// under an inferred abort counts only when inferred aborts count for the gate.
+fn unprotected_tools(audit: &Audit, inferred_aborts: bool) -> Vec<String> {
+    audit
+        .protocols_by_tool()
+        .into_iter()
+        .filter(|row| !row.has_protocol())
+        .filter(|row| {
+            audit.findings.iter().any(|f| {
+                f.late && f.tool_call.name == row.name && (inferred_aborts || !f.abort.inferred)
+            })
+        })
+        .map(|row| row.name)
+        .collect()
 }
 
 fn standing(finding: &Finding, policy: &GatePolicy<'_>, allow: &[AllowRule]) -> Standing {
@@ -214,6 +243,8 @@ mod tests {
             }),
             join: Some("parent".to_owned()),
             evidence: Vec::new(),
+            prevention: Vec::new(),
+            compensated: None,
         }
     }
 
@@ -252,6 +283,7 @@ mod tests {
             allow,
             today: "2026-12-06",
             baseline,
+            fail_on_unprotected_tools: false,
         }
     }
 

@@ -260,6 +260,8 @@ impl AbortedCall<'_, '_> {
             write: write_info,
             join: write.map(|w| w.join.clone()),
             evidence,
+            prevention: Vec::new(),
+            compensated: None,
         }
     }
 
@@ -308,6 +310,7 @@ impl AbortedCall<'_, '_> {
             handler: None,
             precision: 1,
             evidence: vec!["no write was found downstream of it".to_owned()],
+            cancelled: false,
         };
         self.dispatched(Some(&write), true)
     }

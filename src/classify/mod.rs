@@ -3,6 +3,7 @@
 
 mod gate;
 mod judge;
+mod prevention;
 mod vendor_writes;
 mod writes;
 
@@ -13,6 +14,11 @@ use crate::model::{Category, Origin, SpanId, TraceId};
 use crate::rules::Rules;
 pub use gate::{Gate, GatePolicy, Standing};
 use judge::{AbortedCall, Judgement};
+use prevention::CallEvidence;
+pub use prevention::{
+    CallProtocols, Compensation, Mechanism, Prevention, ProtocolRow, UNKNOWN_SERVICE, by_service,
+    by_tool,
+};
 use vendor_writes::add_event_writes;
 use writes::{WriteOutcome, writes_of};
 
@@ -37,6 +43,10 @@ pub struct Finding {
     /// `None` when no downstream write was found (`unverified`, a dispatched call with no write).
     pub join: Option<String>,
     pub evidence: Vec<String>,
+    /// What would have stopped the write: one entry per mechanism, in `Mechanism::ALL`'s order.
+    pub prevention: Vec<Prevention>,
+    /// A reversing write after it (a refund after a charge): the finding stands, compensated.
+    pub compensated: Option<Compensation>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +105,21 @@ pub struct Audit {
     pub tool_calls_at_risk: u64,
     /// Writes of at-risk tool calls that committed before the abort: fine, but counted.
     pub committed_before_abort: u64,
+    /// Every tool call of the aborted turns (at risk, or sent after the abort) with the
+    /// mechanisms it had, in the order judged.
+    pub calls: Vec<CallProtocols>,
+}
+
+impl Audit {
+    /// How many calls of each tool had each mechanism.
+    pub fn protocols_by_tool(&self) -> Vec<ProtocolRow> {
+        by_tool(&self.calls)
+    }
+
+    /// How many calls reaching each downstream service had each mechanism.
+    pub fn protocols_by_service(&self) -> Vec<ProtocolRow> {
+        by_service(&self.calls)
+    }
 }
 
 /// An aborted turn, named as a person finds it: its conversation and its place there.
@@ -145,6 +170,15 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
             }
             let mut writes = writes_of(joined, tool, rules);
             add_event_writes(joined, tool, &mut writes);
+            let evidence = CallEvidence::new(joined, turn, tool, abort, rules);
+            for write in &mut writes {
+                evidence.apply_cancel(write);
+            }
+            let mut found: Vec<Finding> = Vec::new();
+            let mut note = |mut finding: Finding, write: Option<&writes::Write>| {
+                evidence.annotate(&mut finding, write);
+                found.push(finding);
+            };
             let context = AbortedCall {
                 joined,
                 turn,
@@ -171,35 +205,38 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
                     if matches!(write.outcome, WriteOutcome::RolledBack { .. }) {
                         continue;
                     }
-                    audit
-                        .findings
-                        .push(context.dispatched(Some(write), request_after_abort));
+                    note(
+                        context.dispatched(Some(write), request_after_abort),
+                        Some(write),
+                    );
                     continue;
                 }
                 match context.judge(write) {
                     Judgement::Before => audit.committed_before_abort += 1,
                     Judgement::Unrelated => {}
-                    Judgement::Finding(f) => audit.findings.push(*f),
+                    Judgement::Finding(f) => note(*f, Some(write)),
                 }
             }
             if dispatched && writes.is_empty() {
-                audit.findings.push(context.dispatched(None, false));
-                continue;
+                note(context.dispatched(None, false), None);
+            } else {
+                let mut late: Vec<usize> = late_requests
+                    .difference(&reported_requests)
+                    .copied()
+                    .collect();
+                late.sort_unstable();
+                for request in late {
+                    note(context.dispatched_request(request), None);
+                }
+                if writes.is_empty()
+                    && !dispatched
+                    && let Some(f) = context.unverified(margin)
+                {
+                    note(f, None);
+                }
             }
-            let mut late: Vec<usize> = late_requests
-                .difference(&reported_requests)
-                .copied()
-                .collect();
-            late.sort_unstable();
-            for request in late {
-                audit.findings.push(context.dispatched_request(request));
-            }
-            if writes.is_empty()
-                && !dispatched
-                && let Some(f) = context.unverified(margin)
-            {
-                audit.findings.push(f);
-            }
+            audit.calls.push(evidence.protocols(dispatched, &found));
+            audit.findings.append(&mut found);
         }
     }
     audit
@@ -226,5 +263,7 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
     audit
 }
 
+#[cfg(test)]
+mod prevention_tests;
 #[cfg(test)]
 mod tests;

@@ -976,6 +976,7 @@ fn a_disconnect_before_the_response_completed_is_an_inferred_abort() {
         allow: &[],
         today: "2026-01-01",
         baseline: None,
+        fail_on_unprotected_tools: false,
     };
     assert!(Gate::judge(&audit, &policy(true)).failed);
     assert!(!Gate::judge(&audit, &policy(false)).failed);

@@ -12,7 +12,8 @@ use crate::model::time::rfc3339;
 pub(super) fn add_event_writes(joined: &Joined<'_>, tool: &ToolCall, writes: &mut Vec<Write>) {
     let events = joined.events;
     let mut groups: Vec<((&str, &str), Vec<&EventJoin>)> = Vec::new();
-    for join in &tool.events {
+    // Follow-ups (a refund naming the charge) are about the call's work, never writes of it.
+    for join in tool.events.iter().filter(|j| !j.follow_up) {
         let event = &events[join.event];
         let key = (
             event.vendor.as_str(),
@@ -156,6 +157,7 @@ pub(super) fn add_event_writes(joined: &Joined<'_>, tool: &ToolCall, writes: &mu
             handler: None,
             precision: event.precision.max(1),
             evidence,
+            cancelled: false,
         });
     }
 }

@@ -55,6 +55,8 @@ pub(super) struct Write {
     /// How coarse the outcome's time is, in nanoseconds.
     pub(super) precision: u64,
     pub(super) evidence: Vec<String>,
+    /// Accepted work that a cancel, acknowledged after the abort, stopped before it ran.
+    pub(super) cancelled: bool,
 }
 
 /// Every write a tool call caused, with its outcome, found in the spans reached from it.
@@ -155,6 +157,7 @@ impl<'a> Reach<'a> {
             handler: self.handler_of(i),
             precision,
             evidence,
+            cancelled: false,
         }
     }
 }
@@ -376,7 +379,9 @@ fn commit_events(reach: &Reach<'_>, rules: &CommitRules) -> Vec<Write> {
 
 /// Write-method server spans with no finer evidence under them (`found`: the spans that
 /// already show a write): the end is an inferred commit, an error status is rollback
-/// evidence, and 202 or a producer means the work was only queued.
+/// evidence. One that answered 202 or has a producer under it only queued the work: with no
+/// execution of it reached, that is accepted work, finer evidence (the enqueue's own commit)
+/// or not.
 fn server_spans(reach: &Reach<'_>, found: &[usize], rules: &Rules) -> Vec<Write> {
     let spans = reach.spans;
     let downstream = &reach.tool.downstream;
@@ -397,12 +402,6 @@ fn server_spans(reach: &Reach<'_>, found: &[usize], rules: &Rules) -> Vec<Write>
         {
             continue;
         }
-        if found
-            .iter()
-            .any(|e| *e == r.span || reach.under(*e, r.span))
-        {
-            continue;
-        }
         let status = http_status(span);
         let queued_status = status.is_some_and(|s| rules.queued.status_codes.contains(&s));
         let produced = downstream
@@ -410,6 +409,14 @@ fn server_spans(reach: &Reach<'_>, found: &[usize], rules: &Rules) -> Vec<Write>
             .any(|d| spans[d.span].kind == SpanKind::Producer && reach.under(d.span, r.span));
         let executed = downstream.iter().any(|d| d.queued);
         let operation = span.name.to_string();
+        // Work handed to a queue is accepted, whatever the enqueue wrote (a transactional
+        // outbox commits the job's row): what matters is whether it ran.
+        let finer = found
+            .iter()
+            .any(|e| *e == r.span || reach.under(*e, r.span));
+        if finer && !(queued_status || produced) {
+            continue;
+        }
         if queued_status || produced {
             if !executed {
                 let why = if queued_status {

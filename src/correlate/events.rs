@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use super::{Conversation, EventJoin, ToolCall, Turn};
 use crate::model::{KeyKind, Span, Value, VendorEvent};
 use crate::rules::Rules;
+use crate::rules::prevention::compensating_event;
 
 /// The order in which keys are preferred when several join the same event: the most specific
 /// first.
@@ -110,6 +111,18 @@ pub(super) fn join_events(
                 .push(e);
         }
     }
+    // Events by the objects they name (Stripe's refund names the payment intent it reverses).
+    let mut by_object: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (e, event) in events.iter().enumerate() {
+        for (kind, value) in &event.keys {
+            if *kind == KeyKind::ObjectId && event.subject.as_deref() != Some(value.as_str()) {
+                by_object
+                    .entry((event.vendor.as_str(), value.as_str()))
+                    .or_default()
+                    .push(e);
+            }
+        }
+    }
     let mut joined = vec![false; events.len()];
     for turn in turns.iter_mut() {
         for tool in &mut turn.tool_calls {
@@ -129,6 +142,7 @@ pub(super) fn join_events(
                         value: value.clone(),
                         carrier,
                         weak: false,
+                        follow_up: false,
                     };
                     match best.get(&e) {
                         Some(current) if key_preference(current.key) <= key_preference(kind) => {}
@@ -141,26 +155,72 @@ pub(super) fn join_events(
             // Events about the same work (the same vendor and subject) as a joined one belong
             // to the call too, though they may carry no key of their own: Stripe leaves
             // `request` empty on events that asynchronous processing emits.
-            let direct: Vec<EventJoin> = best.values().cloned().collect();
+            let same_work = |best: &mut HashMap<usize, EventJoin>| {
+                let found: Vec<EventJoin> = best.values().cloned().collect();
+                for join in found {
+                    let event = &events[join.event];
+                    let Some(subject) = &event.subject else {
+                        continue;
+                    };
+                    for &e in by_subject
+                        .get(&(event.vendor.as_str(), subject.as_str()))
+                        .into_iter()
+                        .flatten()
+                    {
+                        best.entry(e).or_insert_with(|| EventJoin {
+                            event: e,
+                            ..join.clone()
+                        });
+                    }
+                }
+            };
+            same_work(&mut best);
+            // A reversing event that names other work of the call among its objects (a refund
+            // made with the call's metadata, naming the charge) follows up on that work too,
+            // though it joined by a key of its own.
+            let subjects: Vec<(&str, &str)> = best
+                .keys()
+                .filter_map(|e| {
+                    let event = &events[*e];
+                    event.subject.as_deref().map(|s| (event.vendor.as_str(), s))
+                })
+                .collect();
+            for join in best.values_mut() {
+                let event = &events[join.event];
+                if compensating_event(&event.kind, rules)
+                    && event.keys.iter().any(|(k, v)| {
+                        *k == KeyKind::ObjectId
+                            && event.subject.as_deref() != Some(v.as_str())
+                            && subjects.contains(&(event.vendor.as_str(), v.as_str()))
+                    })
+                {
+                    join.follow_up = true;
+                }
+            }
+            // Events that name that work among their objects follow up on it (a refund of a
+            // charge): they belong to the call as follow-ups, never as writes of their own.
+            let direct: Vec<EventJoin> = best.values().filter(|j| !j.follow_up).cloned().collect();
             for join in direct {
                 let event = &events[join.event];
                 let Some(subject) = &event.subject else {
                     continue;
                 };
-                for &e in by_subject
+                for &e in by_object
                     .get(&(event.vendor.as_str(), subject.as_str()))
                     .into_iter()
                     .flatten()
                 {
                     best.entry(e).or_insert_with(|| EventJoin {
                         event: e,
-                        key: join.key,
-                        value: join.value.clone(),
+                        key: KeyKind::ObjectId,
+                        value: subject.clone(),
                         carrier: join.carrier,
                         weak: false,
+                        follow_up: true,
                     });
                 }
             }
+            same_work(&mut best);
             let mut found: Vec<EventJoin> = best.into_values().collect();
             found.sort_by_key(|j| (events[j.event].time, j.event));
             for j in &found {
@@ -204,6 +264,7 @@ pub(super) fn join_events(
                 value: conversation.id.clone(),
                 carrier: span,
                 weak: true,
+                follow_up: false,
             });
             joined[e] = true;
         }

@@ -151,6 +151,10 @@ pub struct EventJoin {
     /// Joined on the conversation id alone: the event names the conversation but not the
     /// call, so it was given to the call that was running when it happened.
     pub weak: bool,
+    /// Joined because it names, among its objects, what an event joined to the call is about
+    /// (a refund names the payment intent it reverses): it follows up on the call's work and
+    /// is never a write of the call itself.
+    pub follow_up: bool,
 }
 
 /// What a join found, counted for `inspect` and the scan's summary.
@@ -167,6 +171,21 @@ pub struct JoinCounts {
     /// The same in aborted turns only: what an audit reads of a large export in two passes.
     pub aborted_tool_calls: u64,
     pub aborted_nested_tool_spans: u64,
+}
+
+impl JoinCounts {
+    /// Adds the counts of other conversations (`inspect` joins a large export a group of
+    /// conversations at a time).
+    pub fn add(&mut self, other: &JoinCounts) {
+        self.agent_turns += other.agent_turns;
+        self.aborted_recorded += other.aborted_recorded;
+        self.aborted_by_log += other.aborted_by_log;
+        self.aborted_inferred += other.aborted_inferred;
+        self.tool_calls += other.tool_calls;
+        self.nested_tool_spans += other.nested_tool_spans;
+        self.aborted_tool_calls += other.aborted_tool_calls;
+        self.aborted_nested_tool_spans += other.aborted_nested_tool_spans;
+    }
 }
 
 /// How a downstream span was reached from its tool call.

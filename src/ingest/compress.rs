@@ -1,12 +1,15 @@
 //! Compressed inputs: whole-file gzip and zstd, and the zstd frames of the Collector's legacy
 //! length-framed stream. Recognised by their magic bytes, never by the file name.
 //!
-//! Everything one input decompresses to counts against one budget (`Budget`), checked as the
+//! Everything one input decompresses to counts against one limit (`Budget`), checked as the
 //! bytes come out of the decoder, so a decompression bomb (a few kilobytes that expand to
-//! terabytes) is stopped at the limit with an error instead of exhausting memory.
+//! terabytes) is stopped at the limit with an error. What reads hold in memory counts against
+//! a second budget, shared by every input read at the same time (`MemoryBudget`): an input
+//! read whole is decoded into memory only up to `HELD_BEFORE_SIZE_KNOWN`, and past it decoded
+//! to its end without being kept, so that a bomb is refused having held no more than that.
 
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::Compression;
@@ -15,19 +18,39 @@ use crate::util::units::human_size;
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub(crate) const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
+/// Whether `bytes` start as zstd data does: with a frame, or with a skippable frame (magic
+/// 0x184D2A50 to 0x184D2A5F, little-endian), as `pzstd` and some archivers write first.
+pub(crate) fn starts_zstd(bytes: &[u8]) -> bool {
+    bytes.starts_with(&ZSTD_MAGIC)
+        || matches!(bytes, [lo, 0x2a, 0x4d, 0x18, ..] if lo & 0xf0 == 0x50)
+}
+
 /// How a user raises the limit; named in the error that stops a bomb.
 pub(crate) const LIMIT_HINT: &str = "raise the limit with --max-decompressed (e.g. --max-decompressed 8GiB) or the environment variable ABORTAUDIT_MAX_DECOMPRESSED";
 
-/// The decompressed bytes one input may still produce.
+/// The decompressed bytes one input may still produce, and the memory it reads in.
 #[derive(Debug)]
 pub(crate) struct Budget {
     limit: u64,
     used: u64,
+    pub(crate) memory: Memory,
+    /// `HELD_BEFORE_SIZE_KNOWN`, but in tests.
+    keep_first: u64,
 }
 
 impl Budget {
+    /// A limit for an input read on its own, with no memory budget (tests, `parse_input`).
     pub(crate) fn new(limit: u64) -> Self {
-        Budget { limit, used: 0 }
+        Budget::with_memory(limit, Memory::alone(&MemoryBudget::new(u64::MAX)))
+    }
+
+    pub(crate) fn with_memory(limit: u64, memory: Memory) -> Self {
+        Budget {
+            limit,
+            used: 0,
+            memory,
+            keep_first: HELD_BEFORE_SIZE_KNOWN,
+        }
     }
 
     fn exceeded(&self, what: &str, compressed_offset: usize) -> String {
@@ -38,12 +61,147 @@ impl Budget {
     }
 }
 
+/// The input bytes that reads in progress hold in memory (files read whole, what compressed
+/// inputs decompress to), all inputs together, and the most they may (`--memory-budget`).
+/// Inputs are read whole on all threads; without it each could hold up to the decompression
+/// limit at once, and `n` bombs read side by side took `n` GiB.
+#[derive(Debug)]
+pub(crate) struct MemoryBudget {
+    limit: u64,
+    held: AtomicU64,
+    /// The most held at once, for tests.
+    #[cfg(test)]
+    peak: AtomicU64,
+}
+
+impl MemoryBudget {
+    pub(crate) fn new(limit: u64) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget {
+            limit,
+            held: AtomicU64::new(0),
+            #[cfg(test)]
+            peak: AtomicU64::new(0),
+        })
+    }
+
+    /// Takes `n` bytes if they fit, or whatever is held when `alone`.
+    fn take(&self, n: u64, alone: bool) -> bool {
+        let took = if alone {
+            Ok(self.held.fetch_add(n, Ordering::Relaxed))
+        } else {
+            self.held
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                    held.checked_add(n).filter(|total| *total <= self.limit)
+                })
+        };
+        #[cfg(test)]
+        if let Ok(before) = took {
+            self.peak.fetch_max(before + n, Ordering::Relaxed);
+        }
+        took.is_ok()
+    }
+}
+
+/// How one input's read takes from the memory budget: beside the reads of other inputs, or
+/// alone, once they are done, when it may take more than the budget (no read shares it then:
+/// one input that needs more memory than the budget is still read, on its own). A read
+/// beside others that finds the budget taken gives back what it held and is deferred: read
+/// again, alone, after them. Either way it reads the same.
+#[derive(Clone, Debug)]
+pub(crate) struct Memory {
+    budget: Arc<MemoryBudget>,
+    alone: bool,
+    deferred: Arc<AtomicBool>,
+}
+
+impl Memory {
+    pub(crate) fn beside_others(budget: &Arc<MemoryBudget>) -> Memory {
+        Memory {
+            budget: Arc::clone(budget),
+            alone: false,
+            deferred: Arc::default(),
+        }
+    }
+
+    pub(crate) fn alone(budget: &Arc<MemoryBudget>) -> Memory {
+        Memory {
+            alone: true,
+            ..Memory::beside_others(budget)
+        }
+    }
+
+    pub(crate) fn is_alone(&self) -> bool {
+        self.alone
+    }
+
+    /// `n` bytes of the budget, held until the `Held` is dropped; `None` (and the read
+    /// deferred) when reads beside this one hold too much of it.
+    pub(crate) fn hold(&self, n: u64) -> Option<Held> {
+        if self.budget.take(n, self.alone) {
+            Some(Held {
+                budget: Arc::clone(&self.budget),
+                alone: self.alone,
+                bytes: n,
+            })
+        } else {
+            self.defer();
+            None
+        }
+    }
+
+    /// Notes that the read must be done again, alone.
+    pub(crate) fn defer(&self) {
+        self.deferred.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the read found the budget taken, and must be done again, alone.
+    pub(crate) fn was_deferred(&self) -> bool {
+        self.deferred.load(Ordering::Relaxed)
+    }
+}
+
+/// Bytes held of the memory budget, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Held {
+    budget: Arc<MemoryBudget>,
+    alone: bool,
+    bytes: u64,
+}
+
+impl Held {
+    /// Takes `n` bytes more, if they fit (see `Memory::hold`).
+    fn grow(&mut self, n: u64) -> bool {
+        let took = self.budget.take(n, self.alone);
+        if took {
+            self.bytes += n;
+        }
+        took
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.held.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// How much of a compressed input read whole is decoded into memory before its size is known.
+/// A larger one is decoded to its end without being kept, to learn its size (a bomb is refused
+/// there, over the decompression limit), then decoded again into memory of that size, taken
+/// from the memory budget at once: an input read whole needs all of it. Decoding twice costs
+/// only inputs larger than this that are read whole (an OTLP/JSON Lines export of that size
+/// is read in two passes anyway, decoded as it is read), while a bomb read on every thread
+/// holds no more than this on each.
+pub(crate) const HELD_BEFORE_SIZE_KNOWN: u64 = 64 << 20;
+
 /// What a compressed stream decoded to.
 #[derive(Debug, Default)]
 pub(crate) struct Decompressed {
     pub data: Vec<u8>,
     /// The stream was corrupt or cut short after `data` was decoded: what went wrong, and where.
     pub corrupt: Option<String>,
+    /// What `data` holds of the memory budget, until it is dropped.
+    _held: Option<Held>,
 }
 
 /// Why decompression produced nothing usable.
@@ -53,41 +211,17 @@ pub(crate) enum Failure {
     TooLarge(String),
     /// Not a valid stream at all (nothing decoded): what went wrong, and where.
     Corrupt(String),
+    /// Reads beside this one hold too much of the memory budget: the input is read again,
+    /// alone, after them (`Memory::was_deferred` says so to the caller).
+    Deferred,
 }
 
 impl Failure {
     pub(crate) fn message(self) -> String {
         match self {
             Failure::TooLarge(m) | Failure::Corrupt(m) => m,
+            Failure::Deferred => "deferred until the reads beside it are done".to_owned(),
         }
-    }
-}
-
-enum ReadError {
-    TooLarge,
-    Io(std::io::Error),
-}
-
-/// Appends what `reader` yields to `out`, failing once the budget is spent.
-fn read_bounded(
-    reader: &mut dyn Read,
-    out: &mut Vec<u8>,
-    budget: &mut Budget,
-) -> Result<(), ReadError> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ReadError::Io(e)),
-        };
-        let used = budget.used.saturating_add(n as u64);
-        if used > budget.limit {
-            return Err(ReadError::TooLarge);
-        }
-        budget.used = used;
-        out.extend_from_slice(&buf[..n]);
     }
 }
 
@@ -98,29 +232,56 @@ fn gzip_corrupt(offset: u64, decoded: u64, error: &std::io::Error) -> String {
     )
 }
 
-/// Decompresses a gzip file (one member or several concatenated, as `cat a.gz b.gz` makes).
-pub(crate) fn gunzip(bytes: &[u8], budget: &mut Budget) -> Result<Decompressed, Failure> {
-    let mut decoder = flate2::bufread::MultiGzDecoder::new(bytes);
-    let mut out = Decompressed::default();
-    match read_bounded(&mut decoder, &mut out.data, budget) {
-        Ok(()) => Ok(out),
-        Err(ReadError::TooLarge) => {
-            let offset = bytes.len() - decoder.get_ref().len();
-            Err(Failure::TooLarge(budget.exceeded("the gzip data", offset)))
-        }
-        Err(ReadError::Io(e)) => {
-            let offset = bytes.len() - decoder.get_ref().len();
-            let why = gzip_corrupt(offset as u64, out.data.len() as u64, &e);
-            if out.data.is_empty() {
-                Err(Failure::Corrupt(format!(
-                    "{why}; expected a gzip-compressed trace export"
-                )))
-            } else {
-                out.corrupt = Some(why);
-                Ok(out)
-            }
+/// A decoder of compressed bytes in memory.
+enum InMemory<'a> {
+    Gzip(flate2::bufread::MultiGzDecoder<&'a [u8]>, usize),
+    Zstd(ZstdFrames<&'a [u8]>),
+}
+
+impl<'a> InMemory<'a> {
+    fn gzip(bytes: &'a [u8]) -> InMemory<'a> {
+        InMemory::Gzip(flate2::bufread::MultiGzDecoder::new(bytes), bytes.len())
+    }
+
+    fn zstd(bytes: &'a [u8], what: &str, base: usize) -> InMemory<'a> {
+        let source = std::io::BufReader::new(Counted::new(bytes));
+        InMemory::Zstd(ZstdFrames::new(source, what, base as u64))
+    }
+
+    /// Decompressed bytes into `buf`, `decoded` having come before; `Err` says why the data
+    /// cannot be read on.
+    fn read(&mut self, buf: &mut [u8], decoded: u64) -> Result<usize, String> {
+        match self {
+            InMemory::Gzip(decoder, len) => loop {
+                match decoder.read(buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    read => {
+                        let offset = (*len - decoder.get_ref().len()) as u64;
+                        return read.map_err(|e| gzip_corrupt(offset, decoded, &e));
+                    }
+                }
+            },
+            InMemory::Zstd(frames) => frames.read(buf, decoded),
         }
     }
+
+    /// How far into the input the decoder has read.
+    fn offset(&self) -> usize {
+        match self {
+            InMemory::Gzip(decoder, len) => len - decoder.get_ref().len(),
+            InMemory::Zstd(frames) => frames.offset() as usize,
+        }
+    }
+}
+
+/// Decompresses a gzip file (one member or several concatenated, as `cat a.gz b.gz` makes).
+pub(crate) fn gunzip(bytes: &[u8], budget: &mut Budget) -> Result<Decompressed, Failure> {
+    decompress(|| InMemory::gzip(bytes), budget, "the gzip data").map_err(|f| match f {
+        Failure::Corrupt(why) => {
+            Failure::Corrupt(format!("{why}; expected a gzip-compressed trace export"))
+        }
+        other => other,
+    })
 }
 
 /// Decompresses zstd data: one or more frames (skippable frames are skipped). `what` names the
@@ -131,34 +292,72 @@ pub(crate) fn unzstd(
     what: &str,
     base: usize,
 ) -> Result<Decompressed, Failure> {
-    let mut frames = ZstdFrames::new(
-        std::io::BufReader::new(Counted::new(bytes)),
-        what,
-        base as u64,
-    );
-    let mut out = Decompressed::default();
-    let mut buf = vec![0u8; 64 * 1024];
+    decompress(|| InMemory::zstd(bytes, what, base), budget, what)
+}
+
+/// Decodes what `open` decodes into memory, under the decompression limit and the memory
+/// budget: at once while it is no larger than `HELD_BEFORE_SIZE_KNOWN`, else a second time
+/// once its size is known (see there).
+fn decompress<'a>(
+    open: impl Fn() -> InMemory<'a>,
+    budget: &mut Budget,
+    what: &str,
+) -> Result<Decompressed, Failure> {
+    let before = budget.used;
+    let mut decoder = open();
+    // What is kept of the first decoding, while it is.
+    let mut kept = budget.memory.hold(0).map(|held| (held, Vec::new()));
+    let mut total = 0u64;
+    let mut corrupt = None;
+    let mut buf = vec![0u8; 64 << 10];
     loop {
-        match frames.read(&mut buf, out.data.len() as u64) {
+        match decoder.read(&mut buf, total) {
             Ok(0) => break,
             Ok(n) => {
-                let used = budget.used.saturating_add(n as u64);
-                if used > budget.limit {
-                    let offset = frames.offset() as usize;
-                    return Err(Failure::TooLarge(budget.exceeded(what, offset)));
+                total += n as u64;
+                budget.used = before.saturating_add(total);
+                if budget.used > budget.limit {
+                    return Err(Failure::TooLarge(budget.exceeded(what, decoder.offset())));
                 }
-                budget.used = used;
-                out.data.extend_from_slice(&buf[..n]);
+                if let Some((held, data)) = &mut kept {
+                    if total <= budget.keep_first && held.grow(n as u64) {
+                        data.extend_from_slice(&buf[..n]);
+                    } else {
+                        kept = None;
+                    }
+                }
             }
             Err(why) => {
-                out.corrupt = Some(why);
+                corrupt = Some(why);
                 break;
             }
         }
     }
-    match out.corrupt.take() {
-        Some(why) if out.data.is_empty() => Err(Failure::Corrupt(why)),
-        corrupt => Ok(Decompressed { corrupt, ..out }),
+    let (held, data) = match kept {
+        Some(kept) => kept,
+        None => {
+            let held = budget.memory.hold(total).ok_or(Failure::Deferred)?;
+            let total = usize::try_from(total).map_err(|_| Failure::Deferred)?;
+            let mut data = Vec::with_capacity(total);
+            let mut again = open();
+            // The same bytes again, up to where the first decoding stopped.
+            while data.len() < total {
+                let want = (total - data.len()).min(buf.len());
+                match again.read(&mut buf[..want], data.len() as u64) {
+                    Ok(n) if n > 0 => data.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            (held, data)
+        }
+    };
+    match corrupt {
+        Some(why) if data.is_empty() => Err(Failure::Corrupt(why)),
+        corrupt => Ok(Decompressed {
+            data,
+            corrupt,
+            _held: Some(held),
+        }),
     }
 }
 
@@ -249,7 +448,7 @@ impl StreamDecoder {
         let reader = std::io::BufReader::with_capacity(256 << 10, counted);
         let kind = if magic.starts_with(&GZIP_MAGIC) {
             StreamKind::Gzip(flate2::bufread::MultiGzDecoder::new(reader))
-        } else if magic.starts_with(&ZSTD_MAGIC) {
+        } else if starts_zstd(magic) {
             StreamKind::Zstd(ZstdFrames::new(reader, "the zstd data", 0))
         } else {
             return None;
@@ -343,32 +542,35 @@ impl Read for StreamDecoder {
 
 /// Zstd frames one after another, skippable frames skipped: a whole file read as it is
 /// decompressed, or the data of a whole read (`unzstd`).
+///
+/// libzstd's streaming decoder (the `zstd` crate) does the decoding: it hands out each block
+/// as soon as it is decoded, so data cut short or damaged keeps everything before the damage,
+/// as gzip does (ruzstd, used before, held back the last window of a frame, up to megabytes,
+/// until the frame ended, and lost it on an error), and it skips skippable frames wherever they
+/// are (`pzstd` starts its files with one). This loop adds the offsets the messages give.
 struct ZstdFrames<R: Read> {
-    state: FrameState<R>,
+    source: std::io::BufReader<Counted<R>>,
+    decoder: zstd::stream::raw::Decoder<'static>,
+    /// The frame being decoded, if any: its offset in the input, and how much it has decoded.
+    frame: Option<(u64, u64)>,
     frames: usize,
+    ended: bool,
     /// The data, in messages.
     what: String,
     /// Its offset in the input.
     base: u64,
 }
 
-type Frame<R> = ruzstd::decoding::StreamingDecoder<
-    std::io::Chain<std::io::Cursor<[u8; 4]>, std::io::BufReader<Counted<R>>>,
-    ruzstd::decoding::FrameDecoder,
->;
-
-enum FrameState<R: Read> {
-    Between(std::io::BufReader<Counted<R>>),
-    /// In a frame that starts at this byte offset, and has decoded this much.
-    In(Box<Frame<R>>, u64, u64),
-    Done,
-}
-
 impl<R: Read> ZstdFrames<R> {
-    fn new(reader: std::io::BufReader<Counted<R>>, what: &str, base: u64) -> ZstdFrames<R> {
+    fn new(source: std::io::BufReader<Counted<R>>, what: &str, base: u64) -> ZstdFrames<R> {
         ZstdFrames {
-            state: FrameState::Between(reader),
+            source,
+            // It fails only where an allocation does, which aborts anywhere else.
+            decoder: zstd::stream::raw::Decoder::new()
+                .expect("libzstd allocates a decompression context"),
+            frame: None,
             frames: 0,
+            ended: false,
             what: what.to_owned(),
             base,
         }
@@ -376,100 +578,70 @@ impl<R: Read> ZstdFrames<R> {
 
     /// How far into the input the frames have been read.
     fn offset(&self) -> u64 {
-        self.base
-            + match &self.state {
-                FrameState::Between(reader) => consumed(reader),
-                FrameState::In(frame, ..) => consumed(frame.get_ref().get_ref().1),
-                FrameState::Done => 0,
-            }
+        self.base + consumed(&self.source)
     }
 
-    /// Decompressed bytes into `buf`; `Err` says why the data cannot be read on.
+    /// Decompressed bytes into `buf`; `Err` says why the data cannot be read on. `decoded`: by
+    /// every frame so far.
     fn read(&mut self, buf: &mut [u8], decoded: u64) -> Result<usize, String> {
-        // (`decoded`: by every frame so far.)
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
         let what = &self.what;
         loop {
-            match std::mem::replace(&mut self.state, FrameState::Done) {
-                FrameState::Done => return Ok(0),
-                FrameState::In(mut frame, start, in_frame) => match frame.read(buf) {
-                    Ok(0) => {
-                        let stored = frame.decoder.get_checksum_from_data();
-                        let computed = frame.decoder.get_calculated_checksum();
-                        if let (Some(stored), Some(computed)) = (stored, computed)
-                            && stored != computed
-                        {
-                            return Err(format!(
-                                "{what}: the zstd frame at byte offset {start} fails its checksum (content corrupt)"
-                            ));
-                        }
+            if self.ended || buf.is_empty() {
+                return Ok(0);
+            }
+            let at = self.base + consumed(&self.source);
+            let input = match std::io::BufRead::fill_buf(&mut self.source) {
+                Ok(input) => input,
+                Err(e) => {
+                    self.ended = true;
+                    return Err(e.to_string());
+                }
+            };
+            if input.is_empty() {
+                self.ended = true;
+                return match self.frame {
+                    Some((start, in_frame)) => Err(format!(
+                        "{what}: the zstd frame at byte offset {start} is cut short at byte offset {at}, after {in_frame} decompressed bytes"
+                    )),
+                    None if self.frames == 0 && decoded == 0 => Err(format!(
+                        "{what}: holds no zstd frame at byte offset {}",
+                        self.base
+                    )),
+                    None => Ok(0),
+                };
+            }
+            // As many bytes as a message shows, should this not be a frame.
+            let found = hex_prefix(&input[..input.len().min(9)]);
+            let mut src = InBuffer::around(input);
+            let mut dst = OutBuffer::around(&mut *buf);
+            let run = self.decoder.run(&mut src, &mut dst);
+            let (used, written) = (src.pos(), dst.pos());
+            std::io::BufRead::consume(&mut self.source, used);
+            match run {
+                Ok(hint) => {
+                    self.frame.get_or_insert((at, 0)).1 += written as u64;
+                    if hint == 0 {
+                        // The frame is whole (its checksum, if it has one, verified), and the
+                        // decoder is ready for the next one.
                         self.frames += 1;
-                        self.state = FrameState::Between(frame.into_inner().into_inner().1);
+                        self.frame = None;
                     }
-                    Ok(n) => {
-                        self.state = FrameState::In(frame, start, in_frame + n as u64);
-                        return Ok(n);
+                    if written > 0 {
+                        return Ok(written);
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                        self.state = FrameState::In(frame, start, in_frame);
-                    }
-                    Err(e) => {
-                        let reached = self.base + consumed(frame.get_ref().get_ref().1);
-                        return Err(format!(
-                            "{what}: the zstd frame at byte offset {start} is corrupt or cut short near byte offset {reached}, after {in_frame} decompressed bytes: {e}"
-                        ));
-                    }
-                },
-                FrameState::Between(mut reader) => {
-                    let start = self.base + consumed(&reader);
-                    let mut magic = [0u8; 4];
-                    let n = read_up_to(&mut reader, &mut magic).map_err(|e| e.to_string())?;
-                    if n == 0 {
-                        if self.frames == 0 && decoded == 0 {
-                            return Err(format!(
-                                "{what}: holds no zstd frame at byte offset {}",
-                                self.base
-                            ));
-                        }
-                        return Ok(0);
-                    }
-                    let value = u32::from_le_bytes(magic);
-                    if n == 4 && (0x184D_2A50..=0x184D_2A5F).contains(&value) {
-                        let mut len = [0u8; 4];
-                        let skipped = match read_up_to(&mut reader, &mut len) {
-                            Ok(4) => {
-                                let len = u64::from(u32::from_le_bytes(len));
-                                std::io::copy(&mut (&mut reader).take(len), &mut std::io::sink())
-                                    .map(|copied| copied == len)
-                                    .unwrap_or(false)
-                            }
-                            _ => false,
-                        };
-                        if !skipped {
-                            return Err(format!(
-                                "{what}: the skippable zstd frame at byte offset {start} is cut short"
-                            ));
-                        }
-                        self.state = FrameState::Between(reader);
-                        continue;
-                    }
-                    if n < 4 || magic != ZSTD_MAGIC {
-                        // As many bytes as `unzstd` shows (the stream ends here anyway).
-                        let mut found = magic[..n].to_vec();
-                        let _ = (&mut reader).take(5).read_to_end(&mut found);
-                        return Err(format!(
-                            "{what}: expected a zstd frame at byte offset {start}, found bytes {}",
-                            hex_prefix(&found)
-                        ));
-                    }
-                    let source = std::io::Cursor::new(magic).chain(reader);
-                    match ruzstd::decoding::StreamingDecoder::new(source) {
-                        Ok(frame) => self.state = FrameState::In(Box::new(frame), start, 0),
-                        Err(e) => {
-                            return Err(format!(
-                                "{what}: the zstd frame at byte offset {start} has a bad header: {e}"
-                            ));
-                        }
-                    }
+                }
+                Err(e) => {
+                    self.ended = true;
+                    let reached = self.base + consumed(&self.source);
+                    return Err(match self.frame {
+                        Some((start, in_frame)) => format!(
+                            "{what}: the zstd frame at byte offset {start} is corrupt near byte offset {reached}, after {in_frame} decompressed bytes: {e}"
+                        ),
+                        None => format!(
+                            "{what}: expected a zstd frame at byte offset {at}, found bytes {found} ({e})"
+                        ),
+                    });
                 }
             }
         }
@@ -508,16 +680,112 @@ mod tests {
         ));
     }
 
+    /// `len` bytes of gzip or zstd data (a bomb when `len` is over the limit).
+    fn zeros(zstd: bool, len: usize) -> Vec<u8> {
+        let zeros = vec![0u8; len];
+        if zstd {
+            return zstd::bulk::compress(&zeros, 1).unwrap();
+        }
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut enc, &zeros).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn decompress_beside_others(
+        packed: &[u8],
+        limit: u64,
+        memory: &Arc<MemoryBudget>,
+    ) -> Result<Decompressed, Failure> {
+        let mut budget = Budget::with_memory(limit, Memory::beside_others(memory));
+        budget.keep_first = 1 << 20;
+        if packed.starts_with(&GZIP_MAGIC) {
+            gunzip(packed, &mut budget)
+        } else {
+            unzstd(packed, &mut budget, "the zstd data", 0)
+        }
+    }
+
+    #[test]
+    fn bombs_decoded_side_by_side_hold_no_more_than_the_memory_budget() {
+        // Eight bombs of 16 MiB over a limit of 8 MiB, on eight threads at once, under a
+        // budget of 3 MiB, each kept in memory up to 1 MiB before its size is known: all are
+        // refused at the limit, and no more than the budget was ever held.
+        let memory = MemoryBudget::new(3 << 20);
+        let bombs: Vec<Vec<u8>> = (0..8).map(|i| zeros(i % 2 == 0, 16 << 20)).collect();
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = bombs
+                .iter()
+                .map(|bomb| scope.spawn(|| decompress_beside_others(bomb, 8 << 20, &memory)))
+                .collect();
+            for thread in threads {
+                match thread.join().unwrap() {
+                    Err(Failure::TooLarge(why)) => assert!(why.contains("8 MiB"), "{why}"),
+                    other => panic!("{other:?}"),
+                }
+            }
+        });
+        assert!(memory.peak.load(Ordering::Relaxed) <= 3 << 20);
+        assert_eq!(memory.held.load(Ordering::Relaxed), 0, "all given back");
+    }
+
+    #[test]
+    fn an_input_that_finds_the_budget_taken_is_read_again_alone() {
+        let memory = MemoryBudget::new(3 << 20);
+        for zstd in [false, true] {
+            // Smaller than the bytes kept before its size is known: kept as it is decoded.
+            let small = zeros(zstd, 700 << 10);
+            let one = decompress_beside_others(&small, 8 << 20, &memory).unwrap();
+            assert_eq!(one.data.len(), 700 << 10);
+            assert_eq!(memory.held.load(Ordering::Relaxed), 700 << 10);
+            // Larger: decoded again once its size is known, all of it held then.
+            let large = zeros(zstd, 2 << 20);
+            let two = decompress_beside_others(&large, 8 << 20, &memory).unwrap();
+            assert_eq!(two.data, vec![0; 2 << 20]);
+            // The budget is taken: deferred, holding nothing.
+            let deferred = Memory::beside_others(&memory);
+            let mut budget = Budget::with_memory(8 << 20, deferred.clone());
+            budget.keep_first = 1 << 20;
+            let third = unzstd(&zeros(true, 700 << 10), &mut budget, "the zstd data", 0);
+            assert!(matches!(third, Err(Failure::Deferred)), "{third:?}");
+            assert!(deferred.was_deferred());
+            assert_eq!(memory.held.load(Ordering::Relaxed), (2 << 20) + (700 << 10));
+            // Alone, it may take more than the budget.
+            let mut alone = Budget::with_memory(8 << 20, Memory::alone(&memory));
+            alone.keep_first = 1 << 20;
+            let third = gunzip(&zeros(false, 3 << 20), &mut alone).unwrap();
+            assert_eq!(third.data.len(), 3 << 20);
+            drop((one, two, third));
+            assert_eq!(memory.held.load(Ordering::Relaxed), 0);
+        }
+    }
+
+    #[test]
+    fn a_cut_stream_decoded_twice_keeps_the_same_bytes() {
+        // Over the bytes kept before its size is known, and cut short: the second decoding
+        // stops where the first did, and says why.
+        let memory = MemoryBudget::new(u64::MAX);
+        let text: Vec<u8> = (0..800_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        for zstd in [false, true] {
+            let packed = if zstd {
+                zstd::bulk::compress(&text, 1).unwrap()
+            } else {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                std::io::Write::write_all(&mut enc, &text).unwrap();
+                enc.finish().unwrap()
+            };
+            let cut = &packed[..packed.len() - 1000];
+            let read = decompress_beside_others(cut, u64::MAX, &memory).unwrap();
+            assert!(read.data.len() > 1 << 20, "{}", read.data.len());
+            assert!(text.starts_with(&read.data));
+            assert!(read.corrupt.unwrap().contains("cut short"));
+        }
+    }
+
     #[test]
     fn zstd_reads_several_frames_and_skips_skippable_ones() {
-        let a = ruzstd::encoding::compress_to_vec(
-            &b"hello "[..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
-        let b = ruzstd::encoding::compress_to_vec(
-            &b"world"[..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
+        let a = zstd::bulk::compress(&b"hello "[..], 1).unwrap();
+        let b = zstd::bulk::compress(&b"world"[..], 1).unwrap();
         let mut both = a.clone();
         both.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 9, 9]);
         both.extend_from_slice(&b);
@@ -572,10 +840,7 @@ mod tests {
     #[test]
     fn a_read_that_fails_under_a_decoder_is_an_error_not_corruption() {
         let long: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
-        let zstd = ruzstd::encoding::compress_to_vec(
-            &long[..],
-            ruzstd::encoding::CompressionLevel::Fastest,
-        );
+        let zstd = zstd::bulk::compress(&long[..], 1).unwrap();
         let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gzip, &long).unwrap();
         let gzip = gzip.finish().unwrap();
@@ -598,9 +863,7 @@ mod tests {
 
     #[test]
     fn a_stream_decodes_what_a_whole_read_decodes() {
-        let zstd = |text: &[u8]| {
-            ruzstd::encoding::compress_to_vec(text, ruzstd::encoding::CompressionLevel::Fastest)
-        };
+        let zstd = |text: &[u8]| zstd::bulk::compress(text, 1).unwrap();
         let gzip = |text: &[u8]| {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             std::io::Write::write_all(&mut enc, text).unwrap();

@@ -25,7 +25,7 @@ mod sources;
 pub mod vendor;
 mod zipkin;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -33,7 +33,10 @@ use serde::{Serialize, Serializer};
 
 pub use baseline::read_baseline;
 pub use clickhouse::{Store, StoreFacts, StoreUrl, read_store};
-pub use large::{FirstPass, Plan, Signals, first_pass, plan, second_pass};
+pub use large::{
+    FirstPass, Plan, Signals, first_pass, first_pass_by_conversation, plan, second_pass,
+    second_pass_in_full,
+};
 pub use sources::{Expanded, Source, expand};
 
 use crate::model::{AbortRecord, Diagnostic, Span, TraceId, VendorEvent};
@@ -224,6 +227,9 @@ pub(crate) struct Survey {
     pub links: Vec<(TraceId, TraceId)>,
     /// Hashes of the conversation ids seen.
     pub conversations: HashSet<u64>,
+    /// When asked for (`inspect` and `explain`, which keep traces by conversation): every
+    /// trace, with the first conversation id (hashed) its spans name.
+    pub traces: Option<FxHashMap<TraceId, Option<u64>>>,
 }
 
 impl Survey {
@@ -234,6 +240,10 @@ impl Survey {
         }
         self.links
             .extend(span.links_to.into_iter().map(|to| (to, trace)));
+        if let Some(traces) = &mut self.traces {
+            let named = traces.entry(trace).or_default();
+            *named = named.or(span.conversation);
+        }
         self.conversations.extend(span.conversation);
     }
 
@@ -241,6 +251,12 @@ impl Survey {
         self.may_abort.extend(other.may_abort);
         self.links.extend(other.links);
         self.conversations.extend(other.conversations);
+        if let (Some(traces), Some(more)) = (&mut self.traces, other.traces) {
+            for (trace, conversation) in more {
+                let named = traces.entry(trace).or_default();
+                *named = named.or(conversation);
+            }
+        }
     }
 }
 
@@ -317,10 +333,17 @@ pub struct IngestOptions {
     /// of a framed stream together). Past it the input is refused as a likely decompression
     /// bomb.
     pub max_decompressed: u64,
+    /// The most input bytes the reads in progress may hold in memory at once, all inputs
+    /// together: the files read whole and what compressed inputs decompress to (see
+    /// `compress::MemoryBudget`). An input that needs more is read alone.
+    pub memory_budget: u64,
     /// An audit reads OTLP/JSON Lines files larger than this (a compressed one counted at 8
     /// bytes a compressed byte) in two passes (a survey, then only the traces that matter), so
     /// memory follows the aborted turns, not the input.
     pub survey_above: u64,
+    /// `inspect` reads a large export back in groups of conversations of about this much span
+    /// text (`large::by_conversation`).
+    pub inspect_group: u64,
 }
 
 /// 64 MiB: below it, reading everything at once costs little memory and one pass.
@@ -333,10 +356,24 @@ pub const DEFAULT_SURVEY_ABOVE: u64 = 64 << 20;
 /// and a fixed ceiling is one number a user can reason about and raise.
 pub const DEFAULT_MAX_DECOMPRESSED: u64 = 1 << 30;
 
+/// 128 MiB of span text: its spans, built with every attribute, take about as much memory
+/// again, and their join as much once more. Smaller groups cost more reads (a plain file's
+/// spans of one group lie scattered through it) and, for a compressed file, one more
+/// decompression each.
+pub const DEFAULT_INSPECT_GROUP: u64 = 128 << 20;
+
+/// 1 GiB, as much as the decompression limit lets one input decompress to: bombs read side by
+/// side hold no more together than one could. Genuine inputs read whole are far smaller (an
+/// OTLP/JSON Lines export over 64 MiB is read in two passes, holding 32 MiB), so the budget
+/// only makes inputs wait their turn when many large ones are read whole at once.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
+
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
             max_decompressed: DEFAULT_MAX_DECOMPRESSED,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            inspect_group: DEFAULT_INSPECT_GROUP,
             survey_above: DEFAULT_SURVEY_ABOVE,
         }
     }
@@ -498,6 +535,7 @@ pub fn parse_input_with(
     options: &IngestOptions,
 ) -> (InputReport, Vec<Span>) {
     let vendors = crate::rules::builtin_vendor_mappings();
-    let read = sniff::parse_any(path, bytes, options, &vendors, InputKind::Traces);
+    let memory = compress::Memory::alone(&compress::MemoryBudget::new(options.memory_budget));
+    let read = sniff::parse_any(path, bytes, options, &vendors, InputKind::Traces, &memory);
     (read.report, read.spans)
 }

@@ -351,7 +351,9 @@ pub(crate) fn read_framed(
                     ));
                     continue;
                 }
-                Err(Failure::TooLarge(why)) => return Err(why),
+                Err(failure @ (Failure::TooLarge(_) | Failure::Deferred)) => {
+                    return Err(failure.message());
+                }
                 Err(Failure::Corrupt(why)) => {
                     out.diagnostics.push(Diagnostic::error(
                         input,

@@ -16,17 +16,35 @@ use super::{
 use crate::model::{Code, Diagnostic, Severity};
 use crate::rules::VendorMapping;
 
+/// An input read whole was deferred: the reads beside it held too much of the memory budget
+/// (see `compress::Memory`).
+#[derive(Debug)]
+pub(super) struct Deferred;
+
+/// Reads an input whole, holding its bytes (and what they decompress to) of the memory budget
+/// while it is parsed.
 pub(super) fn read_source(
     source: &Source,
     options: &IngestOptions,
     vendors: &[VendorMapping],
     kind: InputKind,
-) -> InputRead {
+    memory: &compress::Memory,
+) -> Result<InputRead, Deferred> {
     let path = source.display();
-    match read_bytes(source) {
-        Ok(bytes) => parse_any(&path, &bytes, options, vendors, kind),
+    // The file's bytes are held while it is read; standard input, whose size is not known
+    // before it is read, is read alone.
+    let size = match source {
+        Source::Path(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+        Source::Stdin if memory.is_alone() => 0,
+        Source::Stdin => return Err(Deferred),
+    };
+    let Some(held) = memory.hold(size) else {
+        return Err(Deferred);
+    };
+    let read = match read_bytes(source) {
+        Ok(bytes) => parse_any(&path, &bytes, options, vendors, kind, memory),
         Err(e) => {
-            let mut read = parse_any(&path, b"", options, vendors, kind);
+            let mut read = parse_any(&path, b"", options, vendors, kind, memory);
             read.report.error = Some(match source {
                 Source::Path(p) if is_glob(p) && !p.exists() => match glob::Pattern::new(&path) {
                     Err(e) => format!("{path}: not a valid glob pattern: {e}"),
@@ -37,7 +55,12 @@ pub(super) fn read_source(
             read.report.format = Format::Unknown;
             read
         }
+    };
+    drop(held);
+    if memory.was_deferred() {
+        return Err(Deferred);
     }
+    Ok(read)
 }
 
 /// Parses one input: traces or a vendor event log, recognised by content, or what the user
@@ -48,6 +71,7 @@ pub(super) fn parse_any(
     options: &IngestOptions,
     vendors: &[VendorMapping],
     kind: InputKind,
+    memory: &compress::Memory,
 ) -> InputRead {
     let mut report = InputReport {
         path: path.to_owned(),
@@ -58,7 +82,7 @@ pub(super) fn parse_any(
         error: None,
     };
     let input: Arc<str> = Arc::from(path);
-    match parse(&input, bytes, options, vendors, kind) {
+    match parse(&input, bytes, options, vendors, kind, memory) {
         Ok(ReadAs {
             format,
             compression,
@@ -102,26 +126,7 @@ pub(super) fn parse_any(
                 };
             }
             if parsed.spans_read == 0 && format != Format::Empty {
-                let errors = report
-                    .diagnostics
-                    .iter()
-                    .filter(|d| d.severity == Severity::Error)
-                    .count();
-                let what = if format.is_binary() {
-                    "messages"
-                } else {
-                    "records"
-                };
-                report.error = Some(if errors > 0 {
-                    format!(
-                        "{path}: no spans could be read ({errors} malformed {what}, see the diagnostics)"
-                    )
-                } else {
-                    format!(
-                        "{path}: holds no spans: the {} {what} in it are empty",
-                        format.describe()
-                    )
-                });
+                report.error = Some(no_spans_read(path, format, &report.diagnostics));
             }
             InputRead {
                 report,
@@ -139,6 +144,29 @@ pub(super) fn parse_any(
                 aborts: Vec::new(),
             }
         }
+    }
+}
+
+/// Why an input of `format` in which no span was read is unusable: its records were
+/// malformed (`diagnostics` say how), or empty. One wording for a whole read and a two-pass
+/// read.
+pub(super) fn no_spans_read(path: &str, format: Format, diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let what = if format.is_binary() {
+        "messages"
+    } else {
+        "records"
+    };
+    if errors > 0 {
+        format!("{path}: no spans could be read ({errors} malformed {what}, see the diagnostics)")
+    } else {
+        format!(
+            "{path}: holds no spans: the {} {what} in it are empty",
+            format.describe()
+        )
     }
 }
 
@@ -169,12 +197,13 @@ fn parse(
     options: &IngestOptions,
     vendors: &[VendorMapping],
     kind: InputKind,
+    memory: &compress::Memory,
 ) -> Result<ReadAs, String> {
-    let mut budget = compress::Budget::new(options.max_decompressed);
+    let mut budget = compress::Budget::with_memory(options.max_decompressed, memory.clone());
     let (outer, data, corrupt) = if bytes.starts_with(&compress::GZIP_MAGIC) {
         let d = compress::gunzip(bytes, &mut budget).map_err(compress::Failure::message)?;
         (Compression::Gzip, Cow::Owned(d.data), d.corrupt)
-    } else if bytes.starts_with(&compress::ZSTD_MAGIC) {
+    } else if compress::starts_zstd(bytes) {
         let d = compress::unzstd(bytes, &mut budget, "the zstd data", 0)
             .map_err(compress::Failure::message)?;
         (Compression::Zstd, Cow::Owned(d.data), d.corrupt)
@@ -182,7 +211,7 @@ fn parse(
         (Compression::None, Cow::Borrowed(bytes), None)
     };
     if outer != Compression::None
-        && (data.starts_with(&compress::GZIP_MAGIC) || data.starts_with(&compress::ZSTD_MAGIC))
+        && (data.starts_with(&compress::GZIP_MAGIC) || compress::starts_zstd(&data))
     {
         return Err(format!(
             "{}-compressed data that is compressed again inside; decompress it first",
@@ -267,8 +296,54 @@ fn parse_plain(
                 "{json_error}; if it is a vendor event log, describe it with a [[vendor]] mapping in abortaudit.toml (`abortaudit rules` shows the built-in ones)"
             )),
         },
-        _ => parse_binary(input, bytes, budget),
+        // Not JSON at its start, nor protobuf: an OTLP/JSON Lines file whose first line is the
+        // end of a record cut off (a rotation mid-line) is still read.
+        _ => parse_binary(input, bytes, budget).or_else(|why| {
+            if !otlp_lines_after_a_bad_first_line(&text[first..], true) {
+                return Err(why);
+            }
+            let mut parsed = Parsed::default();
+            otlp_json::read_lines(input, text, &mut parsed);
+            Ok((Format::OtlpJsonLines, false, parsed))
+        }),
     }
+}
+
+/// How many lines the sniffer reads, at most, for a whole OTLP/JSON record when the first
+/// line of an input is not one (docs/formats.md).
+pub(super) const SNIFF_LINES: usize = 16;
+
+/// Whether `text` (from its first non-blank byte) is OTLP/JSON Lines whose first line is not
+/// a whole record: a file rotated or cut in the middle of a record, or a line of something
+/// else at its head. It is so when `text` is not one JSON document (a pretty-printed document
+/// spans lines) and one of its first `SNIFF_LINES` non-blank lines after the first is a whole
+/// OTLP traces record. The first line is then read as a record, and says what is wrong with
+/// it (`malformed-json`, `invalid-otlp`, `not-traces`).
+///
+/// `complete`: `text` is the whole input. The two-pass planner gives only the start of a large
+/// file, and trusts only what that start settles: a JSON error that is not the end of the text,
+/// and lines that end in it; it must never say yes where the whole read, which has all of the
+/// text, says no.
+pub(super) fn otlp_lines_after_a_bad_first_line(text: &[u8], complete: bool) -> bool {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(text) {
+        Ok(_) => return false,
+        Err(e) if !complete && e.is_eof() => return false,
+        Err(_) => {}
+    }
+    let mut lines: Vec<&[u8]> = text.split(|b| *b == b'\n').collect();
+    if !complete {
+        // The last piece may be cut by the end of what was read.
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .filter(|line| !line.trim_ascii().is_empty())
+        .take(SNIFF_LINES)
+        .skip(1)
+        .any(|line| {
+            let line = line.trim_ascii();
+            line.first() == Some(&b'{') && otlp_json::shape_of(line) == Shape::OtlpTraces
+        })
 }
 
 /// A vendor event log, through the mappings.
@@ -348,6 +423,11 @@ fn parse_json(input: &Arc<str>, text: &[u8], first: usize) -> Result<(Format, Pa
         }
         otlp_json::read_document(input, text, &mut parsed).map_err(|e| syntax_error(&e, false))?;
         return Ok((Format::OtlpJson, parsed));
+    }
+    // A first line that is not a whole record, in a file whose other lines are.
+    if otlp_lines_after_a_bad_first_line(&text[first..], true) {
+        otlp_json::read_lines(input, text, &mut parsed);
+        return Ok((Format::OtlpJsonLines, parsed));
     }
 
     // A document that fails to parse at all is reported with serde's position.
@@ -467,6 +547,7 @@ mod tests {
             &IngestOptions::default(),
             &crate::rules::builtin_vendor_mappings(),
             InputKind::Traces,
+            &compress::Memory::alone(&compress::MemoryBudget::new(u64::MAX)),
         )
     }
 

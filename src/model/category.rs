@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
-    /// The server gave up before its commit point: the write did not land.
+    /// The work was stopped before its commit point (a check of the client, a deadline, a
+    /// cancel): the write did not land.
     PreCommitAbort,
     /// The server committed after the abort and answered nobody.
     ClientGone,
@@ -43,7 +44,7 @@ impl Category {
     pub fn description(self) -> &'static str {
         match self {
             Category::PreCommitAbort => {
-                "the server noticed the closed connection before its commit point and rolled back: the write did not land"
+                "the work was stopped before its commit point (the server saw the client go, a deadline pass or a cancel) and rolled back: the write did not land"
             }
             Category::ClientGone => "the server committed after the abort and answered nobody",
             Category::LateQueued => {
@@ -63,7 +64,7 @@ impl Category {
     pub fn help(self) -> &'static str {
         match self {
             Category::PreCommitAbort => {
-                "Nothing landed: the server saw the client go before its commit point and rolled back. Nothing to repair; keep the server's check of the connection before it commits."
+                "Nothing landed: the work was stopped before its commit point, by the server's check of its client, a deadline it honoured or a cancel (the finding's prevention says which). Nothing to repair; keep that protocol in place."
             }
             Category::ClientGone => {
                 "The write landed for a conversation the user had stopped, and the agent never learnt it. Reconcile it (refund, retract, undo), then send an idempotency key with the write and have the server check the client is still there before it commits, or make the tool call wait for the answer before the abort completes."

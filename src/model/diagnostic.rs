@@ -43,13 +43,17 @@ pub enum Code {
     ConflictingDuplicate,
     /// A directory link that leads back into a directory already being read.
     SymlinkLoop,
+    /// A key OTLP/JSON does not define, holding a list of objects where spans are expected.
+    UnknownField,
+    /// A record beyond what abortaudit reads: too long, nested too deep, a number too large.
+    OverLimit,
     /// A store's span links were followed as far as the survey goes; traces linked further
     /// were not read.
     LinkDepth,
 }
 
 impl Code {
-    pub const ALL: [Code; 14] = [
+    pub const ALL: [Code; 16] = [
         Code::MalformedJson,
         Code::TruncatedLine,
         Code::InvalidOtlp,
@@ -63,6 +67,8 @@ impl Code {
         Code::CorruptCompression,
         Code::ConflictingDuplicate,
         Code::SymlinkLoop,
+        Code::UnknownField,
+        Code::OverLimit,
         Code::LinkDepth,
     ];
 
@@ -81,6 +87,8 @@ impl Code {
             Code::CorruptCompression => "corrupt-compression",
             Code::ConflictingDuplicate => "conflicting-duplicate",
             Code::SymlinkLoop => "symlink-loop",
+            Code::UnknownField => "unknown-field",
+            Code::OverLimit => "over-limit",
             Code::LinkDepth => "link-depth",
         }
     }
@@ -117,6 +125,12 @@ impl Code {
             }
             Code::SymlinkLoop => {
                 "a directory link that leads back into a directory being read; it is not followed"
+            }
+            Code::UnknownField => {
+                "a key OTLP/JSON does not define, holding a list of objects where spans are expected; it is ignored, and any spans in it are not read"
+            }
+            Code::OverLimit => {
+                "a record beyond the limits abortaudit reads (docs/limits.md): a line of 4 GiB or more, nesting deeper than 128 levels, a number beyond the range of a 64-bit float; it is skipped"
             }
             Code::LinkDepth => {
                 "a store's span links were followed to the survey's depth; traces linked further were not read"

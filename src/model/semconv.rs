@@ -12,6 +12,7 @@ pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
 pub const HTTP_REQUEST_METHOD: [&str; 2] = ["http.request.method", "http.method"];
 pub const HTTP_RESPONSE_STATUS_CODE: [&str; 2] = ["http.response.status_code", "http.status_code"];
 pub const URL_FULL: [&str; 2] = ["url.full", "http.url"];
+pub const URL_PATH: [&str; 2] = ["url.path", "http.target"];
 
 pub const DB_SYSTEM: [&str; 2] = ["db.system.name", "db.system"];
 pub const DB_OPERATION: [&str; 2] = ["db.operation.name", "db.operation"];

@@ -43,6 +43,10 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         ];
         lines.extend(f.evidence.iter().cloned());
         lines.push(format!(
+            "what would have stopped it: {}",
+            words::prevention(f)
+        ));
+        lines.push(format!(
             "{}; signature {}",
             words::standing(standing, view.allow_rule(standing)),
             f.signature
@@ -54,6 +58,19 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             properties.join(","),
             message.join("%0A")
         )?;
+    }
+    if view.gate.fail_on_unprotected_tools {
+        for tool in &view.gate.unprotected_tools {
+            let title = format!("abortaudit: {tool} has no cancellation protocol");
+            writeln!(
+                out,
+                "::error title={}::{}",
+                github_property(&title),
+                github_data(&format!(
+                    "{tool} has late writes, and none of its calls in the aborted turns showed a commit-point check, a deadline or an out-of-band cancel"
+                ))
+            )?;
+        }
     }
     for line in view.summary.lines() {
         writeln!(out, "{}", github_data(&line))?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
 use super::{InspectView, ScanView};
-use crate::classify::{Finding, Standing};
+use crate::classify::{Compensation, Finding, Prevention, ProtocolRow, Standing};
 use crate::ingest::{Counts, InputReport, StoreFacts};
 use crate::model::BaselineFinding;
 use crate::model::diagnostic::Diagnostic;
@@ -89,6 +89,56 @@ struct JsonSummary<'a> {
     suppressed: u64,
     known: u64,
     gate: Gate<'a>,
+    /// Which mechanisms the tool calls of the aborted turns had, per tool and per service.
+    protocols: Protocols<'a>,
+}
+
+#[derive(Serialize)]
+struct Protocols<'a> {
+    by_tool: Vec<ToolRow<'a>>,
+    by_service: Vec<ServiceRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct ToolRow<'a> {
+    tool: &'a str,
+    #[serde(flatten)]
+    counts: RowCounts,
+}
+
+#[derive(Serialize)]
+struct ServiceRow<'a> {
+    service: &'a str,
+    #[serde(flatten)]
+    counts: RowCounts,
+}
+
+#[derive(Serialize)]
+struct RowCounts {
+    calls: u64,
+    late_writes: u64,
+    commit_check: u64,
+    deadline: u64,
+    cancel: u64,
+    idempotency_key: u64,
+    compensated: u64,
+    /// Some call had a commit check, a deadline or a cancel.
+    cancellation_protocol: bool,
+}
+
+impl From<&ProtocolRow> for RowCounts {
+    fn from(r: &ProtocolRow) -> Self {
+        RowCounts {
+            calls: r.calls,
+            late_writes: r.late_writes,
+            commit_check: r.commit_check,
+            deadline: r.deadline,
+            cancel: r.cancel,
+            idempotency_key: r.idempotency_key,
+            compensated: r.compensated,
+            cancellation_protocol: r.has_protocol(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -130,6 +180,11 @@ struct Gate<'a> {
     allow_expired: &'a [AllowRule],
     /// The previous run compared against (`--baseline`), or null.
     baseline: Option<Baseline<'a>>,
+    /// `[gate] fail_on_unprotected_tools`.
+    fail_on_unprotected_tools: bool,
+    /// Tools with late writes and no cancellation protocol (failing the gate only with
+    /// `fail_on_unprotected_tools`).
+    unprotected_tools: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -193,6 +248,63 @@ struct JsonFinding<'a> {
     delay_ms: Option<f64>,
     join: Option<&'a str>,
     evidence: &'a [String],
+    /// What would have stopped the write, one entry per mechanism.
+    prevention: Vec<JsonPrevention<'a>>,
+    /// A reversing write after it, or null.
+    compensated: Option<JsonCompensation<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonPrevention<'a> {
+    mechanism: &'static str,
+    present: bool,
+    would_have_stopped: Option<bool>,
+    margin_ms: Option<f64>,
+    detail: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonCompensation<'a> {
+    operation: &'a str,
+    service: &'a str,
+    event_id: Option<&'a str>,
+    span_id: Option<String>,
+    time: String,
+    time_unix_nano: String,
+    time_precision_ns: String,
+    delay_ms: f64,
+}
+
+/// Nanoseconds as milliseconds, truncated to the microsecond.
+fn ms(ns: i128) -> f64 {
+    (ns / 1_000) as f64 / 1_000.0
+}
+
+impl<'a> From<&'a Prevention> for JsonPrevention<'a> {
+    fn from(p: &'a Prevention) -> Self {
+        JsonPrevention {
+            mechanism: p.mechanism.as_str(),
+            present: p.present,
+            would_have_stopped: p.would_have_stopped,
+            margin_ms: p.margin_ns.map(ms),
+            detail: &p.detail,
+        }
+    }
+}
+
+impl<'a> From<&'a Compensation> for JsonCompensation<'a> {
+    fn from(c: &'a Compensation) -> Self {
+        JsonCompensation {
+            operation: &c.operation,
+            service: &c.service,
+            event_id: c.event_id.as_deref(),
+            span_id: c.span_id.map(|s| s.to_string()),
+            time: rfc3339(c.time),
+            time_unix_nano: c.time.to_string(),
+            time_precision_ns: c.precision.to_string(),
+            delay_ms: ms(c.delay_ns),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -274,15 +386,19 @@ fn finding<'a>(
             inferred: w.inferred,
         }),
         // Rounded to the microsecond; the exact value is in the two *_unix_nano fields.
-        delay_ms: f.delay_ns().map(|ns| (ns / 1_000) as f64 / 1_000.0),
+        delay_ms: f.delay_ns().map(ms),
         join: f.join.as_deref(),
         evidence: &f.evidence,
+        prevention: f.prevention.iter().map(JsonPrevention::from).collect(),
+        compensated: f.compensated.as_ref().map(JsonCompensation::from),
     }
 }
 
 pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let summary = view.summary;
     let gate = view.gate;
+    let by_tool = view.audit.protocols_by_tool();
+    let by_service = view.audit.protocols_by_service();
     let report = ScanReport {
         schema: "abortaudit/v1",
         summary: JsonSummary {
@@ -328,6 +444,24 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
                     new: b.new,
                     gone: b.gone.iter().map(GoneFinding::from).collect(),
                 }),
+                fail_on_unprotected_tools: gate.fail_on_unprotected_tools,
+                unprotected_tools: &gate.unprotected_tools,
+            },
+            protocols: Protocols {
+                by_tool: by_tool
+                    .iter()
+                    .map(|r| ToolRow {
+                        tool: &r.name,
+                        counts: r.into(),
+                    })
+                    .collect(),
+                by_service: by_service
+                    .iter()
+                    .map(|r| ServiceRow {
+                        service: &r.name,
+                        counts: r.into(),
+                    })
+                    .collect(),
             },
         },
         findings: view

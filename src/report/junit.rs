@@ -41,6 +41,10 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         ("fail_on", fail_on.join(",")),
         ("inferred_aborts", view.gate.inferred_aborts.to_string()),
         ("gate_failed", view.gate.failed.to_string()),
+        (
+            "fail_on_unprotected_tools",
+            view.gate.fail_on_unprotected_tools.to_string(),
+        ),
     ] {
         writeln!(
             out,
@@ -158,6 +162,34 @@ fn cases(view: &ScanView<'_>) -> Vec<Case> {
             });
         }
     }
+    // With `[gate] fail_on_unprotected_tools`, a tool with late writes and no cancellation
+    // protocol fails the gate by itself: a failing case each.
+    if view.gate.fail_on_unprotected_tools {
+        let rows = view.audit.protocols_by_tool();
+        for tool in &view.gate.unprotected_tools {
+            let row = rows.iter().find(|r| &r.name == tool);
+            let message = format!(
+                "{tool} has late writes, and none of its calls in the aborted turns showed a commit-point check, a deadline or an out-of-band cancel"
+            );
+            let mut body = vec![message.clone()];
+            if let Some(row) = row {
+                body.push(format!(
+                    "{} calls, {} late writes; {} with an idempotency key, {} compensated",
+                    row.calls, row.late_writes, row.idempotency_key, row.compensated
+                ));
+            }
+            cases.push(Case {
+                name: format!("tool {tool} · cancellation protocol"),
+                classname: "abortaudit.protocols".to_owned(),
+                failure: Some(Failure {
+                    kind: "no_cancellation_protocol".to_owned(),
+                    message,
+                    body,
+                }),
+                system_out: Vec::new(),
+            });
+        }
+    }
     cases
 }
 
@@ -172,6 +204,10 @@ fn failure(f: &Finding) -> Failure {
         ),
     ];
     body.extend(f.evidence.iter().cloned());
+    body.push(format!(
+        "what would have stopped it: {}",
+        words::prevention(f)
+    ));
     let (input, line) = words::origin(f);
     body.push(format!("read from {input}:{line}; finding {}", f.id));
     Failure {

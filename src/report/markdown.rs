@@ -19,10 +19,13 @@ const CHART_ENTRIES: usize = 40;
 pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "# abortaudit: writes after aborted turns\n")?;
     let summary = view.summary;
-    let verdict = if summary.fail_on.is_empty() {
+    let verdict = if summary.fail_on.is_empty() && !summary.fail_on_unprotected_tools {
         "**Gate: off** (`--fail-on none`)".to_owned()
     } else {
-        let names: Vec<&str> = summary.fail_on.iter().map(|c| c.as_str()).collect();
+        let mut on: Vec<&str> = summary.fail_on.iter().map(|c| c.as_str()).collect();
+        if summary.fail_on_unprotected_tools {
+            on.push("tools with late writes and no cancellation protocol");
+        }
         format!(
             "**Gate: {}** (fails on {})",
             if summary.gate_failed {
@@ -30,7 +33,7 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             } else {
                 "passed"
             },
-            md(&names.join(", "))
+            md(&on.join(", "))
         )
     };
     writeln!(out, "{verdict}\n")?;
@@ -75,13 +78,19 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             "| {} | {} | {tool} | {operation} | {service} | {category}{} | {} | {} | {} |",
             n + 1,
             md(&f.conversation_id),
-            if f.ambiguous { " (ambiguous)" } else { "" },
+            match (f.ambiguous, f.compensated.is_some()) {
+                (true, true) => " (ambiguous, compensated)",
+                (true, false) => " (ambiguous)",
+                (false, true) => " (compensated)",
+                (false, false) => "",
+            },
             md(&words::timing(f)),
             md(f.join.as_deref().unwrap_or("none")),
             md(&gate_cell(standing)),
         )?;
     }
     writeln!(out)?;
+    protocols(view, out)?;
 
     let mut numbered = view.findings().enumerate().peekable();
     while let Some((_, (first, _))) = numbered.peek().copied() {
@@ -108,6 +117,14 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             for line in &f.evidence {
                 writeln!(out, "- {}", md(line))?;
             }
+            writeln!(
+                out,
+                "- what would have stopped it: {}",
+                md(&words::prevention(f))
+            )?;
+            for detail in words::prevention_details(f) {
+                writeln!(out, "  - {}", md(&detail))?;
+            }
             let (input, line) = words::origin(f);
             writeln!(
                 out,
@@ -124,6 +141,49 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         {
             gantt(timeline, out)?;
         }
+    }
+    Ok(())
+}
+
+/// The cancellation protocols of the tool calls in the aborted turns, per tool and per
+/// downstream service.
+fn protocols(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "## Cancellation protocols\n")?;
+    writeln!(
+        out,
+        "Tool calls of the aborted turns that had each mechanism: the server checked for its client before committing (check), a deadline header, an out-of-band cancel after the abort, an idempotency key, a compensation after a late write. **none** marks late writes with no check, deadline or cancel.\n"
+    )?;
+    for (heading, rows) in [
+        ("Tool", view.audit.protocols_by_tool()),
+        ("Service", view.audit.protocols_by_service()),
+    ] {
+        writeln!(
+            out,
+            "| {heading} | Calls | Late writes | Check | Deadline | Cancel | Idempotency key | Compensated | Protocol |"
+        )?;
+        writeln!(out, "|---|--:|--:|--:|--:|--:|--:|--:|---|")?;
+        for row in &rows {
+            let protocol = if row.has_protocol() {
+                "yes"
+            } else if row.late_writes > 0 {
+                "**none**"
+            } else {
+                "none"
+            };
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {protocol} |",
+                md(&row.name),
+                row.calls,
+                row.late_writes,
+                row.commit_check,
+                row.deadline,
+                row.cancel,
+                row.idempotency_key,
+                row.compensated
+            )?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }

@@ -145,6 +145,22 @@ fn result(view: &ScanView<'_>, index: usize, f: &Finding, standing: &Standing) -
     if let Some(join) = &f.join {
         properties.insert("join".to_owned(), json!(join));
     }
+    let prevention: Vec<serde_json::Value> = f
+        .prevention
+        .iter()
+        .map(|p| {
+            json!({
+                "mechanism": p.mechanism.as_str(),
+                "present": p.present,
+                "would_have_stopped": p.would_have_stopped,
+                "detail": p.detail,
+            })
+        })
+        .collect();
+    properties.insert("prevention".to_owned(), json!(prevention));
+    if let Some(compensated) = words::compensated(f) {
+        properties.insert("compensated".to_owned(), json!(compensated));
+    }
     let rule_index = Category::ALL
         .iter()
         .position(|c| *c == f.category)

@@ -39,6 +39,11 @@ pub struct Summary {
     pub allow_expired: u64,
     /// The baseline's name and the findings it had, did not have, and had that are gone.
     pub baseline: Option<BaselineCounts>,
+    /// Late writes a reversing write followed (a refund, a delete).
+    pub compensated: u64,
+    /// Tools with late writes and no cancellation protocol, and whether they fail the gate.
+    pub unprotected_tools: Vec<String>,
+    pub fail_on_unprotected_tools: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +91,13 @@ impl Summary {
                 new: b.new,
                 gone: b.gone.len() as u64,
             }),
+            compensated: audit
+                .findings
+                .iter()
+                .filter(|f| f.late && f.compensated.is_some())
+                .count() as u64,
+            unprotected_tools: gate.unprotected_tools.clone(),
+            fail_on_unprotected_tools: gate.fail_on_unprotected_tools,
         }
     }
 
@@ -177,18 +189,47 @@ impl Summary {
                 self.allow_expired
             ));
         }
-        let late = match self.ambiguous {
-            0 => format!("{} late writes.", self.late_writes),
-            n => format!("{} late writes, {n} ambiguous.", self.late_writes),
-        };
-        let gate = if self.fail_on.is_empty() {
+        if !self.unprotected_tools.is_empty() {
+            lines.push(format!(
+                "tools with late writes and no cancellation protocol (no commit check, deadline or cancel seen): {}{}",
+                self.unprotected_tools
+                    .iter()
+                    .map(|t| short(&sanitize(t)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if self.fail_on_unprotected_tools {
+                    " (they fail the gate)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let mut late = format!("{} late writes", self.late_writes);
+        if self.ambiguous > 0 {
+            late.push_str(&format!(", {} ambiguous", self.ambiguous));
+        }
+        if self.compensated > 0 {
+            late.push_str(&format!(", {} compensated", self.compensated));
+        }
+        late.push('.');
+        let gate = if self.fail_on.is_empty() && !self.fail_on_unprotected_tools {
             "Gate: off (--fail-on none).".to_owned()
         } else {
-            let names: Vec<&str> = self.fail_on.iter().map(|c| c.as_str()).collect();
+            let mut on = self
+                .fail_on
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if self.fail_on_unprotected_tools {
+                if !on.is_empty() {
+                    on.push_str(", and on ");
+                }
+                on.push_str("tools with late writes and no cancellation protocol");
+            }
             format!(
-                "Gate: {} (fails on {}).",
+                "Gate: {} (fails on {on}).",
                 if self.gate_failed { "FAILED" } else { "passed" },
-                names.join(", ")
             )
         };
         if self.vendor_events > 0 {
@@ -206,5 +247,17 @@ impl Summary {
         lines.push(late);
         lines.push(gate);
         lines
+    }
+}
+
+/// A name from the inputs in a line of prose: whole up to 60 characters, else cut with `…`
+/// (JSON has it whole).
+fn short(name: &str) -> String {
+    const MAX: usize = 60;
+    if name.chars().count() <= MAX {
+        name.to_owned()
+    } else {
+        let kept: String = name.chars().take(MAX - 1).collect();
+        format!("{kept}…")
     }
 }

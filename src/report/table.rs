@@ -253,6 +253,9 @@ fn category_cell(f: &Finding, standing: &Standing) -> String {
     if f.ambiguous {
         cell.push_str("\n(ambiguous)");
     }
+    if f.compensated.is_some() {
+        cell.push_str("\n(compensated)");
+    }
     match standing {
         Standing::Suppressed { .. } => cell.push_str("\n(suppressed)"),
         Standing::Known => cell.push_str("\n(in baseline)"),
@@ -287,9 +290,11 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         )?;
         let mut table = new_table(&["tool call", "downstream write", "category", "vs abort"]);
         let mut tool_width = 9;
+        let mut shown = Vec::new();
         while let Some((f, standing)) =
             findings.next_if(|(f, _)| f.conversation_id == *conversation)
         {
+            shown.push(f);
             let name = cell_text(&f.tool_call.name);
             let tool = match &f.tool_call.tool_call_id {
                 Some(id) => format!("{name}\n{}", cell_text(id)),
@@ -318,6 +323,16 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
         write_table(out, &table)?;
+        for f in &shown {
+            writeln!(
+                out,
+                "  {}: what would have stopped it",
+                cell_text(&words::headline(f))
+            )?;
+            for line in wrap(&sanitize(&words::prevention(f)), WIDTH as usize - 4) {
+                writeln!(out, "    {line}")?;
+            }
+        }
         writeln!(
             out,
             "  timeline: abortaudit explain {} <inputs>\n",
@@ -326,6 +341,8 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     }
     if view.audit.findings.is_empty() {
         writeln!(out, "No writes landed after an abort.")?;
+    } else {
+        protocols(view, out)?;
     }
     for rule in view.gate.allow.iter().filter(|rule| {
         view.gate
@@ -341,8 +358,93 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         )?;
     }
     for line in view.summary.lines() {
+        for part in wrap(&line, WIDTH as usize) {
+            writeln!(out, "{part}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Words of `text` in lines of at most `width` characters (a longer word gets a line of its own).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// The cancellation protocols of the tool calls in the aborted turns, per tool and per
+/// downstream service: how many calls had each mechanism.
+fn protocols(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "cancellation protocols: tool calls of the aborted turns that had each mechanism"
+    )?;
+    for (heading, rows) in [
+        ("tool", view.audit.protocols_by_tool()),
+        ("service", view.audit.protocols_by_service()),
+    ] {
+        let mut table = new_table(&[
+            heading,
+            "calls",
+            "late",
+            "check",
+            "deadline",
+            "cancel",
+            "idem. key",
+            "compensated",
+            "protocol",
+        ]);
+        table.load_style(LISTING);
+        for row in &rows {
+            let protocol = if row.has_protocol() {
+                "yes"
+            } else if row.late_writes > 0 {
+                "NONE"
+            } else {
+                "none"
+            };
+            table.add_row(vec![
+                cell_text(&row.name),
+                row.calls.to_string(),
+                row.late_writes.to_string(),
+                row.commit_check.to_string(),
+                row.deadline.to_string(),
+                row.cancel.to_string(),
+                row.idempotency_key.to_string(),
+                row.compensated.to_string(),
+                protocol.to_owned(),
+            ]);
+        }
+        for column in 1..=7 {
+            if let Some(c) = table.column_mut(column) {
+                c.set_cell_alignment(CellAlignment::Right);
+                c.set_constraint(ColumnConstraint::ContentWidth);
+            }
+        }
+        for c in table.column_iter_mut() {
+            c.set_padding((0, 1));
+        }
+        write_table(out, &table)?;
+    }
+    for line in wrap(
+        "check: the server checked for its client before committing; deadline: a deadline header was sent; cancel: an out-of-band cancel after the abort; NONE: late writes and no check, deadline or cancel",
+        WIDTH as usize,
+    ) {
         writeln!(out, "{line}")?;
     }
+    writeln!(out)?;
     Ok(())
 }
 

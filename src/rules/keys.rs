@@ -11,7 +11,7 @@ use crate::model::semconv::{
     DB_COLLECTION, DB_OPERATION, DB_QUERY_SUMMARY, DB_QUERY_TEXT, DB_SYSTEM, ERROR_TYPE,
     GEN_AI_OPERATION_NAME, HOST_NAME, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
     MCP_METHOD_NAME, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_TYPE, RPC_STATUS_CODE,
-    SERVICE_INSTANCE_ID, SERVICE_NAME, TELEMETRY_SDK_LANGUAGE, URL_FULL,
+    SERVICE_INSTANCE_ID, SERVICE_NAME, TELEMETRY_SDK_LANGUAGE, URL_FULL, URL_PATH,
 };
 
 /// The semantic-convention keys the stages read by name, whatever the rules say.
@@ -31,6 +31,7 @@ fn convention_keys() -> impl Iterator<Item = &'static str> {
     .chain(HTTP_REQUEST_METHOD)
     .chain(HTTP_RESPONSE_STATUS_CODE)
     .chain(URL_FULL)
+    .chain(URL_PATH)
     .chain(DB_SYSTEM)
     .chain(DB_OPERATION)
     .chain(DB_QUERY_TEXT)
@@ -56,7 +57,8 @@ impl AttributesRead {
 
 impl Rules {
     /// Every span attribute the audit may read: the conventions' keys and those the rules
-    /// name (conversation ids, tool calls, abort signals, join keys).
+    /// name (conversation ids, tool calls, abort signals, join keys, deadline headers and the
+    /// ids a cancel may name).
     pub fn attributes_read(&self) -> AttributesRead {
         let mut keys: FxHashSet<String> = convention_keys().map(str::to_owned).collect();
         keys.extend(self.conversation.id_attributes.iter().cloned());
@@ -76,6 +78,9 @@ impl Rules {
             keys.extend(list.iter().cloned());
         }
         keys.extend(self.abort.inferred.disconnect_attributes.iter().cloned());
+        // What would have stopped a late write: deadline headers, ids a cancel may name.
+        keys.extend(self.prevention.deadline.attributes().map(|(k, _)| k));
+        keys.extend(self.prevention.cancel.id_attributes.iter().cloned());
         keys.insert(self.tool_call.from_model_calls.attribute.clone());
         AttributesRead {
             keys,

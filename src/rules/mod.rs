@@ -12,6 +12,7 @@ pub mod agent;
 pub mod allow;
 pub mod evidence;
 pub mod keys;
+pub mod prevention;
 pub mod vendors;
 
 use anyhow::{Context, Result, anyhow};
@@ -21,6 +22,9 @@ use crate::model::Category;
 use crate::util::units::Nanos;
 
 pub use allow::AllowRule;
+pub use prevention::{
+    CancelRules, CompensationRules, DeadlineFormat, DeadlineHeader, DeadlineRules, PreventionRules,
+};
 pub use vendors::{KeyPointers, RoleRule, TimeUnit, VendorMapping, builtin_vendor_mappings};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +41,8 @@ pub struct Rules {
     pub gate: GateRules,
     /// Span attributes that carry the keys vendor events are joined on.
     pub join: JoinRules,
+    /// What would have stopped a late write: deadline headers, cancel requests, compensations.
+    pub prevention: PreventionRules,
     /// How to read vendor event logs. The built-in mappings are always there; a mapping here
     /// with the name of a built-in one replaces it, any other is added before them.
     #[serde(rename = "vendor")]
@@ -59,6 +65,7 @@ impl Default for Rules {
             time: TimeRules::default(),
             gate: GateRules::default(),
             join: JoinRules::default(),
+            prevention: PreventionRules::default(),
             vendors: builtin_vendor_mappings(),
             allow: Vec::new(),
         }
@@ -514,6 +521,10 @@ pub struct GateRules {
     /// Whether findings of turns whose abort was only inferred (no span or abort log records
     /// the Stop) fail the gate too.
     pub inferred_aborts: bool,
+    /// Fail the gate on a tool with late writes whose tool calls in the aborted turns show no
+    /// cancellation protocol at all (no commit-point check, no deadline, no out-of-band
+    /// cancel), whatever its findings' standings: suppressed and known ones count too.
+    pub fail_on_unprotected_tools: bool,
 }
 
 impl Default for GateRules {
@@ -525,6 +536,7 @@ impl Default for GateRules {
                 Category::DispatchedAfterAbort,
             ],
             inferred_aborts: true,
+            fail_on_unprotected_tools: false,
         }
     }
 }

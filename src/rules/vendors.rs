@@ -169,7 +169,8 @@ pub fn builtin_vendor_mappings() -> Vec<VendorMapping> {
             keys: KeyPointers {
                 idempotency_key: pointer_list(&["/request/idempotency_key"]),
                 request_id: pointer_list(&["/request/id"]),
-                object_id: pointer_list(&["/data/object/id"]),
+                // A refund or a charge names its payment intent: what a refund reverses.
+                object_id: pointer_list(&["/data/object/id", "/data/object/payment_intent"]),
                 ..KeyPointers::default()
             },
             metadata: pointer_list(&["/data/object/metadata"]),

@@ -53,9 +53,25 @@ pub struct Dialect {
     pub duration: String,
     /// The table's engine (`MergeTree`, `ReplicatedMergeTree`, `Distributed`…).
     pub engine: String,
+    /// The server's time zone (`timezone()`), in which a `DateTime64` comes back as text.
+    pub time_zone: String,
 }
 
 impl Dialect {
+    /// A `JSON` attribute column infers a string that looks like a time (a deadline header's
+    /// RFC 3339 value) as `DateTime64`, which keeps the instant and comes back as
+    /// `2026-12-06 04:40:44.472000000` in the server's time zone. Only a server in UTC (the
+    /// official image's and ClickHouse Cloud's) gives it back as an instant without a time-zone
+    /// database: the queries send no setting (`date_time_output_format`), which a read-only
+    /// user may not change.
+    pub(super) fn json_times_in_utc(&self) -> bool {
+        self.attributes == Attributes::Json
+            && matches!(
+                self.time_zone.as_str(),
+                "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "GMT" | "Etc/GMT" | "Universal" | "Zulu"
+            )
+    }
+
     pub(super) fn distributed(&self) -> bool {
         self.engine == "Distributed"
     }
@@ -115,6 +131,11 @@ struct Engine {
     engine: String,
 }
 
+#[derive(Deserialize)]
+struct TimeZone {
+    tz: String,
+}
+
 /// Reads the table's layout.
 pub(super) fn detect(client: &Client, database: &str, table: &str) -> Result<Dialect> {
     let mut params = Params::default();
@@ -163,10 +184,22 @@ pub(super) fn detect(client: &Client, database: &str, table: &str) -> Result<Dia
         engine = Some(serde_json::from_slice::<Engine>(row)?.engine);
         Ok(())
     })?;
+    let params = Params::default();
+    let mut time_zone = String::new();
+    client.each_row(
+        "look-up of the server's time zone",
+        "SELECT timezone() AS tz FORMAT JSONEachRow",
+        &params,
+        |_, row| {
+            time_zone = serde_json::from_slice::<TimeZone>(row)?.tz;
+            Ok(())
+        },
+    )?;
     Ok(Dialect {
         attributes,
         scope_columns: kind("ScopeName").is_some() && kind("ScopeVersion").is_some(),
         duration: kind("Duration").unwrap_or_default().to_owned(),
         engine: engine.unwrap_or_else(|| "unknown".to_owned()),
+        time_zone,
     })
 }

@@ -20,6 +20,7 @@ use anyhow::Result;
 use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 
+use super::compress;
 use super::dedup::{InputRead, merge_inputs};
 use super::sniff::read_source;
 use super::sources::expand;
@@ -93,8 +94,14 @@ pub fn read_store(
     ] {
         let expanded = expand(sources);
         walk_diagnostics.extend(expanded.diagnostics);
+        // One at a time, each alone within the memory budget: logs are small beside a store.
+        let budget = compress::MemoryBudget::new(options.memory_budget);
         for source in &expanded.files {
-            files.push(read_source(source, options, &vendors, kind));
+            let memory = compress::Memory::alone(&budget);
+            files.push(
+                read_source(source, options, &vendors, kind, &memory)
+                    .expect("a read alone is never deferred"),
+            );
         }
     }
     let mut logged = Logged::default();
@@ -136,13 +143,24 @@ pub fn read_store(
     let input = url.describe();
     let mut sql = survey::Sql::new(rules, &dialect, &url.database, &url.table);
     let fetch = sql.fetch(window, &logged);
-    let mut converter = rows::Converter::new(&input, dialect.attributes == Attributes::Map, rules);
+    let mut converter = rows::Converter::new(&input, &dialect, rules);
     client.each_row(
         "survey and read of the traces that matter",
         &fetch,
         &sql.params,
         |line, row| converter.row(line, row),
     )?;
+    if dialect.attributes == Attributes::Json && !dialect.json_times_in_utc() {
+        converter.parsed.diagnostics.push(Diagnostic::warning(
+            &input,
+            None,
+            Code::InvalidValue,
+            format!(
+                "the server's time zone is {}: a JSON attribute column gives a value that looks like a time (a deadline header) back in it, as ClickHouse's DateTime64 text, which is read as text; such a deadline is not used (a server in UTC gives it back as an instant)",
+                dialect.time_zone
+            ),
+        ));
+    }
     if converter.at_link_depth > 0 {
         converter.parsed.diagnostics.push(Diagnostic::warning(
             &input,

@@ -15,6 +15,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::super::Parsed;
+use super::dialect::{self, Dialect};
 use crate::model::ids::decode_id;
 use crate::model::semconv::{HTTP_RESPONSE_STATUS_CODE, RPC_STATUS_CODE, SERVICE_NAME};
 use crate::model::{
@@ -155,11 +156,31 @@ fn typed(value: serde_json::Value) -> Value {
     }
 }
 
+/// `2026-12-06 04:40:44.472000000`, a `DateTime64` in UTC as ClickHouse writes it, as
+/// `2026-12-06T04:40:44.472000000Z`; any other text as it is.
+fn rfc3339_from_utc_datetime(text: String) -> String {
+    let fraction_ok = match text.get(19..) {
+        Some("") => true,
+        Some(f) => f.len() >= 2 && f.len() <= 10 && f.starts_with('.'),
+        None => false,
+    };
+    if fraction_ok
+        && text.as_bytes().get(10) == Some(&b' ')
+        && chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").is_ok()
+    {
+        format!("{}T{}Z", &text[..10], &text[11..])
+    } else {
+        text
+    }
+}
+
 /// Turns rows into spans, sharing one resource among the rows that have the same.
 pub(super) struct Converter {
     input: Arc<str>,
     /// Whether values are strings that may need their type back (a `Map` column).
     strings_only: bool,
+    /// A `JSON` column's times are given back in UTC (`Dialect::json_times_in_utc`).
+    times_in_utc: bool,
     /// Keys whose values are lists that a `Map` column holds as JSON text.
     list_keys: Vec<String>,
     resources: FxHashMap<String, Arc<Resource>>,
@@ -172,7 +193,7 @@ pub(super) struct Converter {
 const LIST_PREFIXES: [&str; 2] = ["http.request.header.", "http.response.header."];
 
 impl Converter {
-    pub(super) fn new(input: &str, strings_only: bool, rules: &Rules) -> Converter {
+    pub(super) fn new(input: &str, dialect: &Dialect, rules: &Rules) -> Converter {
         let join = &rules.join;
         let list_keys = [
             &join.idempotency_key,
@@ -187,7 +208,8 @@ impl Converter {
         .collect();
         Converter {
             input: Arc::from(input),
-            strings_only,
+            strings_only: dialect.attributes == dialect::Attributes::Map,
+            times_in_utc: dialect.json_times_in_utc(),
             list_keys,
             resources: FxHashMap::default(),
             parsed: Parsed::default(),
@@ -207,10 +229,15 @@ impl Converter {
             .push(Diagnostic::warning(&self.input, Some(line), code, message));
     }
 
-    /// A value of a `Map` column, with the type the rules need back.
+    /// A value of a `Map` column, with the type the rules need back; a time of a `JSON`
+    /// column, in RFC 3339 again.
     fn restore(&self, key: &str, text: String) -> Value {
         if !self.strings_only {
-            return Value::String(text);
+            return Value::String(if self.times_in_utc {
+                rfc3339_from_utc_datetime(text)
+            } else {
+                text
+            });
         }
         if HTTP_RESPONSE_STATUS_CODE.contains(&key) || RPC_STATUS_CODE.contains(&key) {
             if let Ok(n) = text.parse::<i64>() {
@@ -231,6 +258,16 @@ impl Converter {
         for (key, value) in flat.0 {
             let value = match value {
                 Value::String(text) => self.restore(&key, text),
+                // (A JSON column's list of times: a header capture.)
+                Value::Array(items) if self.times_in_utc => Value::Array(
+                    items
+                        .into_iter()
+                        .map(|item| match item {
+                            Value::String(text) => Value::String(rfc3339_from_utc_datetime(text)),
+                            other => other,
+                        })
+                        .collect(),
+                ),
                 other => other,
             };
             out.push(KeyValue {
@@ -445,7 +482,18 @@ mod tests {
 
     fn convert(strings_only: bool, row: &str) -> Span {
         let rules = Rules::default();
-        let mut converter = Converter::new("store", strings_only, &rules);
+        let dialect = Dialect {
+            attributes: if strings_only {
+                dialect::Attributes::Map
+            } else {
+                dialect::Attributes::Json
+            },
+            scope_columns: true,
+            duration: "UInt64".into(),
+            engine: "MergeTree".into(),
+            time_zone: "UTC".into(),
+        };
+        let mut converter = Converter::new("store", &dialect, &rules);
         converter.row(7, row.as_bytes()).unwrap();
         assert!(
             converter.parsed.diagnostics.is_empty(),
@@ -500,5 +548,26 @@ mod tests {
         );
         assert_eq!(span.attributes.get("ok"), Some(&Value::Bool(true)));
         assert!(span.parent_span_id.is_some());
+    }
+
+    #[test]
+    fn a_utc_datetime_of_a_json_column_is_rfc3339_again_and_other_text_is_left_alone() {
+        let again = |t: &str| rfc3339_from_utc_datetime(t.to_owned());
+        assert_eq!(
+            again("2026-12-06 04:40:44.472000000"),
+            "2026-12-06T04:40:44.472000000Z"
+        );
+        assert_eq!(again("2026-12-06 04:40:44"), "2026-12-06T04:40:44Z");
+        for text in [
+            "2026-12-06T04:40:44.472+00:00",
+            "2026-12-06 04:40:44.",
+            "2026-12-06 04:40:44 UTC",
+            "2026-13-06 04:40:44",
+            "2026-12-06",
+            "0.4",
+            "",
+        ] {
+            assert_eq!(again(text), text);
+        }
     }
 }

@@ -37,6 +37,34 @@ impl<'a> Cursor<'a> {
         Cursor { text, at: 0 }
     }
 
+    /// Where the next token starts, after whitespace.
+    pub(crate) fn position(&mut self) -> usize {
+        self.skip_whitespace();
+        self.at
+    }
+
+    /// Where the cursor is, whitespace not skipped: just after what it last read.
+    pub(crate) fn offset(&self) -> usize {
+        self.at
+    }
+
+    /// Consumes `prefix` if the text goes on with it, after whitespace: a key and its colon
+    /// written as exporters write them, matched at once rather than read and compared.
+    #[inline(always)]
+    pub(crate) fn eat_prefix<const N: usize>(&mut self, prefix: &[u8; N]) -> bool {
+        self.skip_whitespace();
+        let found = self.text[self.at..].first_chunk::<N>() == Some(prefix);
+        if found {
+            self.at += N;
+        }
+        found
+    }
+
+    /// The text the cursor is over.
+    pub(crate) fn text(&self) -> &'a [u8] {
+        self.text
+    }
+
     /// Whether only whitespace is left.
     pub(crate) fn at_end(&mut self) -> bool {
         self.skip_whitespace();
@@ -77,6 +105,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// An object key and its colon: the text between the quotes, which has no escape.
+    #[inline]
     pub(crate) fn key(&mut self) -> Option<&'a [u8]> {
         let (key, escaped) = self.string()?;
         if escaped {
@@ -87,6 +116,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string: where its text lies between the quotes, and whether it has escapes.
+    #[inline]
     pub(crate) fn string(&mut self) -> Option<(Range<usize>, bool)> {
         self.eat(b'"')?;
         let start = self.at;

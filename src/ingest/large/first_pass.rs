@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use super::super::Parsed;
 use super::super::otlp_json::{self, IndexFilter, SurveyRules};
-use super::reader::{Encoding, Opened, line_blocks};
+use super::reader::{Blocks, Encoding, Opened, line_blocks};
 
 /// The first pass: every line of the input read with spans located and surveyed into `out`,
-/// on all threads, `block_bytes` at a time (`reader::block_bytes`).
+/// on all threads, in `blocks`.
 /// `Ok(Some(why))`: a compressed input ended early, corrupt or cut short, after what was read.
 pub(super) fn index_file(
     path: &Path,
@@ -18,18 +18,20 @@ pub(super) fn index_file(
     survey: &Arc<SurveyRules>,
     out: &mut Parsed,
     progress: &indicatif::ProgressBar,
-    block_bytes: u64,
+    blocks: Blocks,
 ) -> Result<Option<String>, String> {
     let mut reader = Opened::open(path, encoding)?;
     let advance = reader.progress();
     let mut first_line = 1u64;
-    line_blocks(&mut reader, block_bytes, |block, offset| {
+    line_blocks(&mut reader, blocks, |block, offset| {
         let index = IndexFilter {
             survey: Arc::clone(survey),
             block_address: block.as_ptr() as usize,
             block_offset: offset,
         };
         let mut part = Parsed::default();
+        // Traces are noted by conversation when the caller asked for it.
+        part.survey.traces = out.survey.traces.as_ref().map(|_| Default::default());
         otlp_json::index_block(input, block, first_line, &index, &mut part);
         advance(progress, block.len());
         // Every line of the block was read, the last of them being line `part.lines`.

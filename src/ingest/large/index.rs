@@ -19,6 +19,9 @@ pub(crate) struct SpanIndex {
     /// batch).
     pub(super) resources: Vec<Arc<Resource>>,
     pub(super) resource_ids: FxHashMap<Box<str>, u32>,
+    /// For each resource, whether it converted without a diagnostic: only then may a record
+    /// with it be read without the whole read that gives them.
+    pub(super) resource_clean: Vec<bool>,
 }
 
 /// 16 bytes a span, whatever its size: the only memory the first pass spends on a span.
@@ -47,15 +50,25 @@ pub(super) fn trace_key(trace: TraceId) -> u32 {
 }
 
 impl SpanIndex {
-    /// A resource already seen, by its text.
-    pub(crate) fn resource(&self, text: &str) -> Option<(u32, Arc<Resource>)> {
+    /// A resource already seen, by its text, and whether it converted without a diagnostic.
+    pub(crate) fn resource(&self, text: &str) -> Option<(u32, Arc<Resource>, bool)> {
         let id = *self.resource_ids.get(text)?;
-        Some((id, Arc::clone(&self.resources[id as usize])))
+        Some((
+            id,
+            Arc::clone(&self.resources[id as usize]),
+            self.resource_clean[id as usize],
+        ))
     }
 
-    pub(crate) fn add_resource(&mut self, text: &str, resource: Arc<Resource>) -> u32 {
+    pub(crate) fn add_resource(
+        &mut self,
+        text: &str,
+        resource: &Arc<Resource>,
+        clean: bool,
+    ) -> u32 {
         let id = self.resources.len() as u32;
-        self.resources.push(resource);
+        self.resources.push(Arc::clone(resource));
+        self.resource_clean.push(clean);
         self.resource_ids.insert(text.into(), id);
         id
     }
@@ -105,6 +118,7 @@ impl SpanIndex {
                     let new = self.resources.len() as u32;
                     self.resources
                         .push(Arc::clone(&other.resources[id as usize]));
+                    self.resource_clean.push(other.resource_clean[id as usize]);
                     self.resource_ids.insert(text, new);
                     new
                 }

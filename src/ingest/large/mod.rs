@@ -13,6 +13,7 @@
 //! With vendor event logs every input is read whole, since an event joined by conversation id
 //! alone must be weighed against every turn of its conversation.
 
+mod by_conversation;
 mod first_pass;
 pub(super) mod index;
 mod reader;
@@ -26,7 +27,7 @@ use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::dedup::{InputRead, merge_inputs};
-use super::sniff::read_source;
+use super::sniff::{Deferred, no_spans_read, otlp_lines_after_a_bad_first_line, read_source};
 use super::sources::{Source, expand};
 use super::{
     Compression, Counts, Format, IngestOptions, Ingested, InputKind, InputReport, InputSet, Parsed,
@@ -35,6 +36,7 @@ use super::{
 use crate::model::ids::hash_text;
 use crate::model::{Code, Diagnostic, TraceId};
 use crate::rules::agent::conversation_id;
+use crate::rules::keys::AttributesRead;
 use crate::rules::{Rules, abort};
 use reader::Encoding;
 
@@ -137,12 +139,56 @@ pub fn first_pass(
     rules: &Rules,
     progress: &ProgressBar,
 ) -> FirstPass {
+    first_pass_noting(plan, options, rules, progress, false)
+}
+
+/// `first_pass`, noting every trace of the inputs read in two passes with the conversation it
+/// names, for `FirstPass::traces_of_conversation` and `FirstPass::read_by_conversation`
+/// (`explain` and `inspect`).
+pub fn first_pass_by_conversation(
+    plan: Plan,
+    options: &IngestOptions,
+    rules: &Rules,
+    progress: &ProgressBar,
+) -> FirstPass {
+    first_pass_noting(plan, options, rules, progress, true)
+}
+
+fn first_pass_noting(
+    plan: Plan,
+    options: &IngestOptions,
+    rules: &Rules,
+    progress: &ProgressBar,
+    by_conversation: bool,
+) -> FirstPass {
     let vendors = rules.effective_vendors();
-    let read_whole = |p: &Planned| read_source(&p.source, options, &vendors, p.kind);
-    let whole: Vec<Option<InputRead>> = plan
+    // One memory budget for every input read whole: those read side by side share it, and
+    // one that finds it taken is read after them, alone (`compress::Memory`).
+    let memory = compress::MemoryBudget::new(options.memory_budget);
+    let read_alone = |p: &Planned| {
+        read_source(
+            &p.source,
+            options,
+            &vendors,
+            p.kind,
+            &compress::Memory::alone(&memory),
+        )
+        .expect("a read alone is never deferred")
+    };
+    let whole: Vec<Option<Result<InputRead, Deferred>>> = plan
         .inputs
         .par_iter()
-        .map(|p| p.streamed.is_none().then(|| read_whole(p)))
+        .map(|p| {
+            p.streamed.is_none().then(|| {
+                let beside_others = compress::Memory::beside_others(&memory);
+                read_source(&p.source, options, &vendors, p.kind, &beside_others)
+            })
+        })
+        .collect();
+    let whole: Vec<Option<InputRead>> = whole
+        .into_iter()
+        .zip(&plan.inputs)
+        .map(|(read, p)| read.map(|read| read.unwrap_or_else(|Deferred| read_alone(p))))
         .collect();
     let events_among_whole = whole.iter().flatten().any(|read| !read.events.is_empty());
     progress.set_message("reading traces (first of two passes)");
@@ -164,10 +210,17 @@ pub fn first_pass(
         .map(|(planned, whole)| match (whole, planned.streamed) {
             (Some(read), _) => FirstRead::Whole(Box::new(read)),
             (None, Some(_)) if events_among_whole => {
-                FirstRead::Whole(Box::new(read_whole(&planned)))
+                FirstRead::Whole(Box::new(read_alone(&planned)))
             }
             (None, Some(encoding)) => {
-                let surveyed = survey_input(planned.source, encoding, &survey, progress);
+                let surveyed = survey_input(
+                    planned.source,
+                    encoding,
+                    &survey,
+                    progress,
+                    options.memory_budget,
+                    by_conversation,
+                );
                 conversations.extend(&surveyed.parsed.survey.conversations);
                 FirstRead::Surveyed(Box::new(surveyed))
             }
@@ -186,8 +239,11 @@ fn survey_input(
     encoding: Encoding,
     survey: &Arc<otlp_json::SurveyRules>,
     progress: &ProgressBar,
+    max_line: u64,
+    by_conversation: bool,
 ) -> Surveyed {
     let mut parsed = Parsed::default();
+    parsed.survey.traces = by_conversation.then(Default::default);
     let Source::Path(path) = &source else {
         unreachable!("only files are streamed");
     };
@@ -200,7 +256,10 @@ fn survey_input(
         survey,
         &mut parsed,
         progress,
-        reader::block_bytes(encoding, len),
+        reader::Blocks {
+            bytes: reader::block_bytes(encoding, len),
+            max_line,
+        },
     );
     let (error, corrupt) = match read {
         Ok(corrupt) => (None, corrupt),
@@ -216,6 +275,64 @@ fn survey_input(
 }
 
 impl FirstPass {
+    /// Whether an input is read in two passes.
+    pub fn read_in_two_passes(&self) -> bool {
+        self.inputs
+            .iter()
+            .any(|input| matches!(input, FirstRead::Surveyed(_)))
+    }
+
+    /// Hashes of the conversation ids every input names: the surveys counted those of the
+    /// inputs read in two passes; those read whole are counted here, once.
+    fn all_conversations(&self, rules: &Rules) -> HashSet<u64> {
+        let mut conversations = self.conversations.clone();
+        for input in &self.inputs {
+            if let FirstRead::Whole(read) = input {
+                conversations.extend(
+                    read.spans
+                        .iter()
+                        .filter_map(|span| conversation_id(span, rules))
+                        .map(|id| hash_text(&id)),
+                );
+            }
+        }
+        conversations
+    }
+
+    /// The traces of conversation `id`: those whose spans name it, or, for a conversation
+    /// that is an unnamed trace (as the join names one), that trace. Needs
+    /// `first_pass_by_conversation`.
+    pub fn traces_of_conversation(&self, id: &str, rules: &Rules) -> FxHashSet<TraceId> {
+        let hash = hash_text(id);
+        let mut traces: FxHashSet<TraceId> = crate::model::ids::decode_id::<16>(id)
+            .ok()
+            .filter(|bytes| TraceId(*bytes).to_string() == id)
+            .map(TraceId)
+            .into_iter()
+            .collect();
+        for input in &self.inputs {
+            match input {
+                FirstRead::Surveyed(surveyed) => traces.extend(
+                    surveyed
+                        .parsed
+                        .survey
+                        .traces
+                        .iter()
+                        .flatten()
+                        .filter(|(_, named)| **named == Some(hash))
+                        .map(|(trace, _)| *trace),
+                ),
+                FirstRead::Whole(read) => traces.extend(
+                    read.spans
+                        .iter()
+                        .filter(|span| conversation_id(span, rules).is_some_and(|c| c == id))
+                        .map(|span| span.trace_id),
+                ),
+            }
+        }
+        traces
+    }
+
     /// The abort signals and links of every input: from the surveys of the streamed ones, and
     /// from the spans of those read whole. A trace may hold an abort when a span records one,
     /// when one may be inferred from a span, or when an abort log names the trace or its
@@ -269,23 +386,38 @@ pub fn second_pass(
     rules: &Rules,
     progress: &ProgressBar,
 ) -> Ingested {
-    let keep = otlp_json::Keep {
-        traces,
-        attributes: rules.attributes_read(),
-    };
-    // The surveys counted the conversations of the inputs read in two passes; those read whole
-    // are counted here, once.
-    let mut conversations = first.conversations;
-    for input in &first.inputs {
-        if let FirstRead::Whole(read) = input {
-            conversations.extend(
-                read.spans
-                    .iter()
-                    .filter_map(|span| conversation_id(span, rules))
-                    .map(|id| hash_text(&id)),
-            );
-        }
+    let attributes = rules.attributes_read();
+    second_pass_keeping(first, traces, attributes, rules, progress)
+}
+
+/// `second_pass`, keeping every attribute of the spans read back (`explain`, whose timeline
+/// is a whole read's).
+pub fn second_pass_in_full(
+    first: FirstPass,
+    traces: FxHashSet<TraceId>,
+    rules: &Rules,
+    progress: &ProgressBar,
+) -> Ingested {
+    second_pass_keeping(first, traces, every_attribute(), rules, progress)
+}
+
+/// Every attribute: every key starts with the empty prefix.
+fn every_attribute() -> AttributesRead {
+    AttributesRead {
+        keys: FxHashSet::default(),
+        prefixes: vec![String::new()],
     }
+}
+
+fn second_pass_keeping(
+    first: FirstPass,
+    traces: FxHashSet<TraceId>,
+    attributes: AttributesRead,
+    rules: &Rules,
+    progress: &ProgressBar,
+) -> Ingested {
+    let keep = otlp_json::Keep { traces, attributes };
+    let conversations = first.all_conversations(rules);
     let results: Vec<InputRead> = first
         .inputs
         .into_iter()
@@ -308,8 +440,7 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         error,
         corrupt,
     } = surveyed;
-    let path = source.display();
-    let input: Arc<str> = Arc::from(path.as_str());
+    let input: Arc<str> = Arc::from(source.display().as_str());
     let (kept, error) = match (error, &source) {
         (None, Source::Path(file)) => {
             match second_pass::read_kept(file, encoding, &input, survey.index, keep, progress) {
@@ -319,56 +450,81 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         }
         (error, _) => (Parsed::default(), error),
     };
-    // The second pass reads spans, never lines: what it finds is about the kept spans.
-    let mut diagnostics = survey.diagnostics;
-    diagnostics.extend(kept.diagnostics);
-    // (A stable sort: the input's own diagnostic, with no line, comes first.)
-    diagnostics.sort_by_key(|d| d.line);
-    if let Some(why) = corrupt {
-        diagnostics.insert(
-            0,
-            Diagnostic::error(
-                &input,
-                None,
-                Code::CorruptCompression,
-                format!("{why}; what decoded before it is read"),
-            ),
-        );
-    }
-    // An input that could not be read is unusable, as a whole read leaves it: what its
-    // first blocks said goes with it.
-    if error.is_some() {
-        diagnostics.clear();
-    }
-    let error = match error {
-        Some(e) => Some(format!("{path}: {e}")),
-        None if survey.spans_read == 0 => Some(format!(
-            "{path}: no spans could be read ({} diagnostics)",
-            diagnostics.len()
-        )),
-        None => None,
-    };
-    let report = InputReport {
-        path,
-        format: Format::OtlpJsonLines,
-        compression: match encoding {
-            Encoding::Plain => Compression::None,
-            Encoding::Compressed { compression, .. } => compression,
+    let surveyed = Surveyed {
+        source,
+        parsed: Parsed {
+            index: Default::default(),
+            ..survey
         },
-        counts: Counts {
-            lines: survey.lines,
-            spans: survey.spans_read,
-            unjoinable: survey.spans_unjoinable,
-            ..Counts::default()
-        },
-        diagnostics,
+        encoding,
         error,
+        corrupt,
     };
     InputRead {
-        report,
+        report: surveyed.report(kept.diagnostics),
         spans: kept.spans,
         events: Vec::new(),
         aborts: Vec::new(),
+    }
+}
+
+impl Surveyed {
+    /// The input's report after both passes, with what the second found (`kept`: about the
+    /// kept spans), and no counts of the spans kept: those are counted when the inputs are put
+    /// together.
+    fn report(self, kept: Vec<Diagnostic>) -> InputReport {
+        let Surveyed {
+            source,
+            parsed: survey,
+            encoding,
+            error,
+            corrupt,
+        } = self;
+        let path = source.display();
+        let input: Arc<str> = Arc::from(path.as_str());
+        // The first pass gave every diagnostic a whole read gives, in its order: the second,
+        // which builds again spans the first read (and found what they had to say), adds none.
+        let mut diagnostics = survey.diagnostics;
+        drop(kept);
+        if let Some(why) = corrupt {
+            diagnostics.insert(
+                0,
+                Diagnostic::error(
+                    &input,
+                    None,
+                    Code::CorruptCompression,
+                    format!("{why}; what decoded before it is read"),
+                ),
+            );
+        }
+        // An input that could not be read is unusable, as a whole read leaves it: what its
+        // first blocks said goes with it.
+        if error.is_some() {
+            diagnostics.clear();
+        }
+        let error = match error {
+            Some(e) => Some(format!("{path}: {e}")),
+            None if survey.spans_read == 0 => {
+                Some(no_spans_read(&path, Format::OtlpJsonLines, &diagnostics))
+            }
+            None => None,
+        };
+        InputReport {
+            path,
+            format: Format::OtlpJsonLines,
+            compression: match encoding {
+                Encoding::Plain => Compression::None,
+                Encoding::Compressed { compression, .. } => compression,
+            },
+            counts: Counts {
+                lines: survey.lines,
+                spans: survey.spans_read,
+                unjoinable: survey.spans_unjoinable,
+                ..Counts::default()
+            },
+            diagnostics,
+            error,
+        }
     }
 }
 
@@ -411,8 +567,17 @@ fn streamable(source: &Source, options: &IngestOptions) -> Option<Encoding> {
     let head = &head[..n];
     let end = head.iter().position(|b| *b == b'\n')?;
     let first = head[..end].trim_ascii();
-    (first.first() == Some(&b'{') && otlp_json::shape_of(first) == Shape::OtlpTraces)
-        .then_some(encoding)
+    if first.first() == Some(&b'{') && otlp_json::shape_of(first) == Shape::OtlpTraces {
+        return Some(encoding);
+    }
+    // A first line that is not a whole record, which the whole read reads past: by the same
+    // test on the start of the file (a file that starts otherwise, or with a byte order mark,
+    // is left to the whole read).
+    let start = head.iter().position(|b| !b.is_ascii_whitespace())?;
+    let complete = n < head.len();
+    (matches!(head[start], b'{' | b'[')
+        && otlp_lines_after_a_bad_first_line(&head[start..], complete))
+    .then_some(encoding)
 }
 
 #[cfg(test)]
@@ -420,7 +585,7 @@ mod tests {
     use super::*;
     use first_pass::index_file;
     use otlp_json::{Keep, SurveyRules};
-    use reader::{BLOCK_BYTES, Opened};
+    use reader::{BLOCK_BYTES, Blocks, Opened};
     use second_pass::{BATCHING, Batching, read_kept_in_batches, read_kept_in_order};
     use std::path::Path;
 
@@ -444,7 +609,10 @@ mod tests {
                 &survey,
                 &mut parsed,
                 &hidden,
-                block,
+                Blocks {
+                    bytes: block,
+                    max_line: u64::MAX,
+                },
             );
             assert_eq!(read, Ok(None));
             parsed
@@ -537,9 +705,7 @@ mod tests {
                 .position(|b| *b == b'\n')
                 .unwrap()
             + 1;
-        let zstd = |t: &[u8]| {
-            ruzstd::encoding::compress_to_vec(t, ruzstd::encoding::CompressionLevel::Fastest)
-        };
+        let zstd = |t: &[u8]| zstd::bulk::compress(t, 1).unwrap();
         let mut packed = zstd(&text[..half]);
         packed.extend_from_slice(&zstd(&text[half..]));
         let file = tempfile::NamedTempFile::new().unwrap();
@@ -567,7 +733,10 @@ mod tests {
                 &survey,
                 &mut parsed,
                 &hidden,
-                first,
+                Blocks {
+                    bytes: first,
+                    max_line: u64::MAX,
+                },
             );
             assert_eq!(read, Ok(None));
             assert_eq!(parsed.spans_read, whole.spans_read);

@@ -15,12 +15,17 @@ pub(super) const BLOCK_BYTES: u64 = 16 << 20;
 /// The block size for a plain file of `len` bytes: a 32nd of it, between 4 and 16 MiB. The
 /// two blocks are most of the memory a scan of a smaller export takes (small blocks are as
 /// fast there), while on a large one each block costs some time to set up and wait out
-/// (4 MiB blocks are a quarter slower at 1 GB).
+/// (4 MiB blocks are a quarter slower at 1 GB). A compressed file's decompressed size is not
+/// known: 16 MiB. Either way no more than the file can hold (a compressed one 8 times its
+/// size, about what JSON compresses to, as `plan` counts it), so that a small file surveyed
+/// (`ABORTAUDIT_SURVEY_ABOVE`) does not fill two large blocks with zeros first.
 pub(super) fn block_bytes(encoding: Encoding, len: u64) -> u64 {
+    const AT_LEAST: u64 = 64 << 10;
     match encoding {
-        Encoding::Plain => (len / 32).clamp(4 << 20, BLOCK_BYTES),
-        // The decompressed size is not known.
-        Encoding::Compressed { .. } => BLOCK_BYTES,
+        Encoding::Plain => (len / 32)
+            .clamp(4 << 20, BLOCK_BYTES)
+            .min(len.max(AT_LEAST)),
+        Encoding::Compressed { .. } => BLOCK_BYTES.min(len.saturating_mul(8).max(AT_LEAST)),
     }
 }
 
@@ -134,13 +139,25 @@ impl BlockBuf {
     }
 }
 
-/// Reads `reader` in blocks of whole lines (a line longer than a block is read on to its end),
-/// handing each to `each` with the offset of its first byte in the input, while the next block
-/// is read on another thread; until the end, or until `each` says to stop. Errors say what
-/// went wrong in full: `cannot read: …`, or why a compressed input is refused.
+/// How a pass reads: `bytes` at a time (`block_bytes`), and a line of at most `max_line` bytes
+/// (the memory budget).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Blocks {
+    pub(super) bytes: u64,
+    pub(super) max_line: u64,
+}
+
+/// Reads `reader` in blocks of whole lines (a line longer than a block is read on to its end,
+/// up to `max_line` bytes), handing each to `each` with the offset of its
+/// first byte in the input, while the next block is read on another thread; until the end, or
+/// until `each` says to stop. Errors say what went wrong in full: `cannot read: …`, or why
+/// the input is refused.
 pub(super) fn line_blocks(
     reader: &mut Opened,
-    block_bytes: u64,
+    Blocks {
+        bytes: block_bytes,
+        max_line,
+    }: Blocks,
     mut each: impl FnMut(&[u8], u64) -> Result<bool, String> + Send,
 ) -> Result<(), String> {
     let io = |e: std::io::Error| match e.kind() {
@@ -162,7 +179,14 @@ pub(super) fn line_blocks(
             match memchr::memrchr(b'\n', &current.data()[searched..]) {
                 Some(last) => searched + last + 1,
                 None => {
-                    // A line longer than a block: read on.
+                    // A line longer than a block: read on, within the memory budget (a line
+                    // of a compressed input may be a bomb's, which must not be held).
+                    if current.filled as u64 > max_line {
+                        return Err(format!(
+                            "the line at byte offset {offset} is longer than the memory budget of {} and cannot be held to be read; raise it with --memory-budget or the environment variable ABORTAUDIT_MEMORY_BUDGET",
+                            crate::util::units::human_size(max_line)
+                        ));
+                    }
                     searched = current.filled;
                     eof = current.read_block(reader, block_bytes).map_err(io)? == 0;
                     continue;
@@ -204,10 +228,13 @@ mod tests {
         assert_eq!(plain(256 * MIB), 8 * MIB);
         assert_eq!(plain(1000 * MIB), 16 * MIB);
         assert_eq!(plain(u64::MAX), 16 * MIB);
+        assert_eq!(plain(MIB), MIB);
+        assert_eq!(plain(100), 64 << 10);
         let compressed = Encoding::Compressed {
             limit: u64::MAX,
             compression: Compression::Zstd,
         };
         assert_eq!(block_bytes(compressed, 70 * MIB), 16 * MIB);
+        assert_eq!(block_bytes(compressed, MIB), 8 * MIB);
     }
 }

@@ -13,8 +13,8 @@ use rayon::prelude::*;
 use super::super::Parsed;
 use super::super::otlp_json::{self, Keep};
 use super::index::{KeptSpan, SpanIndex};
-use super::reader::{BLOCK_BYTES, Encoding, Opened, line_blocks};
-use crate::model::{Code, Diagnostic, Resource};
+use super::reader::{Blocks, Encoding, Opened, block_bytes, line_blocks};
+use crate::model::Resource;
 
 /// How the second pass reads the kept spans back: in batches of at most `batch` bytes of the
 /// file, each built by one thread, reading through gaps of at most `gap` bytes between kept
@@ -55,8 +55,9 @@ pub(super) fn read_kept(
         }
         Encoding::Compressed { .. } => {
             let mut reader = Opened::open(path, encoding)?;
-            if let Ok(meta) = std::fs::metadata(path) {
-                progress.inc_length(meta.len());
+            let len = std::fs::metadata(path).map_or(u64::MAX, |meta| meta.len());
+            if len != u64::MAX {
+                progress.inc_length(len);
             }
             read_kept_in_order(
                 &mut reader,
@@ -65,7 +66,7 @@ pub(super) fn read_kept(
                 &resources,
                 keep,
                 progress,
-                BLOCK_BYTES,
+                block_bytes(encoding, len),
             )
         }
     }
@@ -91,32 +92,40 @@ pub(super) fn read_kept_in_order(
     }
     let mut next = 0;
     let advance = reader.progress();
-    line_blocks(reader, block_bytes, |block, offset| {
-        let end = offset + block.len() as u64;
-        let first = next;
-        while next < kept.len() && kept[next].offset < end {
-            next += 1;
-        }
-        let text = |span: &KeptSpan| -> Result<&[u8], String> {
-            let start = span.offset.checked_sub(offset).map(|s| s as usize);
-            start
-                .and_then(|s| block.get(s..s + span.len as usize))
-                .ok_or_else(|| format!("cannot read: {}", changed(span)))
-        };
-        let parts: Vec<Result<Parsed, String>> = kept[first..next]
-            .par_chunks(256)
-            .map(|chunk| {
-                let texts: Vec<&[u8]> = chunk.iter().map(text).collect::<Result<_, _>>()?;
-                build_spans(input, resources, keep, chunk.iter().zip(texts))
-                    .map_err(|e| format!("cannot read: {e}"))
-            })
-            .collect();
-        for part in parts {
-            out.append(part?);
-        }
-        advance(progress, block.len());
-        Ok(next < kept.len())
-    })?;
+    // (The first pass held every line already.)
+    line_blocks(
+        reader,
+        Blocks {
+            bytes: block_bytes,
+            max_line: u64::MAX,
+        },
+        |block, offset| {
+            let end = offset + block.len() as u64;
+            let first = next;
+            while next < kept.len() && kept[next].offset < end {
+                next += 1;
+            }
+            let text = |span: &KeptSpan| -> Result<&[u8], String> {
+                let start = span.offset.checked_sub(offset).map(|s| s as usize);
+                start
+                    .and_then(|s| block.get(s..s + span.len as usize))
+                    .ok_or_else(|| format!("cannot read: {}", changed(span)))
+            };
+            let parts: Vec<Result<Parsed, String>> = kept[first..next]
+                .par_chunks(256)
+                .map(|chunk| {
+                    let texts: Vec<&[u8]> = chunk.iter().map(text).collect::<Result<_, _>>()?;
+                    build_spans(input, resources, keep, chunk.iter().zip(texts))
+                        .map_err(|e| format!("cannot read: {e}"))
+                })
+                .collect();
+            for part in parts {
+                out.append(part?);
+            }
+            advance(progress, block.len());
+            Ok(next < kept.len())
+        },
+    )?;
     match kept.get(next) {
         Some(span) => Err(format!("cannot read: {}", changed(span))),
         None => Ok(out),
@@ -292,26 +301,14 @@ fn build_spans<'t>(
     let mut part = Parsed::default();
     for (span, text) in spans {
         let resource = &resources[span.resource as usize];
-        match otlp_json::read_kept_span(input, text, span.line, resource, keep, &mut part) {
-            Ok(()) => {}
-            // Valid JSON of the wrong shape, in a part of the span the first pass did not
-            // need to read: that span is skipped, as a whole read would skip its record.
-            Err(e) if e.is_data() => part.diagnostics.push(Diagnostic::error(
-                input,
-                Some(span.line),
-                Code::InvalidOtlp,
-                format!(
-                    "a span is not OTLP/JSON: {}; skipped",
-                    otlp_json::without_position(&e)
-                ),
-            )),
-            // The first pass read this text as JSON.
-            Err(e) => {
-                return Err(format!(
-                    "the span at byte {} (line {}) no longer reads as JSON ({e}); was the file changed while it was read?",
-                    span.offset, span.line
-                ));
-            }
+        // The first pass read this text as a whole read does, and kept its span only if
+        // that built it: it reads again, unless the file changed.
+        if let Err(e) = otlp_json::read_kept_span(input, text, span.line, resource, keep, &mut part)
+        {
+            return Err(format!(
+                "the span at byte {} (line {}) no longer reads as it did ({e}); was the file changed while it was read?",
+                span.offset, span.line
+            ));
         }
     }
     Ok(part)

@@ -64,10 +64,20 @@ impl Converter<'_, '_> {
 
     /// Converts a record read in full.
     pub(super) fn envelope(&mut self, envelope: WholeEnvelope<'_>) {
+        self.envelope_with(envelope, &mut |_| {});
+    }
+
+    /// Converts a record read in full, telling `built` of each span, in order, whether it
+    /// was built (its ids are usable).
+    pub(super) fn envelope_with(
+        &mut self,
+        envelope: WholeEnvelope<'_>,
+        built: &mut dyn FnMut(bool),
+    ) {
         for mut group in envelope.into_resource_spans() {
             let resource = self.resource(group.resource.take());
             for span in group.spans() {
-                self.span(span, &resource);
+                built(self.span(span, &resource));
             }
         }
     }
@@ -91,7 +101,8 @@ impl Converter<'_, '_> {
         }
     }
 
-    pub(super) fn span(&mut self, wire: WireSpan<'_>, resource: &Arc<Resource>) {
+    /// Converts a span; whether it was built (its ids are usable) and added to the spans.
+    pub(super) fn span(&mut self, wire: WireSpan<'_>, resource: &Arc<Resource>) -> bool {
         self.out.spans_read += 1;
         let name = wire.name.as_deref().unwrap_or("").to_owned();
         let raw_span_id = wire.span_id.as_deref().unwrap_or("");
@@ -280,7 +291,7 @@ impl Converter<'_, '_> {
 
         let (Some(trace_id), Some(span_id)) = (trace_id, span_id) else {
             self.out.spans_unjoinable += 1;
-            return;
+            return false;
         };
         let name = self.out.intern(&name);
         self.out.spans.push(Span {
@@ -301,6 +312,7 @@ impl Converter<'_, '_> {
                 line,
             },
         });
+        true
     }
 
     fn id<const N: usize>(

@@ -165,6 +165,21 @@ impl SurveyRules {
         self
     }
 
+    /// The survey of a span a whole read built, by the predicates the join applies to the
+    /// spans of inputs read whole (`FirstPass::signals`): what the first pass keeps of a record
+    /// it reads as a whole read does.
+    pub(crate) fn survey_built(&self, span: &crate::model::Span) -> SurveyedSpan {
+        let rules = &self.rules;
+        SurveyedSpan {
+            trace_id: Some(span.trace_id),
+            may_abort: !abort::span_signals(span, rules).is_empty()
+                || InferenceHints::of(span, rules).may_infer(rules),
+            links_to: span.links.iter().map(|link| link.trace_id).collect(),
+            conversation: crate::rules::agent::conversation_id(span, rules)
+                .map(|id| hash_text(&id)),
+        }
+    }
+
     /// Whether an abort log names the conversation of a surveyed span.
     pub(super) fn names_aborted_conversation(&self, span: &SurveyedSpan) -> bool {
         span.conversation
@@ -370,8 +385,6 @@ pub(crate) struct SurveyedSpan {
     pub links_to: Vec<TraceId>,
     /// A conversation id it names, hashed, for counting conversations.
     pub conversation: Option<u64>,
-    /// The trace id as written, when it is unusable (reported once the span is placed).
-    pub bad_trace_id: Option<String>,
 }
 
 pub(super) struct SurveyVisitor<'r> {
@@ -488,11 +501,11 @@ impl<'de> Visitor<'de> for SurveyVisitor<'_> {
                 .unwrap_or(SpanKind::Unspecified);
             span.may_abort |= hints.may_infer(rules);
         }
-        let raw_trace = raw_trace.unwrap_or_default();
-        match decode_id::<16>(&raw_trace) {
-            Ok(id) => span.trace_id = Some(TraceId(id)),
-            Err(_) => span.bad_trace_id = Some(raw_trace.into_owned()),
-        }
+        // An unusable trace id leaves the span unplaced (the first pass reads only spans whose
+        // ids it checked this way).
+        span.trace_id = decode_id::<16>(&raw_trace.unwrap_or_default())
+            .ok()
+            .map(TraceId);
         Ok(span)
     }
 }

@@ -19,13 +19,13 @@ use crate::rules::abort::EXCEPTION_ATTRIBUTES;
 /// (`WholeEnvelope`), or as their text (`RawEnvelope`, the first pass over a large export).
 /// The remaining fields exist only to recognise what a non-OTLP document is, so the error can
 /// say so.
-#[derive(Deserialize)]
-#[serde(
-    default,
-    bound(deserialize = "S: Deserialize<'de>, R: Deserialize<'de>")
-)]
+///
+/// This and `ResourceSpans` and `ScopeSpans` are read as serde's derive reads a struct (by
+/// `deserialize_struct`, from an object or an array, unknown keys ignored, a repeated key an
+/// error), and note whether an unknown key was met (`unknown`): OTLP/JSON ignores fields it
+/// does not define, so a misspelt `scopeSpans` would lose its spans without a word
+/// (`unknown::lists_under_unknown_keys` then says which).
 pub(super) struct Envelope<S, R> {
-    #[serde(rename = "resourceSpans", alias = "resource_spans")]
     resource_spans: Option<Vec<ResourceSpans<S, R>>>,
     /// Tempo: `{"batches": [ResourceSpans…]}`.
     batches: Option<Vec<ResourceSpans<S, R>>>,
@@ -33,13 +33,11 @@ pub(super) struct Envelope<S, R> {
     result: Option<Box<Envelope<S, R>>>,
     /// Tempo: `{"trace": TracesData}`.
     trace: Option<Box<Envelope<S, R>>>,
-
-    #[serde(rename = "resourceMetrics", alias = "resource_metrics")]
     resource_metrics: Option<IgnoredAny>,
-    #[serde(rename = "resourceLogs", alias = "resource_logs")]
     resource_logs: Option<IgnoredAny>,
-    #[serde(rename = "resourceProfiles", alias = "resource_profiles")]
     resource_profiles: Option<IgnoredAny>,
+    /// A key none of the above was met.
+    unknown: bool,
 }
 
 /// A record read in full.
@@ -58,6 +56,7 @@ impl<S, R> Default for Envelope<S, R> {
             resource_metrics: None,
             resource_logs: None,
             resource_profiles: None,
+            unknown: false,
         }
     }
 }
@@ -96,20 +95,12 @@ impl<S, R> Envelope<S, R> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(
-    default,
-    bound(deserialize = "S: Deserialize<'de>, R: Deserialize<'de>")
-)]
+/// Read as `Envelope` is (see there).
 pub(super) struct ResourceSpans<S, R> {
     pub(super) resource: Option<R>,
-    #[serde(
-        rename = "scopeSpans",
-        alias = "scope_spans",
-        alias = "instrumentationLibrarySpans",
-        alias = "instrumentation_library_spans"
-    )]
     scope_spans: Option<Vec<ScopeSpans<S>>>,
+    /// A key OTLP/JSON does not define was met (`schemaUrl` is defined, and ignored).
+    unknown: bool,
 }
 
 impl<S, R> Default for ResourceSpans<S, R> {
@@ -117,6 +108,7 @@ impl<S, R> Default for ResourceSpans<S, R> {
         ResourceSpans {
             resource: None,
             scope_spans: None,
+            unknown: false,
         }
     }
 }
@@ -132,15 +124,273 @@ impl<S, R> ResourceSpans<S, R> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(default, bound(deserialize = "S: Deserialize<'de>"))]
+/// Read as `Envelope` is (see there).
 struct ScopeSpans<S> {
     spans: Option<Vec<S>>,
+    /// A key OTLP/JSON does not define was met (`scope` and `schemaUrl` are defined, and
+    /// ignored).
+    unknown: bool,
 }
 
 impl<S> Default for ScopeSpans<S> {
     fn default() -> Self {
-        ScopeSpans { spans: None }
+        ScopeSpans {
+            spans: None,
+            unknown: false,
+        }
+    }
+}
+
+impl<S> ScopeSpans<S> {
+    fn has_unknown_keys(&self) -> bool {
+        self.unknown
+    }
+}
+
+impl<S, R> ResourceSpans<S, R> {
+    fn has_unknown_keys(&self) -> bool {
+        self.unknown
+            || self
+                .scope_spans
+                .iter()
+                .flatten()
+                .any(ScopeSpans::has_unknown_keys)
+    }
+}
+
+impl<S, R> Envelope<S, R> {
+    /// Whether a key OTLP/JSON does not define was met where it holds lists of spans: in the
+    /// record, its `ResourceSpans` or their `ScopeSpans`.
+    pub(super) fn has_unknown_keys(&self) -> bool {
+        self.unknown
+            || self
+                .resource_spans
+                .iter()
+                .chain(&self.batches)
+                .flatten()
+                .any(ResourceSpans::has_unknown_keys)
+            || self.result.as_ref().is_some_and(|r| r.has_unknown_keys())
+            || self.trace.as_ref().is_some_and(|t| t.has_unknown_keys())
+    }
+}
+
+/// An object key, read as serde's derive reads the name of a struct's field (as text, escapes
+/// decoded and checked).
+struct FieldName<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("field identifier")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Owned(v.to_owned())))
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(FieldName(String::from_utf8_lossy(v).into_owned().into()))
+            }
+        }
+        deserializer.deserialize_identifier(NameVisitor)
+    }
+}
+
+/// Reads the value of a field met once, as the derive does: a second one is an error.
+fn once<'de, A: de::MapAccess<'de>, T: Deserialize<'de>>(
+    map: &mut A,
+    slot: &mut Option<T>,
+    name: &'static str,
+) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+/// Reads a field from an array, as the derive does for a struct written as one: the next
+/// element, if there is one.
+fn next<'de, A: de::SeqAccess<'de>, T: Deserialize<'de>>(
+    seq: &mut A,
+    slot: &mut T,
+) -> Result<(), A::Error> {
+    if let Some(value) = seq.next_element()? {
+        *slot = value;
+    }
+    Ok(())
+}
+
+impl<'de, S: Deserialize<'de>, R: Deserialize<'de>> Deserialize<'de> for Envelope<S, R> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvelopeVisitor<S, R>(std::marker::PhantomData<(S, R)>);
+        impl<'de, S: Deserialize<'de>, R: Deserialize<'de>> Visitor<'de> for EnvelopeVisitor<S, R> {
+            type Value = Envelope<S, R>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct Envelope")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut env = Envelope::default();
+                next(&mut seq, &mut env.resource_spans)?;
+                next(&mut seq, &mut env.batches)?;
+                next(&mut seq, &mut env.result)?;
+                next(&mut seq, &mut env.trace)?;
+                next(&mut seq, &mut env.resource_metrics)?;
+                next(&mut seq, &mut env.resource_logs)?;
+                next(&mut seq, &mut env.resource_profiles)?;
+                Ok(env)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut resource_spans, mut batches, mut result, mut trace) =
+                    (None, None, None, None);
+                let (mut metrics, mut logs, mut profiles) = (None, None, None);
+                let mut unknown = false;
+                while let Some(FieldName(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "resourceSpans" | "resource_spans" => {
+                            once(&mut map, &mut resource_spans, "resourceSpans")?
+                        }
+                        "batches" => once(&mut map, &mut batches, "batches")?,
+                        "result" => once(&mut map, &mut result, "result")?,
+                        "trace" => once(&mut map, &mut trace, "trace")?,
+                        "resourceMetrics" | "resource_metrics" => {
+                            once(&mut map, &mut metrics, "resourceMetrics")?
+                        }
+                        "resourceLogs" | "resource_logs" => {
+                            once(&mut map, &mut logs, "resourceLogs")?
+                        }
+                        "resourceProfiles" | "resource_profiles" => {
+                            once(&mut map, &mut profiles, "resourceProfiles")?
+                        }
+                        _ => {
+                            unknown = true;
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(Envelope {
+                    resource_spans: resource_spans.flatten(),
+                    batches: batches.flatten(),
+                    result: result.flatten(),
+                    trace: trace.flatten(),
+                    resource_metrics: metrics.flatten(),
+                    resource_logs: logs.flatten(),
+                    resource_profiles: profiles.flatten(),
+                    unknown,
+                })
+            }
+        }
+        const FIELDS: &[&str] = &[
+            "resourceSpans",
+            "batches",
+            "result",
+            "trace",
+            "resourceMetrics",
+            "resourceLogs",
+            "resourceProfiles",
+        ];
+        deserializer.deserialize_struct(
+            "Envelope",
+            FIELDS,
+            EnvelopeVisitor(std::marker::PhantomData),
+        )
+    }
+}
+
+impl<'de, S: Deserialize<'de>, R: Deserialize<'de>> Deserialize<'de> for ResourceSpans<S, R> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ResourceSpansVisitor<S, R>(std::marker::PhantomData<(S, R)>);
+        impl<'de, S: Deserialize<'de>, R: Deserialize<'de>> Visitor<'de> for ResourceSpansVisitor<S, R> {
+            type Value = ResourceSpans<S, R>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct ResourceSpans")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut group = ResourceSpans::default();
+                next(&mut seq, &mut group.resource)?;
+                next(&mut seq, &mut group.scope_spans)?;
+                Ok(group)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut resource, mut scope_spans) = (None, None);
+                let mut unknown = false;
+                while let Some(FieldName(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "resource" => once(&mut map, &mut resource, "resource")?,
+                        "scopeSpans"
+                        | "scope_spans"
+                        | "instrumentationLibrarySpans"
+                        | "instrumentation_library_spans" => {
+                            once(&mut map, &mut scope_spans, "scopeSpans")?
+                        }
+                        other => {
+                            unknown |= !matches!(other, "schemaUrl" | "schema_url");
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ResourceSpans {
+                    resource: resource.flatten(),
+                    scope_spans: scope_spans.flatten(),
+                    unknown,
+                })
+            }
+        }
+        deserializer.deserialize_struct(
+            "ResourceSpans",
+            &["resource", "scopeSpans"],
+            ResourceSpansVisitor(std::marker::PhantomData),
+        )
+    }
+}
+
+impl<'de, S: Deserialize<'de>> Deserialize<'de> for ScopeSpans<S> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScopeSpansVisitor<S>(std::marker::PhantomData<S>);
+        impl<'de, S: Deserialize<'de>> Visitor<'de> for ScopeSpansVisitor<S> {
+            type Value = ScopeSpans<S>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("struct ScopeSpans")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut scope = ScopeSpans::default();
+                next(&mut seq, &mut scope.spans)?;
+                Ok(scope)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut spans = None;
+                let mut unknown = false;
+                while let Some(FieldName(key)) = map.next_key()? {
+                    match key.as_ref() {
+                        "spans" => once(&mut map, &mut spans, "spans")?,
+                        other => {
+                            unknown |= !matches!(
+                                other,
+                                "scope"
+                                    | "schemaUrl"
+                                    | "schema_url"
+                                    | "instrumentationLibrary"
+                                    | "instrumentation_library"
+                            );
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(ScopeSpans {
+                    spans: spans.flatten(),
+                    unknown,
+                })
+            }
+        }
+        deserializer.deserialize_struct(
+            "ScopeSpans",
+            &["spans"],
+            ScopeSpansVisitor(std::marker::PhantomData),
+        )
     }
 }
 
@@ -369,18 +619,22 @@ impl Flexible {
     /// (`3`, `"SPAN_KIND_CLIENT"`, `"CLIENT"`, `"client"`).
     pub(super) fn as_enum(&self, prefix: &str, names: &[&str]) -> Option<i64> {
         match self {
-            Flexible::Text(s) => {
-                let upper = s.trim().to_ascii_uppercase();
-                let bare = upper.strip_prefix(prefix).unwrap_or(&upper);
-                names
-                    .iter()
-                    .position(|n| *n == bare)
-                    .map(|i| i as i64)
-                    .or_else(|| bare.parse().ok())
-            }
+            Flexible::Text(s) => enum_value(s, prefix, names),
             other => other.as_i64(),
         }
     }
+}
+
+/// An enum written as text: its proto name, with or without the prefix, in any case, or its
+/// number.
+pub(super) fn enum_value(text: &str, prefix: &str, names: &[&str]) -> Option<i64> {
+    let upper = text.trim().to_ascii_uppercase();
+    let bare = upper.strip_prefix(prefix).unwrap_or(&upper);
+    names
+        .iter()
+        .position(|n| *n == bare)
+        .map(|i| i as i64)
+        .or_else(|| bare.parse().ok())
 }
 
 pub(super) const KIND_NAMES: &[&str] = &[
@@ -593,6 +847,188 @@ pub(super) fn wire_text<'v>(attributes: &'v [WireKeyValue<'_>], key: &str) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The envelope as serde's derive read it before it noted unknown keys.
+    #[derive(Deserialize)]
+    #[serde(
+        default,
+        bound(deserialize = "S: Deserialize<'de>, R: Deserialize<'de>")
+    )]
+    struct DerivedEnvelope<S, R> {
+        #[serde(rename = "resourceSpans", alias = "resource_spans")]
+        resource_spans: Option<Vec<DerivedResourceSpans<S, R>>>,
+        batches: Option<Vec<DerivedResourceSpans<S, R>>>,
+        result: Option<Box<DerivedEnvelope<S, R>>>,
+        trace: Option<Box<DerivedEnvelope<S, R>>>,
+        #[serde(rename = "resourceMetrics", alias = "resource_metrics")]
+        resource_metrics: Option<IgnoredAny>,
+        #[serde(rename = "resourceLogs", alias = "resource_logs")]
+        resource_logs: Option<IgnoredAny>,
+        #[serde(rename = "resourceProfiles", alias = "resource_profiles")]
+        resource_profiles: Option<IgnoredAny>,
+    }
+
+    impl<S, R> Default for DerivedEnvelope<S, R> {
+        fn default() -> Self {
+            DerivedEnvelope {
+                resource_spans: None,
+                batches: None,
+                result: None,
+                trace: None,
+                resource_metrics: None,
+                resource_logs: None,
+                resource_profiles: None,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(
+        default,
+        bound(deserialize = "S: Deserialize<'de>, R: Deserialize<'de>")
+    )]
+    struct DerivedResourceSpans<S, R> {
+        resource: Option<R>,
+        #[serde(
+            rename = "scopeSpans",
+            alias = "scope_spans",
+            alias = "instrumentationLibrarySpans",
+            alias = "instrumentation_library_spans"
+        )]
+        scope_spans: Option<Vec<DerivedScopeSpans<S>>>,
+    }
+
+    impl<S, R> Default for DerivedResourceSpans<S, R> {
+        fn default() -> Self {
+            DerivedResourceSpans {
+                resource: None,
+                scope_spans: None,
+            }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(default, bound(deserialize = "S: Deserialize<'de>"))]
+    struct DerivedScopeSpans<S> {
+        spans: Option<Vec<S>>,
+    }
+
+    impl<S> Default for DerivedScopeSpans<S> {
+        fn default() -> Self {
+            DerivedScopeSpans { spans: None }
+        }
+    }
+
+    type Raw<'a> = &'a RawValue;
+
+    fn describe_derived(env: &DerivedEnvelope<Raw<'_>, Raw<'_>>) -> String {
+        let groups = |list: &Option<Vec<DerivedResourceSpans<Raw<'_>, Raw<'_>>>>| {
+            list.as_ref().map(|groups| {
+                groups
+                    .iter()
+                    .map(|g| {
+                        let spans: Option<Vec<Option<Vec<&str>>>> =
+                            g.scope_spans.as_ref().map(|s| {
+                                s.iter()
+                                    .map(|s| {
+                                        s.spans
+                                            .as_ref()
+                                            .map(|s| s.iter().map(|r| r.get()).collect())
+                                    })
+                                    .collect()
+                            });
+                        format!("{:?} {spans:?}", g.resource.map(|r| r.get()))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        format!(
+            "{:?} {:?} {:?} {:?} {} {} {}",
+            groups(&env.resource_spans),
+            groups(&env.batches),
+            env.result.as_ref().map(|e| describe_derived(e)),
+            env.trace.as_ref().map(|e| describe_derived(e)),
+            env.resource_metrics.is_some(),
+            env.resource_logs.is_some(),
+            env.resource_profiles.is_some()
+        )
+    }
+
+    fn describe(env: &Envelope<Raw<'_>, Raw<'_>>) -> String {
+        let groups = |list: &Option<Vec<ResourceSpans<Raw<'_>, Raw<'_>>>>| {
+            list.as_ref().map(|groups| {
+                groups
+                    .iter()
+                    .map(|g| {
+                        let spans: Option<Vec<Option<Vec<&str>>>> =
+                            g.scope_spans.as_ref().map(|s| {
+                                s.iter()
+                                    .map(|s| {
+                                        s.spans
+                                            .as_ref()
+                                            .map(|s| s.iter().map(|r| r.get()).collect())
+                                    })
+                                    .collect()
+                            });
+                        format!("{:?} {spans:?}", g.resource.map(|r| r.get()))
+                    })
+                    .collect::<Vec<_>>()
+            })
+        };
+        format!(
+            "{:?} {:?} {:?} {:?} {} {} {}",
+            groups(&env.resource_spans),
+            groups(&env.batches),
+            env.result.as_ref().map(|e| describe(e)),
+            env.trace.as_ref().map(|e| describe(e)),
+            env.resource_metrics.is_some(),
+            env.resource_logs.is_some(),
+            env.resource_profiles.is_some()
+        )
+    }
+
+    /// The envelope reads every record, damaged or not, as serde's derive read it: the same
+    /// value, or the same error at the same place.
+    #[test]
+    fn the_envelope_reads_as_the_derive_did() {
+        let records = [
+            r#"{"resourceSpans":[{"resource":{"attributes":[]},"schemaUrl":"u","scopeSpans":[{"scope":{},"spans":[{"a":1},2]},{"spans":null}]}],"batches":[{"instrumentationLibrarySpans":[{"spans":[]}]}],"result":{"resource_spans":[]},"trace":{"x":[{}]},"resourceLogs":[1],"other":[{"spans":[]}]}"#,
+            r#"[[[null,[[1]]]],null,null,[null],1,2,3]"#,
+        ];
+        let mut checked = 0;
+        for record in records {
+            for text in crate::ingest::json_text::cursor::tests::damaged(
+                record.as_bytes(),
+                b" \"{}[],:0n\xff",
+            ) {
+                // (The derive names the struct it reads: these had the names of ours.)
+                let derived = serde_json::from_slice::<DerivedEnvelope<Raw<'_>, Raw<'_>>>(&text)
+                    .map(|e| describe_derived(&e))
+                    .map_err(|e| e.to_string().replace("struct Derived", "struct "));
+                let ours = serde_json::from_slice::<Envelope<Raw<'_>, Raw<'_>>>(&text)
+                    .map(|e| describe(&e))
+                    .map_err(|e| e.to_string());
+                assert_eq!(ours, derived, "{}", String::from_utf8_lossy(&text));
+                checked += usize::from(ours.is_ok());
+            }
+        }
+        assert!(checked > 500, "{checked}");
+        // A repeated field, under either name.
+        for text in [
+            r#"{"resourceSpans":[],"resource_spans":[]}"#,
+            r#"{"resourceSpans":[{"scopeSpans":[],"instrumentation_library_spans":[]}]}"#,
+            r#"{"resourceSpans":[{"scopeSpans":[{"spans":[],"spans":null}]}]}"#,
+        ] {
+            let derived = serde_json::from_str::<DerivedEnvelope<Raw<'_>, Raw<'_>>>(text)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let ours = serde_json::from_str::<Envelope<Raw<'_>, Raw<'_>>>(text)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            assert!(ours.is_err(), "{text}");
+            assert_eq!(ours, derived, "{text}");
+        }
+    }
 
     #[test]
     fn times_refuse_floats_and_accept_strings_and_numbers() {

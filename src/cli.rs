@@ -42,9 +42,25 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// Trace files or directories (read recursively); `-` reads standard input
+    /// Trace files or directories (read recursively); `-` reads standard input; or a ClickHouse
+    /// store, `clickhouse://HOST:PORT/DATABASE?table=otel_traces` (`https://` for TLS), with
+    /// --since
     #[arg(value_name = "INPUT", required_unless_present = "events")]
     pub inputs: Vec<PathBuf>,
+
+    /// A store's window starts here: a duration ago (`24h`, `90m`) or an RFC 3339 time;
+    /// required for a store
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// A store's window ends here (a duration ago, or RFC 3339) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// How far past the window's ends a store is read for the work its aborted turns started
+    /// (late workers) [default: 1h]
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<String>,
 
     /// Vendor event logs (Stripe, Mailgun, SendGrid, GitHub, Temporal, Standard Webhooks, or
     /// any JSON log through a [[vendor]] mapping in the rules); event logs given as INPUT are

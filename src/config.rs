@@ -6,11 +6,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 
 use crate::cli::{Cli, Command, InputArgs, InspectFormat, RulesFileArgs, ScanFormat};
+use crate::ingest::clickhouse::{Store, StoreUrl, Window, is_store_url};
 use crate::ingest::{IngestOptions, InputSet, Source};
 use crate::model::Category;
+use crate::model::time::parse_rfc3339;
 use crate::report::{self, OutputFormat};
 use crate::rules::Rules;
-use crate::util::units::{Nanos, parse_size};
+use crate::util::units::{Nanos, parse_duration, parse_size};
 
 /// What the user asked for, resolved.
 #[derive(Debug)]
@@ -28,6 +30,8 @@ pub struct InputConfig {
     pub options: IngestOptions,
     /// Any diagnostic makes the run fail with status 2.
     pub strict: bool,
+    /// A ClickHouse store to read instead of trace files, and its window.
+    pub store: Option<Store>,
 }
 
 #[derive(Debug)]
@@ -135,15 +139,103 @@ pub fn resolve(cli: Cli) -> Result<Task> {
 }
 
 fn input(args: &InputArgs) -> Result<InputConfig> {
+    let (stores, files): (Vec<&PathBuf>, Vec<&PathBuf>) = args
+        .inputs
+        .iter()
+        .partition(|p| is_store_url(&p.to_string_lossy()));
+    let store = match stores.as_slice() {
+        [] => {
+            for (flag, given) in [
+                ("--since", &args.since),
+                ("--until", &args.until),
+                ("--grace", &args.grace),
+            ] {
+                if given.is_some() {
+                    bail!(
+                        "{flag} sets a ClickHouse store's window; the inputs name no store (clickhouse://HOST:PORT/DATABASE)"
+                    );
+                }
+            }
+            None
+        }
+        [url] if files.is_empty() => Some(store(&url.to_string_lossy(), args)?),
+        [_] => bail!(
+            "a ClickHouse store is read alone: give trace files in another run (event logs and abort logs go with --events and --aborts)"
+        ),
+        _ => bail!(
+            "one ClickHouse store at a time: {} were given",
+            stores.len()
+        ),
+    };
+    let files: Vec<PathBuf> = files.into_iter().cloned().collect();
     Ok(InputConfig {
         inputs: InputSet {
-            traces: sources(&args.inputs),
+            traces: sources(&files),
             event_logs: sources(&args.events),
             abort_logs: sources(&args.aborts),
         },
         options: ingest_options(args)?,
         strict: args.strict,
+        store,
     })
+}
+
+/// The environment variables a store's credentials come from when its URL has none.
+pub const CLICKHOUSE_USER_ENV: &str = "CLICKHOUSE_USER";
+pub const CLICKHOUSE_PASSWORD_ENV: &str = "CLICKHOUSE_PASSWORD";
+
+/// How far past the window a store is read, by default.
+const DEFAULT_GRACE: &str = "1h";
+
+/// A store's URL (credentials from the URL, else the environment) and its window.
+fn store(url: &str, args: &InputArgs) -> Result<Store> {
+    let env = |name: &str| std::env::var(name).ok();
+    let url = StoreUrl::parse(url, env(CLICKHOUSE_USER_ENV), env(CLICKHOUSE_PASSWORD_ENV))
+        .with_context(|| format!("store {}", url.split('@').next_back().unwrap_or(url)))?;
+    let now = unix_now_ns();
+    let Some(since) = &args.since else {
+        bail!(
+            "a ClickHouse store needs a window: --since TIME (a duration ago such as 24h, or an RFC 3339 time), and --until (default now)"
+        );
+    };
+    let since = parse_time(since, now).with_context(|| format!("--since {since:?}"))?;
+    let until = match &args.until {
+        Some(until) => parse_time(until, now).with_context(|| format!("--until {until:?}"))?,
+        None => now,
+    };
+    if since >= until {
+        bail!("the window is empty: --since is not before --until");
+    }
+    let grace = args.grace.as_deref().unwrap_or(DEFAULT_GRACE);
+    let grace = parse_duration(grace)
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("--grace {grace:?}"))?;
+    Ok(Store {
+        url,
+        window: Window {
+            since,
+            until,
+            grace,
+        },
+    })
+}
+
+/// A time as `--since` and `--until` take it: RFC 3339, or a duration before `now`.
+fn parse_time(text: &str, now: u64) -> Result<u64> {
+    if text.contains('T') || text.contains(':') {
+        return parse_rfc3339(text).map(|(t, _)| t).map_err(|e| {
+            anyhow!("{e}; expected RFC 3339 (2026-11-25T16:00:00Z) or a duration ago (24h)")
+        });
+    }
+    let ago = parse_duration(text)
+        .map_err(|e| anyhow!("{e}; expected a duration ago (24h, 90m) or an RFC 3339 time"))?;
+    Ok(now.saturating_sub(ago))
+}
+
+fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Reading options: the flag, else the environment, else the defaults.

@@ -84,6 +84,7 @@ fn scan_with(inputs: &[PathBuf], options: IngestOptions) -> Outcome {
             },
             options,
             strict: false,
+            store: None,
         },
         fail_on: rules.gate.fail_on.clone(),
         rules,

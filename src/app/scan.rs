@@ -16,6 +16,9 @@ use crate::model::time::date;
 use crate::report::{OutputFormat, ScanView, Summary, Timeline};
 use crate::{classify, correlate, ingest, report};
 
+/// Set, a store's scan says on stderr what its queries cost (for benchmarks).
+const STORE_STATS: &str = "ABORTAUDIT_STORE_STATS";
+
 /// Where GitHub Actions takes a job's Markdown summary from.
 const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 
@@ -26,13 +29,31 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
         Some(path) => Some(ingest::read_baseline(path)?),
         None => None,
     };
-    let plan = ingest::plan(&input.inputs, &input.options);
-    let progress = progress::bytes(plan.streamed_bytes());
-    let first = ingest::first_pass(plan, &input.options, rules, &progress);
-    let signals = first.signals(rules);
-    let traces = correlate::traces_that_matter(signals.may_abort, &signals.links);
-    let mut ingested = ingest::second_pass(first, traces, rules, &progress);
-    progress.finish_and_clear();
+    let mut ingested = match &input.store {
+        // A store's survey runs in SQL, on the server.
+        Some(store) => {
+            let (ingested, facts) =
+                ingest::read_store(store, &input.inputs, &input.options, rules)?;
+            if std::env::var_os(STORE_STATS).is_some_and(|v| !v.is_empty()) {
+                writeln!(
+                    err,
+                    "{STORE_STATS}: {} queries, {} rows, {} bytes received",
+                    facts.queries, facts.rows_read, facts.bytes_received
+                )?;
+            }
+            ingested
+        }
+        None => {
+            let plan = ingest::plan(&input.inputs, &input.options);
+            let progress = progress::bytes(plan.streamed_bytes());
+            let first = ingest::first_pass(plan, &input.options, rules, &progress);
+            let signals = first.signals(rules);
+            let traces = correlate::traces_that_matter(signals.may_abort, &signals.links);
+            let ingested = ingest::second_pass(first, traces, rules, &progress);
+            progress.finish_and_clear();
+            ingested
+        }
+    };
 
     if ingested.has_errors() {
         return refused(&ingested, input.strict, err);

@@ -10,6 +10,7 @@
 
 mod aborts;
 mod baseline;
+pub mod clickhouse;
 mod compress;
 mod consistency;
 mod dedup;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 
 pub use baseline::read_baseline;
+pub use clickhouse::{Store, StoreFacts, StoreUrl, read_store};
 pub use large::{
     FirstPass, Plan, Signals, first_pass, first_pass_by_conversation, plan, second_pass,
     second_pass_in_full,
@@ -61,6 +63,8 @@ pub enum Format {
     TemporalHistory,
     /// An abort log: the user's Stops as the front end recorded them (`--aborts`).
     AbortLog,
+    /// A ClickHouse store's `otel_traces` table, read where it lives (`clickhouse://…`).
+    ClickHouse,
     /// Zero bytes, or only white space: nothing to read, which is not an error.
     Empty,
     /// Not read: the input's error says why.
@@ -74,7 +78,7 @@ impl Serialize for Format {
 }
 
 impl Format {
-    pub const ALL: [Format; 13] = [
+    pub const ALL: [Format; 14] = [
         Format::OtlpJsonLines,
         Format::OtlpJson,
         Format::OtlpJsonFramed,
@@ -86,6 +90,7 @@ impl Format {
         Format::VendorJson,
         Format::TemporalHistory,
         Format::AbortLog,
+        Format::ClickHouse,
         Format::Empty,
         Format::Unknown,
     ];
@@ -111,6 +116,7 @@ impl Format {
             Format::VendorJson => "vendor-json",
             Format::TemporalHistory => "temporal-history",
             Format::AbortLog => "abort-log",
+            Format::ClickHouse => "clickhouse",
             Format::Empty => "empty",
             Format::Unknown => "unknown",
         }
@@ -126,6 +132,7 @@ impl Format {
             Format::VendorJsonLines | Format::VendorJson => "vendor event log",
             Format::TemporalHistory => "Temporal history",
             Format::AbortLog => "abort log",
+            Format::ClickHouse => "ClickHouse store",
             Format::Empty | Format::Unknown => "input",
         }
     }

@@ -47,10 +47,13 @@ pub enum Code {
     UnknownField,
     /// A record beyond what abortaudit reads: too long, nested too deep, a number too large.
     OverLimit,
+    /// A store's span links were followed as far as the survey goes; traces linked further
+    /// were not read.
+    LinkDepth,
 }
 
 impl Code {
-    pub const ALL: [Code; 15] = [
+    pub const ALL: [Code; 16] = [
         Code::MalformedJson,
         Code::TruncatedLine,
         Code::InvalidOtlp,
@@ -66,6 +69,7 @@ impl Code {
         Code::SymlinkLoop,
         Code::UnknownField,
         Code::OverLimit,
+        Code::LinkDepth,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +89,7 @@ impl Code {
             Code::SymlinkLoop => "symlink-loop",
             Code::UnknownField => "unknown-field",
             Code::OverLimit => "over-limit",
+            Code::LinkDepth => "link-depth",
         }
     }
 
@@ -126,6 +131,9 @@ impl Code {
             }
             Code::OverLimit => {
                 "a record beyond the limits abortaudit reads (docs/limits.md): a line of 4 GiB or more, nesting deeper than 128 levels, a number beyond the range of a 64-bit float; it is skipped"
+            }
+            Code::LinkDepth => {
+                "a store's span links were followed to the survey's depth; traces linked further were not read"
             }
         }
     }

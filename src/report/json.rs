@@ -9,7 +9,7 @@ use serde_json::ser::{Formatter, PrettyFormatter};
 
 use super::{InspectView, ScanView};
 use crate::classify::{Compensation, Finding, Prevention, ProtocolRow, Standing};
-use crate::ingest::{Counts, InputReport};
+use crate::ingest::{Counts, InputReport, StoreFacts};
 use crate::model::BaselineFinding;
 use crate::model::diagnostic::Diagnostic;
 use crate::model::time::rfc3339;
@@ -25,6 +25,9 @@ struct InspectReport<'a> {
     /// What walking the directories found (links that loop).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     diagnostics: &'a [Diagnostic],
+    /// What reading a store found out: its dialect, its window, what the survey kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<&'a StoreFacts>,
 }
 
 pub fn inspect(view: &InspectView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
@@ -51,6 +54,7 @@ pub fn inspect(view: &InspectView<'_>, out: &mut dyn Write) -> std::io::Result<(
             },
         },
         diagnostics: &ingested.walk_diagnostics,
+        store: view.store,
     };
     write_pretty(out, &report)?;
     writeln!(out)

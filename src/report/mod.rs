@@ -22,7 +22,7 @@ pub use timeline::Timeline;
 
 use crate::classify::{Audit, Finding, Gate, Standing};
 use crate::correlate::JoinCounts;
-use crate::ingest::Ingested;
+use crate::ingest::{Ingested, StoreFacts};
 
 /// The formats of `scan` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +141,8 @@ pub struct InspectView<'a> {
     pub join: JoinCounts,
     /// Abort log records that named no turn of the traces.
     pub abort_records_unplaced: u64,
+    /// What a store's reading found out (its dialect, its window), when the input is one.
+    pub store: Option<&'a StoreFacts>,
 }
 
 /// Writes an inspect report, as `write_scan` does.

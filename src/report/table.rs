@@ -183,6 +183,37 @@ pub fn inspect(view: &InspectView<'_>, out: &mut dyn Write) -> std::io::Result<(
             view.abort_records_unplaced
         )?;
     }
+    if let Some(store) = view.store {
+        writeln!(
+            out,
+            "store {}: {}; enums spelt {}",
+            sanitize(&store.table),
+            sanitize(&store.dialect.describe()),
+            if store.enums.is_empty() {
+                "(no spans)".to_owned()
+            } else {
+                store.enums.join(" and ")
+            }
+        )?;
+        writeln!(
+            out,
+            "window {} to {}: {} spans in {} traces; the survey kept {} traces ({} spans read, links followed {} deep, {} of grace); {} queries, {} received",
+            store.since,
+            store.until,
+            store.spans_in_window,
+            store.traces_in_window,
+            store.traces_read,
+            store.rows_read,
+            store.link_depth,
+            crate::util::units::human_gap(store.grace_ns.parse::<u64>().unwrap_or(0)),
+            store.queries,
+            crate::util::units::human_size(store.bytes_received)
+        )?;
+        writeln!(
+            out,
+            "The turns, tool calls and aborts above are those of the traces the survey kept."
+        )?;
+    }
     Ok(())
 }
 

@@ -66,6 +66,8 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         "ms" => 1_000_000,
         "s" => 1_000_000_000,
         "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
         "" if number.chars().all(|c| c == '0') && !number.is_empty() => 1,
         "" => {
             return Err(format!(
@@ -74,7 +76,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
         }
         other => {
             return Err(format!(
-                "unknown unit {other:?} in {text:?}; expected ns, us, ms, s or m"
+                "unknown unit {other:?} in {text:?}; expected ns, us, ms, s, m, h or d"
             ));
         }
     };

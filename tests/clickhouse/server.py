@@ -210,6 +210,8 @@ class Fault:
                                              "injected by tests/clickhouse/server.py"),
             "count": int(params.get("count", 1)),  # 0 = every matching response
             "match": params.get("match", ""),
+            # Only requests for this database (tests running side by side each have their own).
+            "database": params.get("database", ""),
             "style": params.get("style", default_style),
         }
         if cfg["style"] not in ("tagged", "marker", "plain"):
@@ -222,11 +224,13 @@ class Fault:
         with self.lock:
             self.cfg = None
 
-    def take(self, sql: str) -> Optional[dict]:
+    def take(self, sql: str, database: Optional[str]) -> Optional[dict]:
         """The fault to apply to this response, if any (consumes one of `count`)."""
         with self.lock:
             cfg = self.cfg
             if cfg is None or (cfg["match"] and cfg["match"] not in sql):
+                return None
+            if cfg["database"] and cfg["database"] != database:
                 return None
             if cfg["count"] > 0:
                 cfg["count"] -= 1
@@ -544,9 +548,9 @@ class Handler(BaseHTTPRequestHandler):
                                          {"X-ClickHouse-Summary": summary, "X-ClickHouse-Format": out_format})
 
             if sc.kind in ("SELECT", "WITH") and not wait_end:
-                return self._stream_select(conn, sql, out_format, qparams, t0)
+                return self._stream_select(conn, sql, out_format, qparams, t0, database)
 
-            fault = self.server.fault.take(sql) if sc.kind in READ_KINDS else None
+            fault = self.server.fault.take(sql, database) if sc.kind in READ_KINDS else None
             res = conn.query(sql, out_format, params=qparams)
             if fault:  # with wait_end_of_query the failure becomes an ordinary error answer
                 raise CHError(fault["code"], self._fault_text(fault))
@@ -563,9 +567,9 @@ class Handler(BaseHTTPRequestHandler):
         name = fault["name"] or eng.code_name.get(fault["code"], "UNKNOWN_EXCEPTION")
         return f"Code: {fault['code']}. DB::Exception: {fault['message']}. ({name}) (version {ENGINE_VERSION})"
 
-    def _stream_select(self, conn, sql: str, fmt: str, qparams: dict, t0: int):
+    def _stream_select(self, conn, sql: str, fmt: str, qparams: dict, t0: int, database: Optional[str]):
         eng = self.server.engine
-        fault = self.server.fault.take(sql)
+        fault = self.server.fault.take(sql, database)
         stream = conn.send_query(sql, fmt, params=qparams)  # errors here: nothing sent yet
         try:
             first = stream.fetch()

@@ -26,12 +26,10 @@ pub fn run(config: &ExplainConfig, out: &mut dyn Write, err: &mut dyn Write) -> 
     let progress = progress::bytes(plan.streamed_bytes());
     let first = ingest::first_pass_by_conversation(plan, &input.options, rules, &progress);
     let two_passes = first.read_in_two_passes();
-    let traces = if two_passes {
-        let traces = first.traces_of_conversation(&config.conversation, rules);
-        correlate::traces_that_matter(traces, &first.signals(rules).links)
-    } else {
-        Default::default()
-    };
+    // (Read whole too, these are the traces whose spans are checked for times and parents
+    // the model cannot hold, as `scan` checks the traces that matter.)
+    let traces = first.traces_of_conversation(&config.conversation, rules);
+    let traces = correlate::traces_that_matter(traces, &first.signals(rules).links);
     let ingested = ingest::second_pass_in_full(first, traces, rules, &progress);
     progress.finish_and_clear();
     if ingested.has_errors() {

@@ -518,7 +518,11 @@ pub fn ingest_inputs(inputs: &InputSet, options: &IngestOptions, rules: &Rules) 
     };
     let hidden = indicatif::ProgressBar::hidden();
     let first = first_pass(plan(inputs, &whole), &whole, rules, &hidden);
-    second_pass(first, FxHashSet::default(), rules, &hidden)
+    let mut ingested = second_pass(first, FxHashSet::default(), rules, &hidden);
+    // Every trace of a whole read is checked for times and parents the model cannot hold.
+    let every_trace: FxHashSet<TraceId> = ingested.spans.iter().map(|s| s.trace_id).collect();
+    consistency::check(&mut ingested, &every_trace);
+    ingested
 }
 
 /// Parses one input's bytes, named `path` in diagnostics, with the default options. Never

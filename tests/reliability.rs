@@ -333,6 +333,35 @@ fn a_span_that_ends_before_it_starts_is_said_and_not_taken_as_a_commit_before_th
 }
 
 #[test]
+fn explain_says_and_drops_an_end_before_the_start_whether_it_reads_whole_or_in_two_passes() {
+    // Found by fuzz/two_pass_diff: read whole, explain (and the library's whole read) kept the
+    // end a two-pass read drops.
+    let Some(path) = case("commit_end_before_start.jsonl") else {
+        return;
+    };
+    let outputs: Vec<_> = ["unlimited", "0"]
+        .into_iter()
+        .map(|survey_above| {
+            bin()
+                .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
+                .args(["explain", "conv-0"])
+                .arg(&path)
+                .output()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(outputs[0].stdout, outputs[1].stdout);
+    assert_eq!(outputs[0].stderr, outputs[1].stderr);
+    let stderr = String::from_utf8_lossy(&outputs[0].stderr);
+    assert!(stderr.contains("before it starts"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&outputs[0].stdout);
+    assert!(
+        stdout.contains("COMMIT [payments-api] client (never ended)"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn a_parent_cycle_is_broken_and_said_and_the_tool_call_stays_in_its_turn() {
     // Defect 9: a parent cycle silently detached the tool call.
     let Some(path) = case("cycle2.jsonl") else {

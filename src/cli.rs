@@ -42,25 +42,11 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// Trace files or directories (read recursively); `-` reads standard input; or a ClickHouse
-    /// store, `clickhouse://HOST:PORT/DATABASE?table=otel_traces` (`https://` for TLS), with
-    /// --since
+    /// Trace files or directories (read recursively); `-` reads standard input. `scan` and
+    /// `inspect` also read a ClickHouse store, `clickhouse://HOST:PORT/DATABASE?table=otel_traces`
+    /// (`https://` for TLS), with --since
     #[arg(value_name = "INPUT", required_unless_present = "events")]
     pub inputs: Vec<PathBuf>,
-
-    /// A store's window starts here: a duration ago (`24h`, `90m`) or an RFC 3339 time;
-    /// required for a store
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-
-    /// A store's window ends here (a duration ago, or RFC 3339) [default: now]
-    #[arg(long, value_name = "TIME")]
-    pub until: Option<String>,
-
-    /// How far past the window's ends a store is read for the work its aborted turns started
-    /// (late workers) [default: 1h]
-    #[arg(long, value_name = "DURATION")]
-    pub grace: Option<String>,
 
     /// Vendor event logs (Stripe, Mailgun, SendGrid, GitHub, Temporal, Standard Webhooks, or
     /// any JSON log through a [[vendor]] mapping in the rules); event logs given as INPUT are
@@ -90,6 +76,24 @@ pub struct InputArgs {
     pub memory_budget: Option<String>,
 }
 
+/// The window of a ClickHouse store (`scan` and `inspect`).
+#[derive(Debug, Default, Args)]
+pub struct StoreArgs {
+    /// A store's window starts here: a duration ago (`24h`, `90m`) or an RFC 3339 time;
+    /// required for a store
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// A store's window ends here (a duration ago, or RFC 3339) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// How far past the window's ends a store is read for the work its aborted turns started
+    /// (late workers) [default: 1h]
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct RulesFileArgs {
     /// Detection rules file [default: ./abortaudit.toml when it exists, else built-in rules]
@@ -101,6 +105,9 @@ pub struct RulesFileArgs {
 pub struct ScanArgs {
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     #[command(flatten)]
     pub rules: RulesFileArgs,
@@ -178,6 +185,9 @@ pub struct ExplainArgs {
 pub struct InspectArgs {
     #[command(flatten)]
     pub input: InputArgs,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     #[command(flatten)]
     pub rules: RulesFileArgs,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::cli::{Cli, Command, InputArgs, InspectFormat, RulesFileArgs, ScanFormat};
+use crate::cli::{Cli, Command, InputArgs, InspectFormat, RulesFileArgs, ScanFormat, StoreArgs};
 use crate::ingest::clickhouse::{Store, StoreUrl, Window, is_store_url};
 use crate::ingest::{IngestOptions, InputSet, Source};
 use crate::model::Category;
@@ -81,7 +81,7 @@ pub fn resolve(cli: Cli) -> Result<Task> {
         Command::Inspect(args) => {
             let rules = load_rules(&args.rules)?;
             Task::Inspect(InspectConfig {
-                input: input(&args.input)?,
+                input: input(&args.input, Some(&args.store))?,
                 rules,
                 format: match args.format {
                     InspectFormat::Table => report::InspectFormat::Table,
@@ -102,7 +102,7 @@ pub fn resolve(cli: Cli) -> Result<Task> {
                 None => rules.gate.fail_on.clone(),
             };
             Task::Scan(ScanConfig {
-                input: input(&args.input)?,
+                input: input(&args.input, Some(&args.store))?,
                 rules,
                 format: match args.format {
                     ScanFormat::Table => OutputFormat::Table,
@@ -129,7 +129,7 @@ pub fn resolve(cli: Cli) -> Result<Task> {
                 rules.time.skew = parse_skew(&skew)?;
             }
             Task::Explain(ExplainConfig {
-                input: input(&args.input)?,
+                input: input(&args.input, None)?,
                 rules,
                 conversation: args.conversation,
             })
@@ -138,17 +138,23 @@ pub fn resolve(cli: Cli) -> Result<Task> {
     })
 }
 
-fn input(args: &InputArgs) -> Result<InputConfig> {
+/// The inputs; `window` is a store's, for the commands that read one (`None`: files only).
+fn input(args: &InputArgs, window: Option<&StoreArgs>) -> Result<InputConfig> {
     let (stores, files): (Vec<&PathBuf>, Vec<&PathBuf>) = args
         .inputs
         .iter()
         .partition(|p| is_store_url(&p.to_string_lossy()));
     let store = match stores.as_slice() {
+        [_, ..] if window.is_none() => bail!(
+            "explain reads files; for a store, `scan --format html` (or markdown) draws the timeline of each conversation with findings"
+        ),
         [] => {
+            let none = StoreArgs::default();
+            let window = window.unwrap_or(&none);
             for (flag, given) in [
-                ("--since", &args.since),
-                ("--until", &args.until),
-                ("--grace", &args.grace),
+                ("--since", &window.since),
+                ("--until", &window.until),
+                ("--grace", &window.grace),
             ] {
                 if given.is_some() {
                     bail!(
@@ -158,7 +164,10 @@ fn input(args: &InputArgs) -> Result<InputConfig> {
             }
             None
         }
-        [url] if files.is_empty() => Some(store(&url.to_string_lossy(), args)?),
+        [url] if files.is_empty() => Some(store(
+            &url.to_string_lossy(),
+            window.expect("a store is refused without a window above"),
+        )?),
         [_] => bail!(
             "a ClickHouse store is read alone: give trace files in another run (event logs and abort logs go with --events and --aborts)"
         ),
@@ -188,7 +197,7 @@ pub const CLICKHOUSE_PASSWORD_ENV: &str = "CLICKHOUSE_PASSWORD";
 const DEFAULT_GRACE: &str = "1h";
 
 /// A store's URL (credentials from the URL, else the environment) and its window.
-fn store(url: &str, args: &InputArgs) -> Result<Store> {
+fn store(url: &str, args: &StoreArgs) -> Result<Store> {
     let env = |name: &str| std::env::var(name).ok();
     let url = StoreUrl::parse(url, env(CLICKHOUSE_USER_ENV), env(CLICKHOUSE_PASSWORD_ENV))
         .with_context(|| format!("store {}", url.split('@').next_back().unwrap_or(url)))?;

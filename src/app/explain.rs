@@ -14,11 +14,6 @@ const KNOWN_SHOWN: usize = 10;
 
 pub fn run(config: &ExplainConfig, out: &mut dyn Write, err: &mut dyn Write) -> Result<ExitStatus> {
     let input = &config.input;
-    if input.store.is_some() {
-        bail!(
-            "explain reads files; for a store, `scan --format html` (or markdown) draws the timeline of each conversation with findings"
-        );
-    }
     let rules = &config.rules;
     // A large export is read in two passes, as `scan` reads it, keeping the traces of the
     // conversation and those linked into them: memory follows the conversation, not the file.

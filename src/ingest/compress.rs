@@ -944,6 +944,31 @@ mod tests {
         Ok((data, decoder.corrupt().map(str::to_owned)))
     }
 
+    #[test]
+    fn a_stream_is_judged_by_its_ratio_by_default() {
+        // As the two passes read a large export: past 64 MiB, what compresses less than 300 to
+        // 1 is read to its end, and a bomb is stopped with the ratio in its message.
+        let text = repetitive(80 << 20);
+        let zstd = zstd::bulk::compress(&text, 1).unwrap();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gzip, &text).unwrap();
+        let gzip = gzip.finish().unwrap();
+        for packed in [&zstd, &gzip] {
+            assert!(text.len() / packed.len() < 300);
+            let (data, corrupt) = stream(packed, None).unwrap();
+            assert!(data == text);
+            assert_eq!(corrupt, None);
+        }
+        for (zstd, what) in [(true, "the zstd data"), (false, "the gzip data")] {
+            let error = stream(&zeros(zstd, 80 << 20), None).unwrap_err();
+            assert!(
+                error.starts_with(&format!("{what} decompresses more than 300 to 1: ")),
+                "{error}"
+            );
+            assert!(error.contains("--max-decompressed"), "{error}");
+        }
+    }
+
     /// Gives `data` up to byte `at`, then fails, as a failing disk does.
     struct FailsAfter {
         data: std::io::Cursor<Vec<u8>>,

@@ -24,11 +24,14 @@ ROWS = [
     ("zstd_dc", "zstd -dc FILE.zst (zstd -3)", "floor: decompress only, libzstd, one thread"),
     ("inflate_zstd", "inflate_only FILE.zst (libzstd, as abortaudit)", "floor: abortaudit's zstd decoder alone"),
     ("abortaudit_zstd", "abortaudit scan FILE.zst (zstd -3)", "the audit of the zstd -3 file"),
+    ("abortaudit_zstd_1t", "abortaudit scan FILE.zst (zstd -3, 1 thread)", "the same, RAYON_NUM_THREADS=1"),
     ("gzip_dc", "gzip -dc FILE.gz (gzip -1)", "floor: decompress only, gzip, one thread"),
     ("inflate_gzip", "inflate_only FILE.gz (zlib-rs, as abortaudit)", "floor: abortaudit's inflate alone"),
     ("abortaudit_gzip", "abortaudit scan FILE.gz (gzip -1)", "the audit of the gzip -1 file"),
+    ("abortaudit_gzip_1t", "abortaudit scan FILE.gz (gzip -1, 1 thread)", "the same, RAYON_NUM_THREADS=1"),
     ("zstd_dc_frames", "zstd -dc FILE.frames.zst (pzstd)", "floor: decompress only, many frames, one thread"),
     ("abortaudit_frames", "abortaudit scan FILE.frames.zst (pzstd)", "the audit of the multi-frame zstd file"),
+    ("abortaudit_frames_1t", "abortaudit scan FILE.frames.zst (pzstd, 1 thread)", "the same, RAYON_NUM_THREADS=1"),
     ("jq", "jq -n -f bench/late_writes.jq", "time filter only"),
     ("duckdb", "DuckDB read_json, declared columns", "time filter only"),
     ("duckdb_auto", "DuckDB read_ndjson_auto", "time filter only"),
@@ -118,7 +121,8 @@ def main():
         checks.append({"check": name, "ok": bool(ok), "detail": detail, "fails_run": fails_run})
 
     # -- abortaudit: exit status, same bytes across runs, thread counts and compressions.
-    audit_keys = ("abortaudit", "abortaudit_1t", "abortaudit_zstd", "abortaudit_gzip", "abortaudit_frames")
+    audit_keys = ("abortaudit", "abortaudit_1t", "abortaudit_zstd", "abortaudit_zstd_1t", "abortaudit_gzip",
+                  "abortaudit_gzip_1t", "abortaudit_frames", "abortaudit_frames_1t")
     audit_outputs = [s for s in samples if s["key"] in audit_keys]
     bad_rc = sorted({s["rc"] for s in audit_outputs} - {0, 1})
     check("abortaudit exit status is 0 or 1", not bad_rc and audit_outputs,

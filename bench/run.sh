@@ -183,14 +183,20 @@ for rep in $(seq 1 "$REPS"); do
     measure inflate_zstd "$rep" "$WORK/inflate_zstd.$rep.out" "$INFLATE" "$ZST"
     measure abortaudit_zstd "$rep" "$WORK/abortaudit_zstd.$rep.json" \
       env RAYON_NUM_THREADS="$THREADS" "$BIN" scan --format json "$ZST"
+    measure abortaudit_zstd_1t "$rep" "$WORK/abortaudit_zstd_1t.$rep.json" \
+      env RAYON_NUM_THREADS=1 "$BIN" scan --format json "$ZST"
     measure gzip_dc "$rep" /dev/null gzip -dc "$GZ"
     measure inflate_gzip "$rep" "$WORK/inflate_gzip.$rep.out" "$INFLATE" "$GZ"
     measure abortaudit_gzip "$rep" "$WORK/abortaudit_gzip.$rep.json" \
       env RAYON_NUM_THREADS="$THREADS" "$BIN" scan --format json "$GZ"
+    measure abortaudit_gzip_1t "$rep" "$WORK/abortaudit_gzip_1t.$rep.json" \
+      env RAYON_NUM_THREADS=1 "$BIN" scan --format json "$GZ"
     if [ -n "$FRAMES" ]; then
       measure zstd_dc_frames "$rep" /dev/null zstd -dc "$FRAMES"
       measure abortaudit_frames "$rep" "$WORK/abortaudit_frames.$rep.json" \
         env RAYON_NUM_THREADS="$THREADS" "$BIN" scan --format json "$FRAMES"
+      measure abortaudit_frames_1t "$rep" "$WORK/abortaudit_frames_1t.$rep.json" \
+        env RAYON_NUM_THREADS=1 "$BIN" scan --format json "$FRAMES"
     fi
   fi
   if [ "$RUN_JQ" = 1 ]; then
@@ -251,12 +257,15 @@ meta = {
         "abortaudit_1t": "RAYON_NUM_THREADS=1 target/release/abortaudit scan --format json FILE",
         "zstd_dc": "zstd -dc FILE.zst > /dev/null   (FILE.zst: zstd -3)",
         "abortaudit_zstd": f"RAYON_NUM_THREADS={threads} target/release/abortaudit scan --format json FILE.zst",
+        "abortaudit_zstd_1t": "RAYON_NUM_THREADS=1 target/release/abortaudit scan --format json FILE.zst",
         "inflate_zstd": "target/release/examples/inflate_only FILE.zst",
         "gzip_dc": "gzip -dc FILE.gz > /dev/null   (FILE.gz: gzip -1)",
         "inflate_gzip": "target/release/examples/inflate_only FILE.gz",
         "abortaudit_gzip": f"RAYON_NUM_THREADS={threads} target/release/abortaudit scan --format json FILE.gz",
+        "abortaudit_gzip_1t": "RAYON_NUM_THREADS=1 target/release/abortaudit scan --format json FILE.gz",
         "zstd_dc_frames": f"zstd -dc FILE.frames.zst > /dev/null   (FILE.frames.zst: pzstd -3 -p {threads})",
         "abortaudit_frames": f"RAYON_NUM_THREADS={threads} target/release/abortaudit scan --format json FILE.frames.zst",
+        "abortaudit_frames_1t": "RAYON_NUM_THREADS=1 target/release/abortaudit scan --format json FILE.frames.zst",
         "jq": "jq -c -n -f bench/late_writes.jq FILE",
         "duckdb": f"DUCKDB_THREADS={threads} bench/.venv/bin/python bench/late_writes.py FILE",
         "duckdb_auto": f"DUCKDB_THREADS={threads} bench/.venv/bin/python bench/late_writes.py --auto-schema FILE",

@@ -5,6 +5,7 @@
 #   bash bench/run.sh SIZE [options]        SIZE: 10MB, 100MB, 1GB (decimal), 256MiB, ...
 #
 #   --seed N        generator seed (default 42)
+#   --aborted P     turns aborted per thousand by the generator (default 100; 500: half)
 #   --reps N        runs of each command, the best is reported (default 3)
 #   --quick         one run of each (smoke test)
 #   --threads N     threads for parse_only, abortaudit and DuckDB (default 2)
@@ -23,7 +24,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-2}"
 }
 
@@ -35,6 +36,7 @@ case $1 in -h | --help) usage 0 ;; -*) usage 2 ;; esac
 SIZE=$1
 shift
 SEED=42
+ABORTED=100
 REPS=3
 THREADS=2
 RUN_JQ=1
@@ -45,6 +47,7 @@ KEEP=0
 while [ $# -gt 0 ]; do
   case $1 in
     --seed) SEED=$2; shift 2 ;;
+    --aborted) ABORTED=$2; shift 2 ;;
     --reps) REPS=$2; shift 2 ;;
     --quick) REPS=1; shift ;;
     --threads) THREADS=$2; shift 2 ;;
@@ -94,11 +97,13 @@ INFLATE=$ROOT/target/release/examples/inflate_only
 
 # The generated file is cached by size, seed and the generator's source.
 GEN_HASH=$(sha256sum examples/gen_collector_otlp.rs | cut -c1-12)
-DATA=$BENCH_DIR/collector-$SIZE-seed$SEED-$GEN_HASH.jsonl
+RATE=
+[ "$ABORTED" = 100 ] || RATE=-aborted$ABORTED
+DATA=$BENCH_DIR/collector-$SIZE-seed$SEED$RATE-$GEN_HASH.jsonl
 if [ ! -s "$DATA" ] || [ ! -s "$DATA.truth.json" ]; then
   echo "== generating $DATA"
   part=$(mktemp -d "$BENCH_DIR/gen.XXXXXX")
-  "$GEN" --size "$SIZE" --seed "$SEED" --out "$part/$(basename "$DATA")"
+  "$GEN" --size "$SIZE" --seed "$SEED" --aborted "$ABORTED" --out "$part/$(basename "$DATA")"
   mv "$part/$(basename "$DATA").truth.json" "$DATA.truth.json"
   mv "$part/$(basename "$DATA")" "$DATA"
   rmdir "$part"
@@ -223,6 +228,7 @@ META_JQ=$([ "$RUN_JQ" = 1 ] && jq --version || true) \
 META_DUCKDB=$DUCKDB_VERSION \
 META_PYTHON=$(python3 --version 2>&1) \
 META_ABORTAUDIT=$("$BIN" --version 2>/dev/null || echo abortaudit) \
+META_ABORTED=$ABORTED \
 META_ZSTD=$([ "$RUN_COMPRESSED" = 1 ] && zstd --version || true) \
 META_GZIP=$([ "$RUN_COMPRESSED" = 1 ] && gzip --version | head -n 1 || true) \
 META_COMPRESSED=$([ "$RUN_COMPRESSED" = 1 ] && printf '%s\n' "$ZST" "$GZ" $FRAMES || true) \
@@ -247,7 +253,7 @@ meta = {
                  "duckdb": e["META_DUCKDB"] or None, "python": e["META_PYTHON"],
                  "zstd": e["META_ZSTD"] or None, "gzip": e["META_GZIP"] or None},
     "input": {"path": data, "bytes": os.path.getsize(data), "size": size, "seed": int(seed),
-              "truth": data + ".truth.json",
+              "truth": data + ".truth.json", "aborted_permille": int(e["META_ABORTED"]),
               "compressed": {p[len(data) + 1:]: {"path": p, "bytes": os.path.getsize(p)}
                              for p in e["META_COMPRESSED"].split()}},
     "commands": {

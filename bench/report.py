@@ -21,6 +21,17 @@ ROWS = [
     ("parse_only", "parse_only (serde_json IgnoredAny, rayon)", "floor: parse every line, keep nothing"),
     ("abortaudit", "abortaudit scan --format json", "the audit"),
     ("abortaudit_1t", "abortaudit scan --format json (1 thread)", "the audit, RAYON_NUM_THREADS=1"),
+    ("zstd_dc", "zstd -dc FILE.zst (zstd -3)", "floor: decompress only, libzstd, one thread"),
+    ("inflate_zstd", "inflate_only FILE.zst (libzstd, as abortaudit)", "floor: abortaudit's zstd decoder alone"),
+    ("abortaudit_zstd", "abortaudit scan FILE.zst (zstd -3)", "the audit of the zstd -3 file"),
+    ("abortaudit_zstd_1t", "abortaudit scan FILE.zst (zstd -3, 1 thread)", "the same, RAYON_NUM_THREADS=1"),
+    ("gzip_dc", "gzip -dc FILE.gz (gzip -1)", "floor: decompress only, gzip, one thread"),
+    ("inflate_gzip", "inflate_only FILE.gz (zlib-rs, as abortaudit)", "floor: abortaudit's inflate alone"),
+    ("abortaudit_gzip", "abortaudit scan FILE.gz (gzip -1)", "the audit of the gzip -1 file"),
+    ("abortaudit_gzip_1t", "abortaudit scan FILE.gz (gzip -1, 1 thread)", "the same, RAYON_NUM_THREADS=1"),
+    ("zstd_dc_frames", "zstd -dc FILE.frames.zst (pzstd)", "floor: decompress only, many frames, one thread"),
+    ("abortaudit_frames", "abortaudit scan FILE.frames.zst (pzstd)", "the audit of the multi-frame zstd file"),
+    ("abortaudit_frames_1t", "abortaudit scan FILE.frames.zst (pzstd, 1 thread)", "the same, RAYON_NUM_THREADS=1"),
     ("jq", "jq -n -f bench/late_writes.jq", "time filter only"),
     ("duckdb", "DuckDB read_json, declared columns", "time filter only"),
     ("duckdb_auto", "DuckDB read_ndjson_auto", "time filter only"),
@@ -109,13 +120,15 @@ def main():
     def check(name, ok, detail, fails_run=True):
         checks.append({"check": name, "ok": bool(ok), "detail": detail, "fails_run": fails_run})
 
-    # -- abortaudit: exit status, same bytes across runs and thread counts.
-    audit_outputs = [s for s in samples if s["key"] in ("abortaudit", "abortaudit_1t")]
+    # -- abortaudit: exit status, same bytes across runs, thread counts and compressions.
+    audit_keys = ("abortaudit", "abortaudit_1t", "abortaudit_zstd", "abortaudit_zstd_1t", "abortaudit_gzip",
+                  "abortaudit_gzip_1t", "abortaudit_frames", "abortaudit_frames_1t")
+    audit_outputs = [s for s in samples if s["key"] in audit_keys]
     bad_rc = sorted({s["rc"] for s in audit_outputs} - {0, 1})
     check("abortaudit exit status is 0 or 1", not bad_rc and audit_outputs,
           f"statuses {sorted({s['rc'] for s in audit_outputs})} (1 = the gate failed, expected here)")
     digests = Counter(sha256(s["out"]) for s in audit_outputs)
-    check("abortaudit output identical across runs and thread counts", len(digests) == 1,
+    check("abortaudit output identical across runs, thread counts and compressions", len(digests) == 1,
           f"{len(audit_outputs)} outputs, {len(digests)} distinct: "
           + ", ".join(f"{d[:12]}×{n}" for d, n in digests.items()))
     scan = load_json(audit_outputs[0]["out"]) if audit_outputs else {"_error": "abortaudit not run"}
@@ -127,6 +140,14 @@ def main():
             printed = f.read().strip()
         check("parse_only read every line", printed == f"{truth.get('lines')} lines",
               f"printed {printed!r}, the generator wrote {truth.get('lines')} lines")
+
+    # -- the decompress-only floors decompressed the whole input.
+    for key in ("inflate_zstd", "inflate_gzip"):
+        for s in by_key.get(key, [])[:1]:
+            with open(s["out"], encoding="utf-8") as f:
+                printed = f.read().strip()
+            check(f"{key} decompressed the whole input", printed == f"{input_bytes} bytes",
+                  f"printed {printed!r}, the input is {input_bytes} bytes")
 
     # -- the time filter: jq and DuckDB agree exactly, and with the generator.
     tf_truth = {
@@ -240,14 +261,28 @@ def main():
         ratio = audit["wall_s_best"] / parse["wall_s_best"]
         targets.append({"target": "scan within 2x the parse-only pass", "ok": ratio <= 2.0,
                         "detail": f"{ratio:.2f}x ({audit['wall_s_best']:.3f} s vs {parse['wall_s_best']:.3f} s)"})
-    for key in ("abortaudit", "abortaudit_1t"):
+        targets.append({"target": "scan within 1.5x the parse-only pass (issue 18)", "ok": ratio <= 1.5,
+                        "detail": f"{ratio:.2f}x"})
+    # Issue 18: a compressed scan costs at most the plain scan and 1.2 times decompressing alone.
+    row = {r["key"]: r for r in rows}
+    for scan_key, floor_key, label in (("abortaudit_zstd", "zstd_dc", "zstd -3"),
+                                        ("abortaudit_gzip", "inflate_gzip", "gzip -1"),
+                                        ("abortaudit_frames", "zstd_dc_frames", "multi-frame zstd")):
+        if audit and scan_key in row and floor_key in row:
+            got, floor = row[scan_key]["wall_s_best"], row[floor_key]["wall_s_best"]
+            bound = audit["wall_s_best"] + 1.2 * floor
+            targets.append({"target": f"{label} scan <= plain scan + 1.2x {row[floor_key]['command']} (issue 18)",
+                            "ok": got <= bound,
+                            "detail": f"{got:.3f} s vs {audit['wall_s_best']:.3f} + 1.2 x {floor:.3f} = {bound:.3f} s "
+                                      f"({got / bound:.2f}x the bound)"})
+    for key in audit_keys:
         r = next((r for r in rows if r["key"] == key), None)
         if r:
             targets.append({"target": f"{key}: peak RSS <= 10% of the input", "ok": r["peak_rss_pct_of_input"] <= 10.0,
                             "detail": f"{r['peak_rss_mib']} MiB = {r['peak_rss_pct_of_input']}% of {input_bytes / MIB:.0f} MiB"})
     det = next((c for c in checks if c["check"].startswith("abortaudit output identical")), None)
     if det:
-        targets.append({"target": "output identical with 1 and 2 threads and across runs", "ok": det["ok"],
+        targets.append({"target": "output identical with 1 and 2 threads, across runs and compressions", "ok": det["ok"],
                         "detail": det["detail"]})
 
     result = {

@@ -11,7 +11,8 @@
 //! `conversation-store`) or uninstrumented vendors (Twilio, a search SaaS), with database spans
 //! (BEGIN/INSERT/UPDATE/COMMIT, SELECT, Redis) under the servers, and queues: a 202 answer with a
 //! PRODUCER span, and a CONSUMER span in a new trace (`payments-worker`, `mailer-worker`) linked to
-//! the producer, with the worker's writes under it. About 10% of turns are aborted by the user; the
+//! the producer, with the worker's writes under it. About 10% of turns are aborted by the user
+//! (`--aborted PERMILLE`: 100 by default, 500 aborts half of them); the
 //! abort lands while a tool call is in flight (the vendor commits 100-900 ms later: client gone;
 //! or rolls back: pre-commit abort; or an uninstrumented vendor: unverified), after a queued tool
 //! call returned 202 (the worker runs later: late queued), during a model call (the runtime then
@@ -796,6 +797,8 @@ const STACK_RATE_LIMIT: &str = "Traceback (most recent call last):\n  File \"/ap
 
 struct Gen {
     rng: Rng,
+    /// Turns aborted, per thousand (`--aborted`).
+    aborted_permille: u64,
     resources: Vec<Resource>,
     heap: BinaryHeap<Reverse<Pending>>,
     seq: u64,
@@ -2127,7 +2130,7 @@ impl Gen {
 
     fn turn(&mut self, conv: &Conversation, index: u64, start: u64) -> u64 {
         self.truth.turns += 1;
-        let scenario = if self.rng.chance(100) {
+        let scenario = if self.rng.chance(self.aborted_permille) {
             Some(self.rng.weighted(SCENARIOS))
         } else {
             None
@@ -2428,11 +2431,13 @@ struct Args {
     size: u64,
     size_text: String,
     seed: u64,
+    aborted_permille: u64,
     out: PathBuf,
 }
 
 fn parse_args() -> Result<Args> {
     let mut size = None;
+    let mut aborted_permille = 100;
     let mut seed = 42;
     let mut out = None;
     let mut args = std::env::args().skip(1);
@@ -2455,14 +2460,21 @@ fn parse_args() -> Result<Args> {
                     .context("--seed must be an unsigned integer")?
             }
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--aborted" => {
+                aborted_permille = value()?
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= 1000)
+                    .context("--aborted must be a number of turns per thousand, 0 to 1000")?
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: gen_collector_otlp --size SIZE [--seed N] --out FILE\n\nSIZE: 10MB, 100MB, 1GB (decimal) or 64MiB, 1GiB (binary).\nWrites FILE (OTLP/JSON Lines, Collector file exporter shape) and FILE.truth.json."
+                    "usage: gen_collector_otlp --size SIZE [--seed N] [--aborted PERMILLE] --out FILE\n\nSIZE: 10MB, 100MB, 1GB (decimal) or 64MiB, 1GiB (binary). PERMILLE: turns aborted per thousand (default 100).\nWrites FILE (OTLP/JSON Lines, Collector file exporter shape) and FILE.truth.json."
                 );
                 std::process::exit(0);
             }
             other => bail!(
-                "unknown argument {other:?}; usage: gen_collector_otlp --size SIZE [--seed N] --out FILE"
+                "unknown argument {other:?}; usage: gen_collector_otlp --size SIZE [--seed N] [--aborted PERMILLE] --out FILE"
             ),
         }
     }
@@ -2471,6 +2483,7 @@ fn parse_args() -> Result<Args> {
         size: parse_size(&size_text)?,
         size_text,
         seed,
+        aborted_permille,
         out: out.context("--out is required")?,
     })
 }
@@ -2483,6 +2496,7 @@ fn main() -> Result<()> {
     let resources = build_resources(&mut rng);
     let mut g = Gen {
         rng,
+        aborted_permille: args.aborted_permille,
         resources,
         heap: BinaryHeap::new(),
         seq: 0,

@@ -64,8 +64,10 @@ pub struct InputArgs {
     #[arg(long)]
     pub strict: bool,
 
-    /// The most one compressed input may decompress to (`512MiB`, `8GiB`, `unlimited`);
-    /// guards against decompression bombs [default: $ABORTAUDIT_MAX_DECOMPRESSED, else 1GiB]
+    /// A fixed limit on what one compressed input may decompress to (`512MiB`, `8GiB`,
+    /// `unlimited`), in place of the default guard against decompression bombs, which refuses
+    /// an input that decompresses more than 300 to 1 past 64 MiB [default:
+    /// $ABORTAUDIT_MAX_DECOMPRESSED, else no fixed limit]
     #[arg(long, value_name = "SIZE")]
     pub max_decompressed: Option<String>,
 

@@ -65,8 +65,8 @@ pub struct ExplainConfig {
 /// OTLP/JSON Lines file, plain or compressed; `unlimited` never surveys).
 pub const SURVEY_ABOVE_ENV: &str = "ABORTAUDIT_SURVEY_ABOVE";
 
-/// The environment variable that overrides `DEFAULT_MAX_DECOMPRESSED` (`4GiB`, `512MiB`,
-/// `unlimited`…).
+/// The environment variable that sets a fixed decompression limit in place of the ratio guard
+/// (`4GiB`, `512MiB`, `unlimited`…; `IngestOptions::max_decompressed`).
 pub const MAX_DECOMPRESSED_ENV: &str = "ABORTAUDIT_MAX_DECOMPRESSED";
 
 /// The environment variable that overrides `DEFAULT_INSPECT_GROUP` (the span text `inspect`
@@ -262,7 +262,7 @@ fn ingest_options(args: &InputArgs) -> Result<IngestOptions> {
         options.survey_above = size;
     }
     if let Some(size) = size_from_env(MAX_DECOMPRESSED_ENV)? {
-        options.max_decompressed = size;
+        options.max_decompressed = Some(size);
     }
     if let Some(size) = size_from_env(INSPECT_GROUP_ENV)? {
         options.inspect_group = size;
@@ -271,9 +271,11 @@ fn ingest_options(args: &InputArgs) -> Result<IngestOptions> {
         options.memory_budget = size;
     }
     if let Some(size) = &args.max_decompressed {
-        options.max_decompressed = parse_size(size)
-            .map_err(|e| anyhow!(e))
-            .with_context(|| format!("--max-decompressed {size:?}"))?;
+        options.max_decompressed = Some(
+            parse_size(size)
+                .map_err(|e| anyhow!(e))
+                .with_context(|| format!("--max-decompressed {size:?}"))?,
+        );
     }
     if let Some(size) = &args.memory_budget {
         options.memory_budget = parse_size(size)

@@ -819,7 +819,7 @@ fn protobuf_that_decodes_to_nonsense_is_not_accepted() {
 #[test]
 fn a_decompression_bomb_is_refused_at_the_limit_with_a_clear_error() {
     let options = IngestOptions {
-        max_decompressed: 1 << 20,
+        max_decompressed: Some(1 << 20),
         ..IngestOptions::default()
     };
     // 131072 RLE blocks: 512 KiB on disk, 16 GiB decompressed.
@@ -855,6 +855,62 @@ fn a_decompression_bomb_is_refused_at_the_limit_with_a_clear_error() {
 
     // Under a limit it fits, it is read (and is not traces).
     let (report, _) = parse_input_with("blank.zst", &zstd_rle_bomb(2), &options);
+    assert_eq!(report.format, Format::Empty, "{report:?}");
+}
+
+#[test]
+fn by_default_a_decompression_bomb_is_refused_by_its_ratio() {
+    // No fixed limit: past 64 MiB of output, more than 300 to 1 is a bomb.
+    let options = IngestOptions::default();
+    assert_eq!(options.max_decompressed, None);
+    // 16 GiB from 512 KiB: stopped soon after 64 MiB.
+    let bomb = zstd_rle_bomb(131_072);
+    let started = std::time::Instant::now();
+    let (report, spans) = parse_input_with("bomb.zst", &bomb, &options);
+    assert!(spans.is_empty());
+    let error = report.error.unwrap();
+    assert!(
+        error.starts_with("bomb.zst: the zstd data decompresses more than 300 to 1: "),
+        "{error}"
+    );
+    assert!(
+        error.contains("stopped at compressed byte offset"),
+        "{error}"
+    );
+    assert!(error.contains("decompression bomb"), "{error}");
+    assert!(error.contains("--max-decompressed"), "{error}");
+    assert!(error.contains("ABORTAUDIT_MAX_DECOMPRESSED"), "{error}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "stopped by its ratio, not after 16 GiB"
+    );
+
+    // gzip reaches about 1,000 to 1 at most: still a bomb.
+    let gzip_bomb = gzip(&vec![b' '; 80 << 20]);
+    let (report, _) = parse_input_with("bomb.gz", &gzip_bomb, &options);
+    let error = report.error.unwrap();
+    assert!(
+        error.starts_with("bomb.gz: the gzip data decompresses more than 300 to 1: "),
+        "{error}"
+    );
+
+    // Per-message zstd frames are judged together: 80 MiB from 20 frames of 4 MiB.
+    let small = zstd_rle_bomb(32);
+    let stream = framed(std::iter::repeat_n(small.as_slice(), 20));
+    let (report, _) = parse_input_with("bomb-framed.pb", &stream, &options);
+    let error = report.error.unwrap();
+    assert!(error.contains("more than 300 to 1"), "{error}");
+
+    // Below 64 MiB, whatever the ratio, it is read (and is not traces).
+    let (report, _) = parse_input_with("blank.zst", &zstd_rle_bomb(256), &options);
+    assert_eq!(report.format, Format::Empty, "{report:?}");
+
+    // A fixed limit replaces the ratio: `unlimited` reads it all.
+    let unlimited = IngestOptions {
+        max_decompressed: Some(u64::MAX),
+        ..IngestOptions::default()
+    };
+    let (report, _) = parse_input_with("blank.gz", &gzip_bomb, &unlimited);
     assert_eq!(report.format, Format::Empty, "{report:?}");
 }
 

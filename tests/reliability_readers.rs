@@ -814,7 +814,7 @@ fn each_input_limit_is_a_diagnostic_naming_the_input_and_the_line() {
                     std::slice::from_ref(&path),
                     IngestOptions {
                         survey_above,
-                        max_decompressed: 1000,
+                        max_decompressed: Some(1000),
                         ..IngestOptions::default()
                     },
                 )

@@ -44,7 +44,7 @@ pub fn inputs(traces: &[u8], aborts: Option<&[u8]>) -> InputSet {
 
 pub fn options(survey_above: u64) -> IngestOptions {
     IngestOptions {
-        max_decompressed: MAX_DECOMPRESSED,
+        max_decompressed: Some(MAX_DECOMPRESSED),
         survey_above,
         ..IngestOptions::default()
     }

@@ -1,12 +1,15 @@
 //! Compressed inputs: whole-file gzip and zstd, and the zstd frames of the Collector's legacy
 //! length-framed stream. Recognised by their magic bytes, never by the file name.
 //!
-//! Everything one input decompresses to counts against one limit (`Budget`), checked as the
-//! bytes come out of the decoder, so a decompression bomb (a few kilobytes that expand to
-//! terabytes) is stopped at the limit with an error. What reads hold in memory counts against
-//! a second budget, shared by every input read at the same time (`MemoryBudget`): an input
-//! read whole is decoded into memory only up to `HELD_BEFORE_SIZE_KNOWN`, and past it decoded
-//! to its end without being kept, so that a bomb is refused having held no more than that.
+//! What one input decompresses to is checked as the bytes come out of the decoder (`Budget`),
+//! so that a decompression bomb (a few kilobytes that expand to terabytes) is stopped with an
+//! error: by default when, past `BOMB_RATIO_AFTER` bytes of output, it has decompressed more
+//! than `BOMB_RATIO` times the compressed bytes read (no trace export compresses anywhere near
+//! that well), or at a fixed limit the user sets (`--max-decompressed`). What reads hold in
+//! memory counts against a second budget, shared by every input read at the same time
+//! (`MemoryBudget`): an input read whole is decoded into memory only up to
+//! `HELD_BEFORE_SIZE_KNOWN`, and past it decoded to its end without being kept, so that a bomb
+//! is refused having held no more than that.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,39 +28,73 @@ pub(crate) fn starts_zstd(bytes: &[u8]) -> bool {
         || matches!(bytes, [lo, 0x2a, 0x4d, 0x18, ..] if lo & 0xf0 == 0x50)
 }
 
-/// How a user raises the limit; named in the error that stops a bomb.
+/// How a user reads a genuine input the guard refuses; named in the error that stops a bomb.
 pub(crate) const LIMIT_HINT: &str = "raise the limit with --max-decompressed (e.g. --max-decompressed 8GiB) or the environment variable ABORTAUDIT_MAX_DECOMPRESSED";
 
-/// The decompressed bytes one input may still produce, and the memory it reads in.
+/// Past `BOMB_RATIO_AFTER` bytes of output, an input that has decompressed to more than this
+/// many times the compressed bytes read so far is refused as a bomb, unless a fixed limit is
+/// set (`--max-decompressed`). Trace exports compress 2 to 21 to 1 (the fixtures, the public
+/// corpus and the benchmark's 1 GB export, with `zstd -3`, `zstd -19 --long`, `gzip -1` and
+/// `gzip -9`; docs/limits.md), because every span carries random ids; gzip cannot exceed about
+/// 1,032 to 1, zstd reaches tens of thousands to 1 on a bomb. So a decompression is at most
+/// this many times the file, whatever the file holds, and a genuine export is read whole
+/// however large it is.
+pub(crate) const BOMB_RATIO: u64 = 300;
+
+/// How much an input may decompress to before its ratio is judged: a small file may compress
+/// very well (a few repeated lines), and this much output costs little time and, when it is
+/// held, no more memory than `HELD_BEFORE_SIZE_KNOWN`.
+pub(crate) const BOMB_RATIO_AFTER: u64 = 64 << 20;
+
+/// The decompressed bytes one input has produced, what it may, and the memory it reads in.
 #[derive(Debug)]
 pub(crate) struct Budget {
-    limit: u64,
+    /// A fixed limit (`--max-decompressed`); `None`: judged by the ratio.
+    limit: Option<u64>,
+    /// Decompressed bytes so far.
     used: u64,
+    /// Compressed bytes of the decodings finished (the frames of a framed stream before this one).
+    packed: u64,
     pub(crate) memory: Memory,
     /// `HELD_BEFORE_SIZE_KNOWN`, but in tests.
     keep_first: u64,
+    /// `BOMB_RATIO_AFTER`, but in tests.
+    ratio_after: u64,
 }
 
 impl Budget {
     /// A limit for an input read on its own, with no memory budget (tests, `parse_input`).
-    pub(crate) fn new(limit: u64) -> Self {
+    pub(crate) fn new(limit: Option<u64>) -> Self {
         Budget::with_memory(limit, Memory::alone(&MemoryBudget::new(u64::MAX)))
     }
 
-    pub(crate) fn with_memory(limit: u64, memory: Memory) -> Self {
+    pub(crate) fn with_memory(limit: Option<u64>, memory: Memory) -> Self {
         Budget {
             limit,
             used: 0,
+            packed: 0,
             memory,
             keep_first: HELD_BEFORE_SIZE_KNOWN,
+            ratio_after: BOMB_RATIO_AFTER,
         }
     }
 
-    fn exceeded(&self, what: &str, compressed_offset: usize) -> String {
-        format!(
-            "{what} decompresses to more than the limit of {} (stopped at compressed byte offset {compressed_offset}); this looks like a decompression bomb. If the input is genuine, {LIMIT_HINT}",
-            human_size(self.limit)
-        )
+    /// Counts `n` more decompressed bytes, `packed` compressed bytes having been read in all
+    /// (this decoding's and those before); `Err` says why the input is refused: `what` is the
+    /// data (in messages), `offset` where in the input the decoder stopped.
+    fn take(&mut self, n: u64, packed: u64, what: &str, offset: u64) -> Result<(), String> {
+        self.used = self.used.saturating_add(n);
+        let used = self.used;
+        match self.limit {
+            Some(limit) if used > limit => Err(format!(
+                "{what} decompresses to more than the limit of {} (stopped at compressed byte offset {offset}); this looks like a decompression bomb. If the input is genuine, {LIMIT_HINT}",
+                human_size(limit)
+            )),
+            None if used > self.ratio_after && used / BOMB_RATIO > packed => Err(format!(
+                "{what} decompresses more than {BOMB_RATIO} to 1: {used} bytes from the first {packed} compressed bytes (stopped at compressed byte offset {offset}); no trace export compresses that well, so this looks like a decompression bomb. If the input is genuine, read it under a fixed limit instead, which replaces this check: --max-decompressed SIZE (e.g. --max-decompressed 64GiB, or unlimited) or the environment variable ABORTAUDIT_MAX_DECOMPRESSED"
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -266,10 +303,18 @@ impl<'a> InMemory<'a> {
     }
 
     /// How far into the input the decoder has read.
-    fn offset(&self) -> usize {
+    fn offset(&self) -> u64 {
         match self {
-            InMemory::Gzip(decoder, len) => len - decoder.get_ref().len(),
-            InMemory::Zstd(frames) => frames.offset() as usize,
+            InMemory::Gzip(..) => self.consumed(),
+            InMemory::Zstd(frames) => frames.offset(),
+        }
+    }
+
+    /// How many of its compressed bytes the decoder has read.
+    fn consumed(&self) -> u64 {
+        match self {
+            InMemory::Gzip(decoder, len) => (len - decoder.get_ref().len()) as u64,
+            InMemory::Zstd(frames) => consumed(&frames.source),
         }
     }
 }
@@ -295,7 +340,7 @@ pub(crate) fn unzstd(
     decompress(|| InMemory::zstd(bytes, what, base), budget, what)
 }
 
-/// Decodes what `open` decodes into memory, under the decompression limit and the memory
+/// Decodes what `open` decodes into memory, under the bomb guard and the memory
 /// budget: at once while it is no larger than `HELD_BEFORE_SIZE_KNOWN`, else a second time
 /// once its size is known (see there).
 fn decompress<'a>(
@@ -303,7 +348,6 @@ fn decompress<'a>(
     budget: &mut Budget,
     what: &str,
 ) -> Result<Decompressed, Failure> {
-    let before = budget.used;
     let mut decoder = open();
     // What is kept of the first decoding, while it is.
     let mut kept = budget.memory.hold(0).map(|held| (held, Vec::new()));
@@ -315,10 +359,10 @@ fn decompress<'a>(
             Ok(0) => break,
             Ok(n) => {
                 total += n as u64;
-                budget.used = before.saturating_add(total);
-                if budget.used > budget.limit {
-                    return Err(Failure::TooLarge(budget.exceeded(what, decoder.offset())));
-                }
+                let packed = budget.packed + decoder.consumed();
+                budget
+                    .take(n as u64, packed, what, decoder.offset())
+                    .map_err(Failure::TooLarge)?;
                 if let Some((held, data)) = &mut kept {
                     if total <= budget.keep_first && held.grow(n as u64) {
                         data.extend_from_slice(&buf[..n]);
@@ -333,6 +377,7 @@ fn decompress<'a>(
             }
         }
     }
+    budget.packed += decoder.consumed();
     let (held, data) = match kept {
         Some(kept) => kept,
         None => {
@@ -432,7 +477,10 @@ fn consumed<R>(reader: &std::io::BufReader<Counted<R>>) -> u64 {
 impl StreamDecoder {
     /// The decompressing reader of a gzip or zstd file (by its magic bytes); `None` for a file
     /// that is neither.
-    pub(crate) fn open(path: &std::path::Path, limit: u64) -> std::io::Result<Option<Self>> {
+    pub(crate) fn open(
+        path: &std::path::Path,
+        limit: Option<u64>,
+    ) -> std::io::Result<Option<Self>> {
         let mut file = std::fs::File::open(path)?;
         let mut magic = [0u8; 4];
         let n = read_up_to(&mut file, &mut magic)?;
@@ -441,7 +489,7 @@ impl StreamDecoder {
     }
 
     /// The decompressing reader of `source`, which starts with `magic`.
-    fn new(source: Source, magic: &[u8], limit: u64) -> Option<Self> {
+    fn new(source: Source, magic: &[u8], limit: Option<u64>) -> Option<Self> {
         let counted = Counted::new(source);
         let unreadable = Arc::clone(&counted.unreadable);
         let compressed_read = Arc::clone(&counted.progress);
@@ -513,19 +561,15 @@ impl Read for StreamDecoder {
                 Ok(0)
             }
             Ok(n) => {
-                let used = self.budget.used.saturating_add(n as u64);
-                if used > self.budget.limit {
+                let (what, packed) = match &self.kind {
+                    StreamKind::Gzip(decoder) => ("the gzip data", consumed(decoder.get_ref())),
+                    StreamKind::Zstd(frames) => (frames.what.as_str(), frames.offset()),
+                };
+                // A whole file: the offset is what was read of it.
+                if let Err(why) = self.budget.take(n as u64, packed, what, packed) {
                     self.ended = true;
-                    let (what, offset) = match &self.kind {
-                        StreamKind::Gzip(decoder) => ("the gzip data", consumed(decoder.get_ref())),
-                        StreamKind::Zstd(frames) => (frames.what.as_str(), frames.offset()),
-                    };
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::FileTooLarge,
-                        self.budget.exceeded(what, offset as usize),
-                    ));
+                    return Err(std::io::Error::new(std::io::ErrorKind::FileTooLarge, why));
                 }
-                self.budget.used = used;
                 Ok(n)
             }
             Err(why) => {
@@ -665,17 +709,17 @@ mod tests {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(&data).unwrap();
         let gz = enc.finish().unwrap();
-        let out = gunzip(&gz, &mut Budget::new(1 << 20)).unwrap();
+        let out = gunzip(&gz, &mut Budget::new(Some(1 << 20))).unwrap();
         assert_eq!(out.data, data);
         assert!(out.corrupt.is_none());
-        match gunzip(&gz, &mut Budget::new(1000)) {
+        match gunzip(&gz, &mut Budget::new(Some(1000))) {
             Err(Failure::TooLarge(m)) => assert!(m.contains("1000 bytes"), "{m}"),
             other => panic!("{other:?}"),
         }
-        let cut = gunzip(&gz[..gz.len() / 2], &mut Budget::new(1 << 20)).unwrap();
+        let cut = gunzip(&gz[..gz.len() / 2], &mut Budget::new(Some(1 << 20))).unwrap();
         assert!(cut.corrupt.is_some());
         assert!(matches!(
-            gunzip(&[0x1f, 0x8b, 0, 0], &mut Budget::new(1 << 20)),
+            gunzip(&[0x1f, 0x8b, 0, 0], &mut Budget::new(Some(1 << 20))),
             Err(Failure::Corrupt(_))
         ));
     }
@@ -691,13 +735,16 @@ mod tests {
         enc.finish().unwrap()
     }
 
+    /// Decodes `packed` beside other reads, keeping 1 MiB before its size is known and judging
+    /// its ratio past 1 MiB when `limit` is `None`.
     fn decompress_beside_others(
         packed: &[u8],
-        limit: u64,
+        limit: Option<u64>,
         memory: &Arc<MemoryBudget>,
     ) -> Result<Decompressed, Failure> {
         let mut budget = Budget::with_memory(limit, Memory::beside_others(memory));
         budget.keep_first = 1 << 20;
+        budget.ratio_after = 1 << 20;
         if packed.starts_with(&GZIP_MAGIC) {
             gunzip(packed, &mut budget)
         } else {
@@ -707,25 +754,96 @@ mod tests {
 
     #[test]
     fn bombs_decoded_side_by_side_hold_no_more_than_the_memory_budget() {
-        // Eight bombs of 16 MiB over a limit of 8 MiB, on eight threads at once, under a
-        // budget of 3 MiB, each kept in memory up to 1 MiB before its size is known: all are
-        // refused at the limit, and no more than the budget was ever held.
-        let memory = MemoryBudget::new(3 << 20);
+        // Eight bombs of 16 MiB, on eight threads at once, under a budget of 3 MiB, each kept
+        // in memory up to 1 MiB before its size is known: all are refused, at a fixed limit of
+        // 8 MiB or by their ratio past 1 MiB, and no more than the budget was ever held.
         let bombs: Vec<Vec<u8>> = (0..8).map(|i| zeros(i % 2 == 0, 16 << 20)).collect();
-        std::thread::scope(|scope| {
-            let threads: Vec<_> = bombs
-                .iter()
-                .map(|bomb| scope.spawn(|| decompress_beside_others(bomb, 8 << 20, &memory)))
-                .collect();
-            for thread in threads {
-                match thread.join().unwrap() {
-                    Err(Failure::TooLarge(why)) => assert!(why.contains("8 MiB"), "{why}"),
-                    other => panic!("{other:?}"),
+        for limit in [Some(8 << 20), None] {
+            let memory = MemoryBudget::new(3 << 20);
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = bombs
+                    .iter()
+                    .map(|bomb| scope.spawn(|| decompress_beside_others(bomb, limit, &memory)))
+                    .collect();
+                for thread in threads {
+                    match (thread.join().unwrap(), limit) {
+                        (Err(Failure::TooLarge(why)), Some(_)) => {
+                            assert!(why.contains("limit of 8 MiB"), "{why}");
+                        }
+                        (Err(Failure::TooLarge(why)), None) => {
+                            assert!(why.contains("more than 300 to 1"), "{why}");
+                            assert!(why.contains("--max-decompressed"), "{why}");
+                        }
+                        (other, _) => panic!("{other:?}"),
+                    }
                 }
-            }
-        });
-        assert!(memory.peak.load(Ordering::Relaxed) <= 3 << 20);
-        assert_eq!(memory.held.load(Ordering::Relaxed), 0, "all given back");
+            });
+            assert!(memory.peak.load(Ordering::Relaxed) <= 3 << 20);
+            assert_eq!(memory.held.load(Ordering::Relaxed), 0, "all given back");
+        }
+    }
+
+    /// `len` bytes that compress about 100 to 1: 992 bytes of the same text, then 8 bytes of
+    /// a counter's hash, as repetitive as a trace export could be and more.
+    fn repetitive(len: usize) -> Vec<u8> {
+        let text = [b'a'; 992];
+        (0u64..)
+            .flat_map(|i| {
+                let hash = i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes();
+                text.iter().copied().chain(hash)
+            })
+            .take(len)
+            .collect()
+    }
+
+    #[test]
+    fn the_ratio_guard_reads_what_compresses_less_and_says_where_a_bomb_was_stopped() {
+        let memory = MemoryBudget::new(u64::MAX);
+        let text = repetitive(8 << 20);
+        let packed = [zstd::bulk::compress(&text, 19).unwrap(), {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut enc, &text).unwrap();
+            enc.finish().unwrap()
+        }];
+        for packed in &packed {
+            let ratio = text.len() / packed.len();
+            assert!((40..300).contains(&ratio), "{ratio}");
+            let read = decompress_beside_others(packed, None, &memory).unwrap();
+            assert!(read.data == text);
+        }
+        // A bomb after a genuine start: stopped once the ratio of all it read passes 300.
+        for zstd in [false, true] {
+            let mut bomb = Vec::new();
+            let start = if zstd {
+                zstd::bulk::compress(&text, 3).unwrap()
+            } else {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                std::io::Write::write_all(&mut enc, &text).unwrap();
+                enc.finish().unwrap()
+            };
+            bomb.extend_from_slice(&start);
+            bomb.extend_from_slice(&zeros(zstd, 128 << 20));
+            let why = match decompress_beside_others(&bomb, None, &memory) {
+                Err(Failure::TooLarge(why)) => why,
+                other => panic!("{other:?}"),
+            };
+            let what = if zstd {
+                "the zstd data"
+            } else {
+                "the gzip data"
+            };
+            assert!(
+                why.starts_with(&format!("{what} decompresses more than 300 to 1: ")),
+                "{why}"
+            );
+            assert!(why.contains("stopped at compressed byte offset"), "{why}");
+            assert!(why.contains("ABORTAUDIT_MAX_DECOMPRESSED"), "{why}");
+            // The fixed limit replaces the guard.
+            let read = decompress_beside_others(&bomb, Some(u64::MAX), &memory).unwrap();
+            assert_eq!(read.data.len(), text.len() + (128 << 20));
+        }
+        assert_eq!(memory.held.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -734,23 +852,23 @@ mod tests {
         for zstd in [false, true] {
             // Smaller than the bytes kept before its size is known: kept as it is decoded.
             let small = zeros(zstd, 700 << 10);
-            let one = decompress_beside_others(&small, 8 << 20, &memory).unwrap();
+            let one = decompress_beside_others(&small, Some(8 << 20), &memory).unwrap();
             assert_eq!(one.data.len(), 700 << 10);
             assert_eq!(memory.held.load(Ordering::Relaxed), 700 << 10);
             // Larger: decoded again once its size is known, all of it held then.
             let large = zeros(zstd, 2 << 20);
-            let two = decompress_beside_others(&large, 8 << 20, &memory).unwrap();
+            let two = decompress_beside_others(&large, Some(8 << 20), &memory).unwrap();
             assert_eq!(two.data, vec![0; 2 << 20]);
             // The budget is taken: deferred, holding nothing.
             let deferred = Memory::beside_others(&memory);
-            let mut budget = Budget::with_memory(8 << 20, deferred.clone());
+            let mut budget = Budget::with_memory(Some(8 << 20), deferred.clone());
             budget.keep_first = 1 << 20;
             let third = unzstd(&zeros(true, 700 << 10), &mut budget, "the zstd data", 0);
             assert!(matches!(third, Err(Failure::Deferred)), "{third:?}");
             assert!(deferred.was_deferred());
             assert_eq!(memory.held.load(Ordering::Relaxed), (2 << 20) + (700 << 10));
             // Alone, it may take more than the budget.
-            let mut alone = Budget::with_memory(8 << 20, Memory::alone(&memory));
+            let mut alone = Budget::with_memory(Some(8 << 20), Memory::alone(&memory));
             alone.keep_first = 1 << 20;
             let third = gunzip(&zeros(false, 3 << 20), &mut alone).unwrap();
             assert_eq!(third.data.len(), 3 << 20);
@@ -775,7 +893,7 @@ mod tests {
                 enc.finish().unwrap()
             };
             let cut = &packed[..packed.len() - 1000];
-            let read = decompress_beside_others(cut, u64::MAX, &memory).unwrap();
+            let read = decompress_beside_others(cut, None, &memory).unwrap();
             assert!(read.data.len() > 1 << 20, "{}", read.data.len());
             assert!(text.starts_with(&read.data));
             assert!(read.corrupt.unwrap().contains("cut short"));
@@ -789,19 +907,25 @@ mod tests {
         let mut both = a.clone();
         both.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 9, 9]);
         both.extend_from_slice(&b);
-        let out = unzstd(&both, &mut Budget::new(1 << 20), "the zstd data", 0).unwrap();
+        let out = unzstd(&both, &mut Budget::new(Some(1 << 20)), "the zstd data", 0).unwrap();
         assert_eq!(out.data, b"hello world");
         assert!(out.corrupt.is_none(), "{:?}", out.corrupt);
         let mut trailing = a.clone();
         trailing.extend_from_slice(b"junk");
-        let out = unzstd(&trailing, &mut Budget::new(1 << 20), "the zstd data", 0).unwrap();
+        let out = unzstd(
+            &trailing,
+            &mut Budget::new(Some(1 << 20)),
+            "the zstd data",
+            0,
+        )
+        .unwrap();
         assert_eq!(out.data, b"hello ");
         assert!(out.corrupt.unwrap().contains("byte offset"));
     }
 
     /// What `StreamDecoder` reads from `bytes` written to a file: the data, what ended it early,
     /// or the error that stopped it.
-    fn stream(bytes: &[u8], limit: u64) -> Result<(Vec<u8>, Option<String>), String> {
+    fn stream(bytes: &[u8], limit: Option<u64>) -> Result<(Vec<u8>, Option<String>), String> {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), bytes).unwrap();
         let mut decoder = StreamDecoder::open(file.path(), limit)
@@ -818,6 +942,31 @@ mod tests {
             }
         }
         Ok((data, decoder.corrupt().map(str::to_owned)))
+    }
+
+    #[test]
+    fn a_stream_is_judged_by_its_ratio_by_default() {
+        // As the two passes read a large export: past 64 MiB, what compresses less than 300 to
+        // 1 is read to its end, and a bomb is stopped with the ratio in its message.
+        let text = repetitive(80 << 20);
+        let zstd = zstd::bulk::compress(&text, 1).unwrap();
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gzip, &text).unwrap();
+        let gzip = gzip.finish().unwrap();
+        for packed in [&zstd, &gzip] {
+            assert!(text.len() / packed.len() < 300);
+            let (data, corrupt) = stream(packed, None).unwrap();
+            assert!(data == text);
+            assert_eq!(corrupt, None);
+        }
+        for (zstd, what) in [(true, "the zstd data"), (false, "the gzip data")] {
+            let error = stream(&zeros(zstd, 80 << 20), None).unwrap_err();
+            assert!(
+                error.starts_with(&format!("{what} decompresses more than 300 to 1: ")),
+                "{error}"
+            );
+            assert!(error.contains("--max-decompressed"), "{error}");
+        }
     }
 
     /// Gives `data` up to byte `at`, then fails, as a failing disk does.
@@ -851,7 +1000,7 @@ mod tests {
                 data: std::io::Cursor::new(packed),
                 at,
             };
-            let mut decoder = StreamDecoder::new(Box::new(source), &magic, u64::MAX).unwrap();
+            let mut decoder = StreamDecoder::new(Box::new(source), &magic, None).unwrap();
             let mut data = Vec::new();
             let error = decoder.read_to_end(&mut data).unwrap_err();
             assert_eq!(error.kind(), std::io::ErrorKind::Other);
@@ -877,18 +1026,18 @@ mod tests {
         let mut members = gzip(b"hello ");
         members.extend_from_slice(&gzip(&long));
         for packed in [&frames, &members] {
-            let (data, corrupt) = stream(packed, u64::MAX).unwrap();
+            let (data, corrupt) = stream(packed, None).unwrap();
             assert_eq!(&data[..6], b"hello ");
             assert_eq!(&data[6..], &long[..]);
             assert_eq!(corrupt, None);
         }
-        let whole = unzstd(&frames, &mut Budget::new(u64::MAX), "the zstd data", 0).unwrap();
-        assert_eq!(stream(&frames, u64::MAX).unwrap().0, whole.data);
+        let whole = unzstd(&frames, &mut Budget::new(None), "the zstd data", 0).unwrap();
+        assert_eq!(stream(&frames, None).unwrap().0, whole.data);
 
         // Cut short or followed by junk: what decoded before it, and what went wrong.
         let mut junk = zstd(b"hello ");
         junk.extend_from_slice(b"junk");
-        let (data, corrupt) = stream(&junk, u64::MAX).unwrap();
+        let (data, corrupt) = stream(&junk, None).unwrap();
         assert_eq!(data, b"hello ");
         let corrupt = corrupt.unwrap();
         assert!(
@@ -897,19 +1046,19 @@ mod tests {
         );
         for packed in [&frames, &members] {
             let cut = &packed[..packed.len() - 100];
-            let (data, corrupt) = stream(cut, u64::MAX).unwrap();
+            let (data, corrupt) = stream(cut, None).unwrap();
             assert!(data.len() < 6 + long.len());
             assert!(long.starts_with(&data[6..]));
             assert!(corrupt.unwrap().contains("cut short"));
         }
 
         // Over the budget: an error naming the limit.
-        let error = stream(&frames, 1000).unwrap_err();
+        let error = stream(&frames, Some(1000)).unwrap_err();
         assert!(
             error.contains("more than the limit of 1000 bytes"),
             "{error}"
         );
-        let error = stream(&members, 1000).unwrap_err();
+        let error = stream(&members, Some(1000)).unwrap_err();
         assert!(
             error.contains("more than the limit of 1000 bytes"),
             "{error}"

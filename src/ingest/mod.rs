@@ -329,10 +329,12 @@ impl Parsed {
 /// How inputs are read.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IngestOptions {
-    /// The most bytes one compressed input may decompress to (a whole file, or all the frames
-    /// of a framed stream together). Past it the input is refused as a likely decompression
-    /// bomb.
-    pub max_decompressed: u64,
+    /// A fixed limit on what one compressed input may decompress to (a whole file, or all the
+    /// frames of a framed stream together), past which it is refused as a likely decompression
+    /// bomb. `None` (the default): an input is refused when, past 64 MiB of output, it has
+    /// decompressed more than 300 times the compressed bytes read (`compress::BOMB_RATIO`), so
+    /// that a genuine export is read however large it is.
+    pub max_decompressed: Option<u64>,
     /// The most input bytes the reads in progress may hold in memory at once, all inputs
     /// together: the files read whole and what compressed inputs decompress to (see
     /// `compress::MemoryBudget`). An input that needs more is read alone.
@@ -349,21 +351,14 @@ pub struct IngestOptions {
 /// 64 MiB: below it, reading everything at once costs little memory and one pass.
 pub const DEFAULT_SURVEY_ABOVE: u64 = 64 << 20;
 
-/// 1 GiB. Genuine exports are far smaller (the Collector rotates its files at 100 MiB by
-/// default, and query APIs return single traces), while a bomb is limited to this much memory
-/// per input being read (inputs are read on as many threads as there are cores). A ratio to the
-/// compressed size would not do: highly repetitive JSON compresses well past 100:1 with zstd,
-/// and a fixed ceiling is one number a user can reason about and raise.
-pub const DEFAULT_MAX_DECOMPRESSED: u64 = 1 << 30;
-
 /// 128 MiB of span text: its spans, built with every attribute, take about as much memory
 /// again, and their join as much once more. Smaller groups cost more reads (a plain file's
 /// spans of one group lie scattered through it) and, for a compressed file, one more
 /// decompression each.
 pub const DEFAULT_INSPECT_GROUP: u64 = 128 << 20;
 
-/// 1 GiB, as much as the decompression limit lets one input decompress to: bombs read side by
-/// side hold no more together than one could. Genuine inputs read whole are far smaller (an
+/// 1 GiB: bombs read side by side hold no more together than this, and each no more than
+/// `compress::HELD_BEFORE_SIZE_KNOWN` (64 MiB) before it is refused. Genuine inputs read whole are far smaller (an
 /// OTLP/JSON Lines export over 64 MiB is read in two passes, holding 32 MiB), so the budget
 /// only makes inputs wait their turn when many large ones are read whole at once.
 pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
@@ -371,7 +366,7 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 1 << 30;
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
-            max_decompressed: DEFAULT_MAX_DECOMPRESSED,
+            max_decompressed: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             inspect_group: DEFAULT_INSPECT_GROUP,
             survey_above: DEFAULT_SURVEY_ABOVE,

@@ -790,7 +790,7 @@ mod tests {
         assert_eq!(sniff_framed(&stream), Ok(false));
         let mut out = Parsed::default();
         let (content, zstd) =
-            read_framed(&input, &stream, &mut Budget::new(1 << 20), &mut out).unwrap();
+            read_framed(&input, &stream, &mut Budget::new(Some(1 << 20)), &mut out).unwrap();
         assert_eq!((content, zstd), (FrameContent::Protobuf, false));
         assert_eq!(out.spans.len(), 2);
         assert_eq!(out.lines, 2);

@@ -711,7 +711,7 @@ mod tests {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &packed).unwrap();
         let encoding = Encoding::Compressed {
-            limit: u64::MAX,
+            limit: None,
             compression: Compression::Zstd,
         };
         let input: Arc<str> = Arc::from("agent.jsonl.zst");

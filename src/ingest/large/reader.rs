@@ -34,10 +34,11 @@ pub(super) fn block_bytes(encoding: Encoding, len: u64) -> u64 {
 pub(super) enum Encoding {
     /// A plain file: the second pass reads the kept spans where they are.
     Plain,
-    /// A gzip or zstd file (`compression`), decompressed as it is read (at most `limit` bytes),
+    /// A gzip or zstd file (`compression`), decompressed as it is read (under the bomb guard:
+    /// at most `limit` bytes when a fixed limit is set),
     /// twice: the second pass decompresses it again and picks the kept spans out on the way.
     Compressed {
-        limit: u64,
+        limit: Option<u64>,
         compression: Compression,
     },
 }
@@ -231,7 +232,7 @@ mod tests {
         assert_eq!(plain(MIB), MIB);
         assert_eq!(plain(100), 64 << 10);
         let compressed = Encoding::Compressed {
-            limit: u64::MAX,
+            limit: None,
             compression: Compression::Zstd,
         };
         assert_eq!(block_bytes(compressed, 70 * MIB), 16 * MIB);

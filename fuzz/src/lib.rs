@@ -119,14 +119,7 @@ pub fn audit_and_report(
     let fail_on: Vec<Category> = rules.gate.fail_on.clone();
     let gate = Gate::judge(
         &audit,
-        &GatePolicy {
-            fail_on: &fail_on,
-            inferred_aborts: rules.gate.inferred_aborts,
-            allow: &rules.allow,
-            today: TODAY,
-            baseline,
-            fail_on_unprotected_tools: rules.gate.fail_on_unprotected_tools,
-        },
+        &GatePolicy::from_rules(rules, &fail_on, TODAY, baseline),
     );
     let summary = Summary::new(ingested, &joined, &audit, &gate, unplaced.len());
     let mut conversations: Vec<&str> = audit

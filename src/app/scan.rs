@@ -69,14 +69,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     let today = date(unix_now());
     let gate = Gate::judge(
         &audit,
-        &GatePolicy {
-            fail_on: &config.fail_on,
-            inferred_aborts: rules.gate.inferred_aborts,
-            allow: &rules.allow,
-            today: &today,
-            baseline: baseline.as_ref(),
-            fail_on_unprotected_tools: rules.gate.fail_on_unprotected_tools,
-        },
+        &GatePolicy::from_rules(rules, &config.fail_on, &today, baseline.as_ref()),
     );
     for rule in &gate.expired {
         writeln!(

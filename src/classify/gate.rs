@@ -5,8 +5,8 @@
 
 use super::{Audit, Finding};
 use crate::model::{Baseline, BaselineFinding, Category};
-use crate::rules::AllowRule;
 use crate::rules::allow::FindingKey;
+use crate::rules::{AllowRule, Rules};
 
 /// What the gate is asked to do.
 #[derive(Clone, Copy, Debug)]
@@ -23,6 +23,26 @@ pub struct GatePolicy<'a> {
     /// Fail on a tool with late writes whose calls show no cancellation protocol at all,
     /// whatever its findings' standings.
     pub fail_on_unprotected_tools: bool,
+}
+
+impl<'a> GatePolicy<'a> {
+    /// The gate `rules` ask for (their suppressions, whether inferred aborts count, the
+    /// unprotected-tools switch), failing on `fail_on` (the rules' list, or `--fail-on`).
+    pub fn from_rules(
+        rules: &'a Rules,
+        fail_on: &'a [Category],
+        today: &'a str,
+        baseline: Option<&'a Baseline>,
+    ) -> Self {
+        GatePolicy {
+            fail_on,
+            inferred_aborts: rules.gate.inferred_aborts,
+            allow: &rules.allow,
+            today,
+            baseline,
+            fail_on_unprotected_tools: rules.gate.fail_on_unprotected_tools,
+        }
+    }
 }
 
 /// Where a finding stands with the gate.

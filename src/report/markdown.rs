@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use super::escape::{markdown as md, mermaid};
-use super::timeline::{Entry, What};
+use super::timeline::{What, telling_entries};
 use super::{ScanView, Timeline, words};
 use crate::classify::Standing;
 use crate::model::Category;
@@ -231,7 +231,7 @@ fn gantt(timeline: &Timeline, out: &mut dyn Write) -> std::io::Result<()> {
             "    section {}",
             mermaid(&format!("Turn {} {}", n + 1, turn.title))
         )?;
-        let shown = chart_entries(&turn.entries);
+        let shown = telling_entries(CHART_ENTRIES, &turn.entries);
         for entry in &shown {
             let at = ms(entry.time);
             let (label, tags, end) = match &entry.what {
@@ -305,25 +305,4 @@ fn gantt(timeline: &Timeline, out: &mut dyn Write) -> std::io::Result<()> {
         }
     }
     writeln!(out, "```\n")
-}
-
-/// The entries a chart shows: all of them when they fit, else the abort, the commits, vendor
-/// events, tool calls and the spans that show findings first, then the earliest others.
-fn chart_entries(entries: &[Entry]) -> Vec<&Entry> {
-    if entries.len() <= CHART_ENTRIES {
-        return entries.iter().collect();
-    }
-    let key = |e: &Entry| match &e.what {
-        What::Span {
-            tool_call,
-            findings,
-            ..
-        } => u8::from(!*tool_call && findings.is_empty()),
-        _ => 0,
-    };
-    let mut chosen: Vec<(usize, &Entry)> = entries.iter().enumerate().collect();
-    chosen.sort_by_key(|(i, e)| (key(e), *i));
-    chosen.truncate(CHART_ENTRIES);
-    chosen.sort_by_key(|(i, _)| *i);
-    chosen.into_iter().map(|(_, e)| e).collect()
 }

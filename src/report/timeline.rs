@@ -264,6 +264,28 @@ impl Timeline {
     }
 }
 
+/// The entries of a turn that a picture of at most `max` rows shows: all of them when they fit,
+/// else the abort, the commits, vendor events, tool calls and the spans that show findings
+/// first, then the earliest others; in time order.
+pub fn telling_entries(max: usize, entries: &[Entry]) -> Vec<&Entry> {
+    if entries.len() <= max {
+        return entries.iter().collect();
+    }
+    let key = |e: &Entry| match &e.what {
+        What::Span {
+            tool_call,
+            findings,
+            ..
+        } => u8::from(!*tool_call && findings.is_empty()),
+        _ => 0,
+    };
+    let mut chosen: Vec<(usize, &Entry)> = entries.iter().enumerate().collect();
+    chosen.sort_by_key(|(i, e)| (key(e), *i));
+    chosen.truncate(max);
+    chosen.sort_by_key(|(i, _)| *i);
+    chosen.into_iter().map(|(_, e)| e).collect()
+}
+
 impl Entry {
     /// The entry in words, for a terminal (text from the inputs neutralised).
     fn text(&self) -> String {

@@ -8,7 +8,7 @@ use crate::model::time::rfc3339;
 use crate::model::{Category, Role, SpanKind};
 use crate::report::Timeline;
 use crate::report::escape::html as esc;
-use crate::report::timeline::{Entry, TurnTimeline, What};
+use crate::report::timeline::{Entry, TurnTimeline, What, telling_entries};
 use crate::util::units::offset;
 
 // ---------------------------------------------------------------------------------------------
@@ -49,28 +49,6 @@ fn clip(text: &str, max: usize) -> String {
     cut.push('…');
     cut
 }
-
-/// The rows a lane draws: all of them when they fit, else the abort, commits, vendor events,
-/// tool calls and the spans that show findings first, then the earliest others, in time order.
-fn lane_entries(entries: &[Entry]) -> Vec<&Entry> {
-    if entries.len() <= LANE_ROWS {
-        return entries.iter().collect();
-    }
-    let key = |e: &Entry| match &e.what {
-        What::Span {
-            tool_call,
-            findings,
-            ..
-        } => u8::from(!*tool_call && findings.is_empty()),
-        _ => 0,
-    };
-    let mut chosen: Vec<(usize, &Entry)> = entries.iter().enumerate().collect();
-    chosen.sort_by_key(|(i, e)| (key(e), *i));
-    chosen.truncate(LANE_ROWS);
-    chosen.sort_by_key(|(i, _)| *i);
-    chosen.into_iter().map(|(_, e)| e).collect()
-}
-
 /// Maps times to the plot's x.
 struct Scale {
     start: u64,
@@ -150,7 +128,7 @@ pub(super) fn timeline_figure(t: &Timeline, anchor: usize, h: &mut String) {
     let lanes: Vec<(&TurnTimeline, Vec<&Entry>)> = t
         .turns
         .iter()
-        .map(|turn| (turn, lane_entries(&turn.entries)))
+        .map(|turn| (turn, telling_entries(LANE_ROWS, &turn.entries)))
         .collect();
     let Some(scale) = Scale::fit(t, &lanes) else {
         return;

@@ -426,7 +426,7 @@ type Source = Box<dyn Read + Send>;
 
 enum StreamKind {
     Gzip(flate2::bufread::MultiGzDecoder<std::io::BufReader<Counted<Source>>>),
-    Zstd(ZstdFrames<Source>),
+    Zstd(Box<ParallelFrames>),
 }
 
 /// Compressed bytes that count what has been read of them, for the offsets in messages, and
@@ -497,7 +497,7 @@ impl StreamDecoder {
         let kind = if magic.starts_with(&GZIP_MAGIC) {
             StreamKind::Gzip(flate2::bufread::MultiGzDecoder::new(reader))
         } else if starts_zstd(magic) {
-            StreamKind::Zstd(ZstdFrames::new(reader, "the zstd data", 0))
+            StreamKind::Zstd(Box::new(ParallelFrames::new(reader.into_inner())))
         } else {
             return None;
         };
@@ -527,6 +527,16 @@ impl StreamDecoder {
     /// What ended the stream before its end, once it has ended.
     pub(crate) fn corrupt(&self) -> Option<&str> {
         self.corrupt.as_deref()
+    }
+
+    /// Where each zstd frame is in the file and in what it decompresses to, once the stream
+    /// has been read to its end: `Some` when every frame was decoded whole on its own (see
+    /// `ParallelFrames`), so that any of them can be decoded again alone.
+    pub(crate) fn frame_table(&self) -> Option<FrameTable> {
+        match &self.kind {
+            StreamKind::Zstd(frames) if self.ended && self.corrupt.is_none() => frames.table(),
+            _ => None,
+        }
     }
 }
 
@@ -563,7 +573,7 @@ impl Read for StreamDecoder {
             Ok(n) => {
                 let (what, packed) = match &self.kind {
                     StreamKind::Gzip(decoder) => ("the gzip data", consumed(decoder.get_ref())),
-                    StreamKind::Zstd(frames) => (frames.what.as_str(), frames.offset()),
+                    StreamKind::Zstd(frames) => ("the zstd data", frames.offset()),
                 };
                 // A whole file: the offset is what was read of it.
                 if let Err(why) = self.budget.take(n as u64, packed, what, packed) {
@@ -689,6 +699,349 @@ impl<R: Read> ZstdFrames<R> {
                 }
             }
         }
+    }
+}
+
+/// Where a zstd frame of a file is, and where what it decompresses to is in the file's
+/// decompressed bytes: what the second pass of a large export needs to decode it again alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FramePlace {
+    /// The offset of the frame in the file, and its length.
+    pub(crate) packed: u64,
+    pub(crate) packed_len: u64,
+    /// The offset of its first decompressed byte among the file's, and how many it gives.
+    pub(crate) start: u64,
+    pub(crate) len: u64,
+}
+
+impl FramePlace {
+    pub(crate) fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
+/// Every data frame of a zstd file, in order (skippable frames are not in it), when every one
+/// was decoded whole on its own (`ParallelFrames`).
+pub(crate) type FrameTable = Vec<FramePlace>;
+
+/// The most compressed bytes a frame decoded on its own may have: a larger one, and what
+/// follows it, is read by one streaming decoder.
+const FRAME_PACKED_MAX: usize = 4 << 20;
+
+/// The most a frame decoded on its own may decompress to (its output is held whole): `pzstd`
+/// writes frames of 8 MiB of input at most levels, `zstd -T` and the Collector smaller ones.
+pub(crate) const FRAME_OUT_MAX: usize = 16 << 20;
+
+/// What the frame walk found at the start of some bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Walk {
+    /// A whole data frame of this many bytes, and the size it declares it decompresses to.
+    Frame(usize, Option<u64>),
+    /// A whole skippable frame of this many bytes.
+    Skippable(usize),
+    /// The bytes end before the frame does.
+    More,
+    /// Not a frame decoded on its own here: not a frame, one that needs a dictionary, or one
+    /// larger than `FRAME_PACKED_MAX` (or declaring more than `FRAME_OUT_MAX`).
+    Other,
+}
+
+/// Finds where the frame at the start of `b` ends, from its header and its blocks' headers,
+/// without decoding it (RFC 8878, section 3.1).
+fn walk_frame(b: &[u8]) -> Walk {
+    let Some(magic) = b.get(..4) else {
+        return Walk::More;
+    };
+    let magic = u32::from_le_bytes(magic.try_into().expect("four bytes"));
+    if magic & 0xffff_fff0 == 0x184d_2a50 {
+        let Some(size) = b.get(4..8) else {
+            return Walk::More;
+        };
+        let total = 8 + u32::from_le_bytes(size.try_into().expect("four bytes")) as usize;
+        return match total {
+            _ if total > FRAME_PACKED_MAX => Walk::Other,
+            _ if b.len() < total => Walk::More,
+            _ => Walk::Skippable(total),
+        };
+    }
+    if magic != u32::from_le_bytes(ZSTD_MAGIC) {
+        return Walk::Other;
+    }
+    let Some(&fhd) = b.get(4) else {
+        return Walk::More;
+    };
+    let single = (fhd >> 5) & 1;
+    let fcs_len = match fhd >> 6 {
+        0 => usize::from(single),
+        1 => 2,
+        2 => 4,
+        _ => 8,
+    };
+    // A reserved bit set, or a dictionary: left to the streaming decoder, which says why.
+    if fhd & 0x08 != 0 || fhd & 0x03 != 0 {
+        return Walk::Other;
+    }
+    let fcs_at = 5 + usize::from(single == 0);
+    let mut pos = fcs_at + fcs_len;
+    let Some(fcs) = b.get(fcs_at..pos) else {
+        return Walk::More;
+    };
+    let declared = match fcs_len {
+        0 => None,
+        1 => Some(u64::from(fcs[0])),
+        2 => Some(u64::from(u16::from_le_bytes([fcs[0], fcs[1]])) + 256),
+        4 => Some(u64::from(u32::from_le_bytes(fcs.try_into().expect("four")))),
+        _ => Some(u64::from_le_bytes(fcs.try_into().expect("eight"))),
+    };
+    if declared.is_some_and(|n| n > FRAME_OUT_MAX as u64) {
+        return Walk::Other;
+    }
+    loop {
+        let Some(header) = b.get(pos..pos + 3) else {
+            return Walk::More;
+        };
+        let header = u32::from(header[0]) | u32::from(header[1]) << 8 | u32::from(header[2]) << 16;
+        let payload = match (header >> 1) & 3 {
+            0 | 2 => (header >> 3) as usize,
+            1 => 1,
+            _ => return Walk::Other,
+        };
+        pos += 3 + payload;
+        if pos > FRAME_PACKED_MAX {
+            return Walk::Other;
+        }
+        if header & 1 == 1 {
+            break;
+        }
+    }
+    // The checksum.
+    if fhd & 0x04 != 0 {
+        pos += 4;
+    }
+    if b.len() < pos {
+        return Walk::More;
+    }
+    Walk::Frame(pos, declared)
+}
+
+/// The zstd frames of a whole file, decoded several at once as the file is read: a file of
+/// many frames (`pzstd`'s, the Collector's, concatenated files) is decoded a frame per thread,
+/// and the place of each frame noted (`FrameTable`), so that the second pass of a large export
+/// decodes again only the frames that hold the spans it keeps, on all threads.
+///
+/// A frame is decoded on its own only when it is whole in memory and small (at most
+/// `FRAME_PACKED_MAX` compressed bytes and `FRAME_OUT_MAX` decompressed). At the first frame
+/// that is not (a file of one large frame, as `zstd` writes it), or that does not decode
+/// cleanly (corrupt, cut short, not zstd), the rest of the file is read by one streaming
+/// decoder (`ZstdFrames`), as before, from that frame's offset: the same data, the same
+/// messages with the same offsets.
+struct ParallelFrames {
+    /// The file; `None` once the streaming decoder has it.
+    file: Option<Counted<Source>>,
+    file_ended: bool,
+    /// Compressed bytes read and not yet decoded are `packed[at..]`; `packed[0]` is at
+    /// `packed_offset` in the file.
+    packed: Vec<u8>,
+    at: usize,
+    packed_offset: u64,
+    /// Decoded frames not yet read out: the output, how much of it was read, and the offset
+    /// in the file of the frame's end.
+    ready: std::collections::VecDeque<(Vec<u8>, usize, u64)>,
+    /// The offset of the end of the frame last read from.
+    reading_end: u64,
+    /// Buffers of `FRAME_OUT_MAX` bytes to decode into again (their pages stay mapped).
+    spare: Vec<Vec<u8>>,
+    table: FrameTable,
+    /// What the frames decoded so far decompressed to.
+    decoded: u64,
+    streaming: Option<ZstdFrames<std::io::Chain<std::io::Cursor<Vec<u8>>, Counted<Source>>>>,
+    ended: bool,
+}
+
+impl ParallelFrames {
+    fn new(file: Counted<Source>) -> ParallelFrames {
+        ParallelFrames {
+            file: Some(file),
+            file_ended: false,
+            packed: Vec::new(),
+            at: 0,
+            packed_offset: 0,
+            ready: std::collections::VecDeque::new(),
+            reading_end: 0,
+            spare: Vec::new(),
+            table: Vec::new(),
+            decoded: 0,
+            streaming: None,
+            ended: false,
+        }
+    }
+
+    /// How far into the file the frames have been read: to the end of the frame being read.
+    fn offset(&self) -> u64 {
+        match &self.streaming {
+            Some(streaming) => streaming.offset(),
+            None => self.reading_end,
+        }
+    }
+
+    /// The frame table, when every frame was decoded on its own.
+    fn table(&self) -> Option<FrameTable> {
+        self.streaming.is_none().then(|| self.table.clone())
+    }
+
+    fn read(&mut self, buf: &mut [u8], decoded: u64) -> Result<usize, String> {
+        loop {
+            if let Some(streaming) = &mut self.streaming {
+                return streaming.read(buf, decoded);
+            }
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            if let Some((out, read, end)) = self.ready.front_mut() {
+                if *read < out.len() {
+                    let n = buf.len().min(out.len() - *read);
+                    buf[..n].copy_from_slice(&out[*read..*read + n]);
+                    *read += n;
+                    self.reading_end = *end;
+                    return Ok(n);
+                }
+                let (out, ..) = self.ready.pop_front().expect("a frame is ready");
+                self.recycle(out);
+                continue;
+            }
+            if self.ended {
+                return Ok(0);
+            }
+            self.decode_some()?;
+        }
+    }
+
+    fn recycle(&mut self, out: Vec<u8>) {
+        if out.capacity() == FRAME_OUT_MAX {
+            self.spare.push(out);
+        }
+    }
+
+    /// Reads more of the file onto the compressed bytes not yet decoded.
+    fn read_more(&mut self) -> Result<(), String> {
+        self.packed.drain(..self.at);
+        self.packed_offset += self.at as u64;
+        self.at = 0;
+        let file = self
+            .file
+            .as_mut()
+            .expect("read before the streaming decoder");
+        let had = self.packed.len();
+        let want = 1 << 20;
+        self.packed.resize(had + want, 0);
+        let read = read_up_to(file, &mut self.packed[had..]);
+        let n = *read.as_ref().unwrap_or(&0);
+        self.packed.truncate(had + n);
+        if n < want {
+            self.file_ended = true;
+        }
+        read.map(drop).map_err(|e| e.to_string())
+    }
+
+    /// Decodes the next frames, a frame per thread, onto `ready`; or hands the rest of the
+    /// file to the streaming decoder; or ends.
+    fn decode_some(&mut self) -> Result<(), String> {
+        let threads = rayon::current_num_threads().max(1);
+        // (offset in `packed`, length, declared size)
+        let mut frames: Vec<(usize, usize, Option<u64>)> = Vec::new();
+        let mut packed_total = 0;
+        while frames.len() < 256 && (frames.len() < threads || packed_total < threads << 18) {
+            match walk_frame(&self.packed[self.at..]) {
+                Walk::Frame(len, declared) => {
+                    frames.push((self.at, len, declared));
+                    self.at += len;
+                    packed_total += len;
+                }
+                Walk::Skippable(len) => self.at += len,
+                Walk::More if frames.is_empty() && !self.file_ended => self.read_more()?,
+                Walk::More | Walk::Other => break,
+            }
+        }
+        if frames.is_empty() {
+            if self.at == self.packed.len() && self.file_ended {
+                self.ended = true;
+            } else {
+                self.stream_from(self.at);
+            }
+            return Ok(());
+        }
+        let mut spare = std::mem::take(&mut self.spare);
+        let bufs: Vec<Vec<u8>> = frames
+            .iter()
+            .map(|&(_, _, declared)| match declared {
+                Some(n) => Vec::with_capacity(n as usize),
+                None => spare
+                    .pop()
+                    .unwrap_or_else(|| Vec::with_capacity(FRAME_OUT_MAX)),
+            })
+            .collect();
+        self.spare = spare;
+        let packed = &self.packed;
+        let outs: Vec<Result<Vec<u8>, Vec<u8>>> = {
+            use rayon::prelude::*;
+            frames
+                .par_iter()
+                .zip(bufs)
+                .map_init(
+                    || zstd::bulk::Decompressor::new().ok(),
+                    |decompressor, (&(at, len, _), mut out)| {
+                        out.clear();
+                        let frame = &packed[at..at + len];
+                        match decompressor
+                            .as_mut()
+                            .map(|d| d.decompress_to_buffer(frame, &mut out))
+                        {
+                            Some(Ok(_)) => Ok(out),
+                            _ => Err(out),
+                        }
+                    },
+                )
+                .collect()
+        };
+        let mut failed = None;
+        for (&(at, len, _), out) in frames.iter().zip(outs) {
+            match out {
+                Ok(out) if failed.is_none() => {
+                    let packed = self.packed_offset + at as u64;
+                    self.table.push(FramePlace {
+                        packed,
+                        packed_len: len as u64,
+                        start: self.decoded,
+                        len: out.len() as u64,
+                    });
+                    self.decoded += out.len() as u64;
+                    self.ready.push_back((out, 0, packed + len as u64));
+                }
+                Ok(out) | Err(out) => {
+                    failed.get_or_insert(at);
+                    self.recycle(out);
+                }
+            }
+        }
+        if let Some(at) = failed {
+            self.stream_from(at);
+        }
+        Ok(())
+    }
+
+    /// Reads the file from `packed[at]` on with one streaming decoder, which decodes what
+    /// these frames would not (and says why it stops where it stops).
+    fn stream_from(&mut self, at: usize) {
+        let rest = self.packed.split_off(at);
+        let offset = self.packed_offset + at as u64;
+        let file = self.file.take().expect("the file is read by one decoder");
+        let source = std::io::BufReader::with_capacity(
+            256 << 10,
+            Counted::new(std::io::Cursor::new(rest).chain(file)),
+        );
+        self.packed = Vec::new();
+        self.spare = Vec::new();
+        self.streaming = Some(ZstdFrames::new(source, "the zstd data", offset));
     }
 }
 

@@ -476,28 +476,50 @@ fn consumed<R>(reader: &std::io::BufReader<Counted<R>>) -> u64 {
 
 impl StreamDecoder {
     /// The decompressing reader of a gzip or zstd file (by its magic bytes); `None` for a file
-    /// that is neither.
+    /// that is neither. A zstd file's frames are decoded several at once where they can be
+    /// (`ParallelFrames`).
     pub(crate) fn open(
         path: &std::path::Path,
         limit: Option<u64>,
+    ) -> std::io::Result<Option<Self>> {
+        Self::open_with(path, limit, true)
+    }
+
+    /// `open`, decoding one frame at a time, as a reader of the start of a file does: no frame
+    /// is decoded whole that the reader does not need.
+    pub(crate) fn open_streaming(
+        path: &std::path::Path,
+        limit: Option<u64>,
+    ) -> std::io::Result<Option<Self>> {
+        Self::open_with(path, limit, false)
+    }
+
+    fn open_with(
+        path: &std::path::Path,
+        limit: Option<u64>,
+        frames: bool,
     ) -> std::io::Result<Option<Self>> {
         let mut file = std::fs::File::open(path)?;
         let mut magic = [0u8; 4];
         let n = read_up_to(&mut file, &mut magic)?;
         std::io::Seek::rewind(&mut file)?;
-        Ok(Self::new(Box::new(file), &magic[..n], limit))
+        Ok(Self::new(Box::new(file), &magic[..n], limit, frames))
     }
 
     /// The decompressing reader of `source`, which starts with `magic`.
-    fn new(source: Source, magic: &[u8], limit: Option<u64>) -> Option<Self> {
+    fn new(source: Source, magic: &[u8], limit: Option<u64>, frames: bool) -> Option<Self> {
         let counted = Counted::new(source);
         let unreadable = Arc::clone(&counted.unreadable);
         let compressed_read = Arc::clone(&counted.progress);
-        let reader = std::io::BufReader::with_capacity(256 << 10, counted);
         let kind = if magic.starts_with(&GZIP_MAGIC) {
+            let reader = std::io::BufReader::with_capacity(256 << 10, counted);
             StreamKind::Gzip(flate2::bufread::MultiGzDecoder::new(reader))
         } else if starts_zstd(magic) {
-            StreamKind::Zstd(Box::new(ParallelFrames::new(reader.into_inner())))
+            let mut decoder = ParallelFrames::new(counted);
+            if !frames {
+                decoder.stream_from(0);
+            }
+            StreamKind::Zstd(Box::new(decoder))
         } else {
             return None;
         };
@@ -732,6 +754,10 @@ const FRAME_PACKED_MAX: usize = 4 << 20;
 /// writes frames of 8 MiB of input at most levels, `zstd -T` and the Collector smaller ones.
 pub(crate) const FRAME_OUT_MAX: usize = 16 << 20;
 
+/// What the frames decoded at once by `ParallelFrames` may be expected to decompress to, in
+/// all: a block of the two passes (`large::reader`).
+const IN_FLIGHT: u64 = 16 << 20;
+
 /// What the frame walk found at the start of some bytes.
 #[derive(Debug, PartialEq, Eq)]
 enum Walk {
@@ -852,8 +878,9 @@ struct ParallelFrames {
     /// Buffers of `FRAME_OUT_MAX` bytes to decode into again (their pages stay mapped).
     spare: Vec<Vec<u8>>,
     table: FrameTable,
-    /// What the frames decoded so far decompressed to.
+    /// What the frames decoded so far decompressed to, from how many compressed bytes.
     decoded: u64,
+    packed_decoded: u64,
     streaming: Option<ZstdFrames<std::io::Chain<std::io::Cursor<Vec<u8>>, Counted<Source>>>>,
     ended: bool,
 }
@@ -871,6 +898,7 @@ impl ParallelFrames {
             spare: Vec::new(),
             table: Vec::new(),
             decoded: 0,
+            packed_decoded: 0,
             streaming: None,
             ended: false,
         }
@@ -949,13 +977,27 @@ impl ParallelFrames {
         let threads = rayon::current_num_threads().max(1);
         // (offset in `packed`, length, declared size)
         let mut frames: Vec<(usize, usize, Option<u64>)> = Vec::new();
-        let mut packed_total = 0;
-        while frames.len() < 256 && (frames.len() < threads || packed_total < threads << 18) {
-            match walk_frame(&self.packed[self.at..]) {
+        // What the frames decoded at once are expected to decompress to (by their declared
+        // sizes, or at the ratio of the frames before), within `IN_FLIGHT`: what is held
+        // decoded stays about a block, however many threads there are.
+        let ratio = match self.packed_decoded {
+            0 => 16,
+            packed => self.decoded / packed,
+        };
+        let mut expected = 0u64;
+        while frames.len() < 256 && frames.len() < threads * 16 {
+            let walk = walk_frame(&self.packed[self.at..]);
+            if let Walk::Frame(len, declared) = walk {
+                let size = declared.unwrap_or((len as u64).saturating_mul(ratio.max(1)));
+                if !frames.is_empty() && expected + size > IN_FLIGHT {
+                    break;
+                }
+                expected += size;
+            }
+            match walk {
                 Walk::Frame(len, declared) => {
                     frames.push((self.at, len, declared));
                     self.at += len;
-                    packed_total += len;
                 }
                 Walk::Skippable(len) => self.at += len,
                 Walk::More if frames.is_empty() && !self.file_ended => self.read_more()?,
@@ -1015,6 +1057,7 @@ impl ParallelFrames {
                         len: out.len() as u64,
                     });
                     self.decoded += out.len() as u64;
+                    self.packed_decoded += len as u64;
                     self.ready.push_back((out, 0, packed + len as u64));
                 }
                 Ok(out) | Err(out) => {
@@ -1353,7 +1396,7 @@ mod tests {
                 data: std::io::Cursor::new(packed),
                 at,
             };
-            let mut decoder = StreamDecoder::new(Box::new(source), &magic, None).unwrap();
+            let mut decoder = StreamDecoder::new(Box::new(source), &magic, None, true).unwrap();
             let mut data = Vec::new();
             let error = decoder.read_to_end(&mut data).unwrap_err();
             assert_eq!(error.kind(), std::io::ErrorKind::Other);
@@ -1416,5 +1459,46 @@ mod tests {
             error.contains("more than the limit of 1000 bytes"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_frame_walk_finds_where_libzstd_says_each_frame_ends() {
+        use zstd::zstd_safe::CParameter;
+        let text: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 1000).to_le_bytes())
+            .collect();
+        let mut frames = Vec::new();
+        for (checksum, size) in [(false, false), (true, false), (false, true), (true, true)] {
+            for len in [0, 1, 255, 256, 70_000, text.len()] {
+                let mut compressor = zstd::bulk::Compressor::new(3).unwrap();
+                compressor
+                    .set_parameter(CParameter::ChecksumFlag(checksum))
+                    .unwrap();
+                compressor
+                    .set_parameter(CParameter::ContentSizeFlag(size))
+                    .unwrap();
+                frames.push((compressor.compress(&text[..len]).unwrap(), len, size));
+            }
+        }
+        // As a stream writes it: no size in the header.
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        std::io::Write::write_all(&mut encoder, &text).unwrap();
+        frames.push((encoder.finish().unwrap(), text.len(), false));
+        for (frame, len, size) in &frames {
+            let libzstd = zstd::zstd_safe::find_frame_compressed_size(frame).unwrap();
+            let declared = size.then_some(*len as u64);
+            assert_eq!(walk_frame(frame), Walk::Frame(libzstd, declared));
+            let mut more = frame.clone();
+            more.extend_from_slice(b"after");
+            assert_eq!(walk_frame(&more), Walk::Frame(libzstd, declared));
+            for cut in [0, 3, 4, 5, frame.len() / 2, frame.len() - 1] {
+                assert_eq!(walk_frame(&frame[..cut]), Walk::More, "{cut}");
+            }
+        }
+        assert_eq!(
+            walk_frame(&[0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 9, 9, 1]),
+            Walk::Skippable(10)
+        );
+        assert_eq!(walk_frame(b"not zstd"), Walk::Other);
     }
 }

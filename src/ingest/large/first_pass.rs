@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use super::super::Parsed;
 use super::super::otlp_json::{self, IndexFilter, SurveyRules};
-use super::reader::{Blocks, Encoding, Opened, line_blocks};
+use super::reader::{Blocks, Encoding, Ended, Opened, line_blocks};
 
 /// The first pass: every line of the input read with spans located and surveyed into `out`,
 /// on all threads, in `blocks`.
-/// `Ok(Some(why))`: a compressed input ended early, corrupt or cut short, after what was read.
+/// `Ok`: how the input ended (a compressed one early, corrupt or cut short, after what was
+/// read; where a zstd file's frames are).
 pub(super) fn index_file(
     path: &Path,
     encoding: Encoding,
@@ -19,7 +20,7 @@ pub(super) fn index_file(
     out: &mut Parsed,
     progress: &indicatif::ProgressBar,
     blocks: Blocks,
-) -> Result<Option<String>, String> {
+) -> Result<Ended, String> {
     let mut reader = Opened::open(path, encoding)?;
     let advance = reader.progress();
     let mut first_line = 1u64;
@@ -41,5 +42,5 @@ pub(super) fn index_file(
         out.lines = out.lines.max(lines);
         Ok(true)
     })?;
-    Ok(reader.corrupt().map(str::to_owned))
+    Ok(reader.ended())
 }

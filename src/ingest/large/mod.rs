@@ -119,6 +119,8 @@ struct Surveyed {
     error: Option<String>,
     /// A compressed input ended early, corrupt or cut short, after what was read.
     corrupt: Option<String>,
+    /// Where the frames of a zstd file of many frames are (see `reader::Ended`).
+    frames: Option<compress::FrameTable>,
 }
 
 /// What the first pass found that decides which traces matter.
@@ -261,9 +263,9 @@ fn survey_input(
             max_line,
         },
     );
-    let (error, corrupt) = match read {
-        Ok(corrupt) => (None, corrupt),
-        Err(error) => (Some(error), None),
+    let (error, corrupt, frames) = match read {
+        Ok(ended) => (None, ended.corrupt, ended.frames),
+        Err(error) => (Some(error), None, None),
     };
     Surveyed {
         source,
@@ -271,6 +273,7 @@ fn survey_input(
         encoding,
         error,
         corrupt,
+        frames,
     }
 }
 
@@ -439,11 +442,21 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         encoding,
         error,
         corrupt,
+        frames,
     } = surveyed;
     let input: Arc<str> = Arc::from(source.display().as_str());
     let (kept, error) = match (error, &source) {
         (None, Source::Path(file)) => {
-            match second_pass::read_kept(file, encoding, &input, survey.index, keep, progress) {
+            let read = second_pass::read_kept(
+                file,
+                encoding,
+                frames.as_deref(),
+                &input,
+                survey.index,
+                keep,
+                progress,
+            );
+            match read {
                 Ok(kept) => (kept, None),
                 Err(e) => (Parsed::default(), Some(e)),
             }
@@ -459,6 +472,7 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         encoding,
         error,
         corrupt,
+        frames: None,
     };
     InputRead {
         report: surveyed.report(kept.diagnostics),
@@ -479,6 +493,7 @@ impl Surveyed {
             encoding,
             error,
             corrupt,
+            frames: _,
         } = self;
         let path = source.display();
         let input: Arc<str> = Arc::from(path.as_str());
@@ -544,7 +559,7 @@ fn streamable(source: &Source, options: &IngestOptions) -> Option<Encoding> {
     }
     let limit = options.max_decompressed;
     // One decoder both tells a compressed file and reads its first line.
-    let decoder = compress::StreamDecoder::open(path, limit).ok()?;
+    let decoder = compress::StreamDecoder::open_streaming(path, limit).ok()?;
     let (encoding, size) = match &decoder {
         None => (Encoding::Plain, meta.len()),
         Some(decoder) => (
@@ -586,7 +601,10 @@ mod tests {
     use first_pass::index_file;
     use otlp_json::{Keep, SurveyRules};
     use reader::{BLOCK_BYTES, Blocks, Opened};
-    use second_pass::{BATCHING, Batching, read_kept_in_batches, read_kept_in_order};
+    use second_pass::{
+        BATCHING, Batching, frame_groups, read_kept_in_batches, read_kept_in_frames,
+        read_kept_in_order,
+    };
     use std::path::Path;
 
     #[test]
@@ -614,7 +632,7 @@ mod tests {
                     max_line: u64::MAX,
                 },
             );
-            assert_eq!(read, Ok(None));
+            assert_eq!(read.map(|ended| ended.corrupt), Ok(None));
             parsed
         };
         let small = index(1000);
@@ -738,7 +756,7 @@ mod tests {
                     max_line: u64::MAX,
                 },
             );
-            assert_eq!(read, Ok(None));
+            assert_eq!(read.map(|ended| ended.corrupt), Ok(None));
             assert_eq!(parsed.spans_read, whole.spans_read);
             let places = parsed.index.kept(&keep.traces);
             let resources = &parsed.index.resources;
@@ -760,6 +778,192 @@ mod tests {
                     (b.trace_id, b.span_id, b.start)
                 );
                 assert_eq!(a.origin.line, b.origin.line);
+            }
+        }
+    }
+
+    /// `text` as `pzstd` writes it: frames of `every` bytes of it, cut anywhere (lines run on
+    /// from one frame to the next), each after a skippable frame.
+    fn pzstd_like(text: &[u8], every: usize) -> Vec<u8> {
+        let mut packed = Vec::new();
+        for chunk in text.chunks(every) {
+            let frame = zstd::bulk::compress(chunk, 3).unwrap();
+            packed.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0]);
+            packed.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            packed.extend_from_slice(&frame);
+        }
+        packed
+    }
+
+    const ZSTD: Encoding = Encoding::Compressed {
+        limit: None,
+        compression: Compression::Zstd,
+    };
+
+    /// The first pass over `path` on `threads` threads, in blocks of `block` bytes.
+    fn first_pass_on(
+        threads: usize,
+        path: &Path,
+        input: &Arc<str>,
+        block: u64,
+    ) -> (Parsed, reader::Ended) {
+        let rules = crate::rules::Rules::default();
+        let survey = Arc::new(SurveyRules::new(&rules));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut parsed = Parsed::default();
+            let ended = index_file(
+                path,
+                ZSTD,
+                input,
+                &survey,
+                &mut parsed,
+                &indicatif::ProgressBar::hidden(),
+                Blocks {
+                    bytes: block,
+                    max_line: u64::MAX,
+                },
+            )
+            .unwrap();
+            (parsed, ended)
+        })
+    }
+
+    #[test]
+    fn a_file_of_many_frames_is_read_back_from_the_frames_that_hold_kept_spans() {
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces/agent.jsonl");
+        let text = std::fs::read(&fixture).unwrap();
+        let packed = pzstd_like(&text, 3000);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &packed).unwrap();
+        let input: Arc<str> = Arc::from("agent.jsonl.zst");
+        let rules = crate::rules::Rules::default();
+        let mut whole = Parsed::default();
+        otlp_json::read_lines(&input, &text, &mut whole);
+        // One trace: its spans lie in a few of the frames.
+        let trace = whole.spans[whole.spans.len() / 2].trace_id;
+        let keep = Keep {
+            traces: [trace].into_iter().collect(),
+            attributes: rules.attributes_read(),
+        };
+        let expected: Vec<_> = whole.spans.iter().filter(|s| s.trace_id == trace).collect();
+        assert!(expected.len() > 1);
+        let mut results = Vec::new();
+        for (threads, block) in [(1, 700), (3, 700), (2, BLOCK_BYTES), (4, 5000)] {
+            let (parsed, ended) = first_pass_on(threads, file.path(), &input, block);
+            assert_eq!(ended.corrupt, None);
+            assert_eq!(parsed.spans_read, whole.spans_read);
+            let frames = ended.frames.expect("every frame decoded on its own");
+            assert_eq!(frames.len(), text.len().div_ceil(3000));
+            assert_eq!(frames.last().unwrap().end(), text.len() as u64);
+            let places = parsed.index.kept(&keep.traces);
+            let groups = frame_groups(&places, &frames).unwrap();
+            let decoded: usize = groups.iter().map(|g| g.frames.len()).sum();
+            assert!(decoded * 4 < frames.len(), "{decoded} of {}", frames.len());
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let kept = pool
+                .install(|| {
+                    read_kept_in_frames(
+                        file.path(),
+                        &input,
+                        &places,
+                        &frames,
+                        &parsed.index.resources,
+                        &keep,
+                        &indicatif::ProgressBar::hidden(),
+                    )
+                })
+                .unwrap();
+            assert_eq!(kept.spans.len(), expected.len());
+            for (a, b) in kept.spans.iter().zip(&expected) {
+                assert_eq!(
+                    (a.trace_id, a.span_id, a.start, a.origin.line, &a.name),
+                    (b.trace_id, b.span_id, b.start, b.origin.line, &b.name)
+                );
+            }
+            results.push(format!("{:?}", kept.spans));
+        }
+        // Whatever the threads and the blocks, the same spans in the same order.
+        assert!(results.windows(2).all(|w| w[0] == w[1]));
+
+        // A frame changed since the first pass: an error that says so, not other spans.
+        let (parsed, ended) = first_pass_on(2, file.path(), &input, BLOCK_BYTES);
+        let frames = ended.frames.unwrap();
+        let places = parsed.index.kept(&keep.traces);
+        let group = &frame_groups(&places, &frames).unwrap()[0];
+        let mut changed = packed.clone();
+        let frame = frames[group.frames.start];
+        let other = zstd::bulk::compress(&vec![b' '; frame.len as usize], 3).unwrap();
+        changed.splice(
+            frame.packed as usize..(frame.packed + frame.packed_len) as usize,
+            other,
+        );
+        std::fs::write(file.path(), &changed).unwrap();
+        let error = read_kept_in_frames(
+            file.path(),
+            &input,
+            &places,
+            &frames,
+            &parsed.index.resources,
+            &keep,
+            &indicatif::ProgressBar::hidden(),
+        )
+        .unwrap_err();
+        assert!(error.contains("was the file changed"), "{error}");
+    }
+
+    #[test]
+    fn a_damaged_frame_among_many_is_reported_as_one_decoder_reports_it() {
+        // A frame corrupt or cut short in the middle of a file of frames: the first pass reads
+        // what comes before it and says where it is, in the words and at the offsets of the
+        // streaming decoder (which reads the rest), and leaves no frame table.
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces/agent.jsonl");
+        let text = std::fs::read(&fixture).unwrap();
+        let packed = pzstd_like(&text, 3000);
+        // The fifth data frame: after its skippable frame.
+        let mut at = 0;
+        let mut starts = Vec::new();
+        while at < packed.len() {
+            at += 12;
+            starts.push(at);
+            let len = u32::from_le_bytes(packed[at - 4..at].try_into().unwrap()) as usize;
+            at += len;
+        }
+        let fifth = starts[4];
+        let mut corrupt = packed.clone();
+        corrupt[fifth + 40] ^= 0x55;
+        let cut = packed[..fifth + 100].to_vec();
+        let input: Arc<str> = Arc::from("agent.jsonl.zst");
+        for damaged in [corrupt, cut] {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), &damaged).unwrap();
+            let mut streaming = compress::StreamDecoder::open_streaming(file.path(), None)
+                .unwrap()
+                .unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut streaming, &mut data).unwrap();
+            let said = streaming.corrupt().unwrap().to_owned();
+            assert!(
+                said.contains(&format!("zstd frame at byte offset {fifth}")),
+                "{said}"
+            );
+            assert!(data.len() >= 4 * 3000);
+            for threads in [1, 2, 3] {
+                let (parsed, ended) = first_pass_on(threads, file.path(), &input, 700);
+                assert_eq!(ended.corrupt.as_deref(), Some(said.as_str()));
+                assert_eq!(ended.frames, None);
+                let mut before = Parsed::default();
+                let whole_lines = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                otlp_json::read_lines(&input, &data[..whole_lines], &mut before);
+                assert!(parsed.spans_read >= before.spans_read);
             }
         }
     }

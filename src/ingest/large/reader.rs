@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::super::Compression;
-use super::super::compress::{StreamDecoder, read_up_to};
+use super::super::compress::{FrameTable, StreamDecoder, read_up_to};
 
 /// How much of the file the first pass reads at a time (it reads the next block while the
 /// threads parse this one, so two are in memory), at most: see `block_bytes`.
@@ -81,13 +81,26 @@ impl Opened {
         }
     }
 
-    /// Why a compressed input ended early, once it has been read to its end.
-    pub(super) fn corrupt(&self) -> Option<&str> {
+    /// How the input ended, once it has been read to its end.
+    pub(super) fn ended(&self) -> Ended {
         match self {
-            Opened::Plain(_) => None,
-            Opened::Compressed(decoder) => decoder.corrupt(),
+            Opened::Plain(_) => Ended::default(),
+            Opened::Compressed(decoder) => Ended {
+                corrupt: decoder.corrupt().map(str::to_owned),
+                frames: decoder.frame_table(),
+            },
         }
     }
+}
+
+/// How an input read to its end ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Ended {
+    /// Why a compressed input ended early, corrupt or cut short, after what was read.
+    pub(super) corrupt: Option<String>,
+    /// Where each frame of a zstd file of frames decoded on their own is: the second pass
+    /// decodes again only those that hold kept spans.
+    pub(super) frames: Option<FrameTable>,
 }
 
 impl Read for Opened {

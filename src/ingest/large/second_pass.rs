@@ -1,6 +1,8 @@
 //! The second pass over a large input: the spans of the traces that matter, read back from
 //! where the first pass found them and built in full; from a plain file by positional reads in
-//! batches on all threads, from a compressed one by decompressing it again up to the last.
+//! batches on all threads, from a zstd file of many frames by decoding again the frames that
+//! hold them, on all threads, and from another compressed one by decompressing it again up to
+//! the last.
 
 use std::fs::File;
 #[cfg(not(any(unix, windows)))]
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::super::Parsed;
+use super::super::compress::FramePlace;
 use super::super::otlp_json::{self, Keep};
 use super::index::{KeptSpan, SpanIndex};
 use super::reader::{Blocks, Encoding, Opened, block_bytes, line_blocks};
@@ -36,6 +39,7 @@ pub(super) const BATCHING: Batching = Batching {
 pub(super) fn read_kept(
     path: &Path,
     encoding: Encoding,
+    frames: Option<&[FramePlace]>,
     input: &Arc<str>,
     index: SpanIndex,
     keep: &Keep,
@@ -48,12 +52,15 @@ pub(super) fn read_kept(
     drop(index.groups);
     let resources = index.resources;
     progress.set_message("reading the spans that matter (second pass)");
-    match encoding {
-        Encoding::Plain => {
+    match (encoding, frames) {
+        (Encoding::Plain, _) => {
             read_kept_in_batches(path, input, &kept, &resources, keep, progress, BATCHING)
                 .map_err(|e| format!("cannot read: {e}"))
         }
-        Encoding::Compressed { .. } => {
+        (Encoding::Compressed { .. }, Some(frames)) => {
+            read_kept_in_frames(path, input, &kept, frames, &resources, keep, progress)
+        }
+        (Encoding::Compressed { .. }, None) => {
             let mut reader = Opened::open(path, encoding)?;
             let len = std::fs::metadata(path).map_or(u64::MAX, |meta| meta.len());
             if len != u64::MAX {
@@ -129,6 +136,159 @@ pub(super) fn read_kept_in_order(
     match kept.get(next) {
         Some(span) => Err(format!("cannot read: {}", changed(span))),
         None => Ok(out),
+    }
+}
+
+/// Kept spans whose text lies in a run of frames, decoded together.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct FrameGroup {
+    pub(super) frames: std::ops::Range<usize>,
+    pub(super) spans: std::ops::Range<usize>,
+}
+
+/// Cuts the kept spans, in the order they were kept, into groups of the frames that hold
+/// them: a span starts a new group unless it starts in the frames of the last one, which it
+/// may stretch (a line cut between two frames). The spans of a line are kept in the order of
+/// its envelope, not always of its bytes: a span before the last group's frames starts a
+/// group too, which decodes its frames again. `None`: a span is past the last frame.
+pub(super) fn frame_groups(
+    kept: &[KeptSpan],
+    frames: &[FramePlace],
+) -> Result<Vec<FrameGroup>, usize> {
+    // The frame that holds decompressed byte `at`.
+    let frame_of = |at: u64| frames.partition_point(|frame| frame.end() <= at);
+    let mut groups: Vec<FrameGroup> = Vec::new();
+    for (i, span) in kept.iter().enumerate() {
+        let first = frame_of(span.offset);
+        let last = frame_of(span.end().saturating_sub(1)).max(first);
+        if last >= frames.len() {
+            return Err(i);
+        }
+        match groups.last_mut() {
+            Some(group) if group.frames.contains(&first) => {
+                group.frames.end = group.frames.end.max(last + 1);
+                group.spans.end = i + 1;
+            }
+            _ => groups.push(FrameGroup {
+                frames: first..last + 1,
+                spans: i..i + 1,
+            }),
+        }
+    }
+    Ok(groups)
+}
+
+/// The second pass over a zstd file whose frames the first pass decoded each on its own
+/// (`compress::FrameTable`): only the frames holding kept spans are decoded again, a group of
+/// them per thread, on all threads; a group's spans are built as it is decoded. A few groups
+/// at a time (one a thread), so that what is held decoded is a few frames.
+pub(super) fn read_kept_in_frames(
+    path: &Path,
+    input: &Arc<str>,
+    kept: &[KeptSpan],
+    frames: &[FramePlace],
+    resources: &[Arc<Resource>],
+    keep: &Keep,
+    progress: &indicatif::ProgressBar,
+) -> Result<Parsed, String> {
+    let mut out = Parsed::default();
+    out.spans.reserve_exact(kept.len());
+    let groups =
+        frame_groups(kept, frames).map_err(|i| format!("cannot read: {}", changed(&kept[i])))?;
+    let packed = |group: &FrameGroup| -> u64 {
+        frames[group.frames.clone()]
+            .iter()
+            .map(|f| f.packed_len)
+            .sum()
+    };
+    progress.inc_length(groups.iter().map(packed).sum());
+    let file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    // A group per thread at a time, each decoded into buffers of its own, used again from one
+    // window to the next: what is held decoded is a frame or two a thread, and about 32 MiB
+    // in all however many threads there are.
+    let largest = frames.iter().map(|f| f.len).max().unwrap_or(1).max(1);
+    let window = rayon::current_num_threads()
+        .min(usize::try_from((32 << 20) / largest).unwrap_or(usize::MAX))
+        .max(1);
+    let mut slots: Vec<Slot> = (0..window).map(|_| Slot::default()).collect();
+    for some in groups.chunks(window) {
+        let parts: Vec<Result<Parsed, String>> = some
+            .par_iter()
+            .zip(slots.par_iter_mut())
+            .map(|(group, slot)| {
+                let spans = &kept[group.spans.clone()];
+                let group_frames = &frames[group.frames.clone()];
+                let text = match slot.decode(&file, group_frames) {
+                    Ok(Some(text)) => text,
+                    Ok(None) => return Err(format!("cannot read: {}", changed(&spans[0]))),
+                    Err(e) => return Err(format!("cannot read: {e}")),
+                };
+                let start = group_frames[0].start;
+                let texts: Vec<&[u8]> = spans
+                    .iter()
+                    .map(|span| {
+                        let at = (span.offset - start) as usize;
+                        text.get(at..at + span.len as usize)
+                            .ok_or_else(|| format!("cannot read: {}", changed(span)))
+                    })
+                    .collect::<Result<_, _>>()?;
+                let part = build_spans(input, resources, keep, spans.iter().zip(texts))
+                    .map_err(|e| format!("cannot read: {e}"));
+                progress.inc(packed(group));
+                part
+            })
+            .collect();
+        // The first error in file order, whichever thread met it first.
+        for part in parts {
+            out.append(part?);
+        }
+    }
+    Ok(out)
+}
+
+/// What one thread decodes a group of frames with: the compressed bytes, what they decode to,
+/// and a decoder, kept from one group to the next.
+#[derive(Default)]
+struct Slot {
+    packed: Vec<u8>,
+    text: Vec<u8>,
+    decoder: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl Slot {
+    /// Decodes `frames`, one after another in the file, into one text; `Ok(None)` when one of
+    /// them no longer decodes to what it did in the first pass (the file changed).
+    fn decode(&mut self, file: &File, frames: &[FramePlace]) -> Result<Option<&[u8]>, String> {
+        if self.decoder.is_none() {
+            self.decoder = Some(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| format!("cannot start a zstd decoder: {e}"))?,
+            );
+        }
+        let decoder = self.decoder.as_mut().expect("just made");
+        let total: u64 = frames.iter().map(|f| f.len).sum();
+        let total = usize::try_from(total).map_err(|e| e.to_string())?;
+        // Zeroed only where it grows: the bytes are written over.
+        if self.text.len() < total {
+            self.text.resize(total, 0);
+        }
+        let mut at = 0;
+        for frame in frames {
+            self.packed.resize(frame.packed_len as usize, 0);
+            read_exact_at(file, &mut self.packed, frame.packed).map_err(|e| {
+                format!(
+                    "cannot read back bytes {}..{}: {e}",
+                    frame.packed,
+                    frame.packed + frame.packed_len
+                )
+            })?;
+            let len = frame.len as usize;
+            match decoder.decompress_to_buffer(&self.packed[..], &mut self.text[at..at + len]) {
+                Ok(n) if n == len => at += len,
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(&self.text[..total]))
     }
 }
 

@@ -875,7 +875,7 @@ struct ParallelFrames {
     ready: std::collections::VecDeque<(Vec<u8>, usize, u64)>,
     /// The offset of the end of the frame last read from.
     reading_end: u64,
-    /// Buffers of `FRAME_OUT_MAX` bytes to decode into again (their pages stay mapped).
+    /// Buffers to decode into again (their pages stay mapped).
     spare: Vec<Vec<u8>>,
     table: FrameTable,
     /// What the frames decoded so far decompressed to, from how many compressed bytes.
@@ -945,7 +945,7 @@ impl ParallelFrames {
     }
 
     fn recycle(&mut self, out: Vec<u8>) {
-        if out.capacity() == FRAME_OUT_MAX {
+        if out.capacity() <= FRAME_OUT_MAX && self.spare.len() < 2 * rayon::current_num_threads() {
             self.spare.push(out);
         }
     }
@@ -975,28 +975,44 @@ impl ParallelFrames {
     /// file to the streaming decoder; or ends.
     fn decode_some(&mut self) -> Result<(), String> {
         let threads = rayon::current_num_threads().max(1);
-        // (offset in `packed`, length, declared size)
-        let mut frames: Vec<(usize, usize, Option<u64>)> = Vec::new();
+        // (offset in `packed`, length, the most it may decompress to)
+        let mut frames: Vec<(usize, usize, usize)> = Vec::new();
         // What the frames decoded at once are expected to decompress to (by their declared
-        // sizes, or at the ratio of the frames before), within `IN_FLIGHT`: what is held
-        // decoded stays about a block, however many threads there are.
+        // sizes, or at the ratio of the frames before), within `IN_FLIGHT`; and what they may
+        // (a frame that declares no size is decoded into at most `BOMB_RATIO` times its
+        // compressed bytes: more is left to the streaming decoder and its guard), within twice
+        // that. What is held decoded stays about a block, however many threads there are, and
+        // frames of a bomb are never decoded many at once.
         let ratio = match self.packed_decoded {
             0 => 16,
-            packed => self.decoded / packed,
+            packed => (self.decoded / packed).max(1),
         };
-        let mut expected = 0u64;
+        let (mut expected, mut most) = (0u64, 0u64);
         while frames.len() < 256 && frames.len() < threads * 16 {
             let walk = walk_frame(&self.packed[self.at..]);
             if let Walk::Frame(len, declared) = walk {
-                let size = declared.unwrap_or((len as u64).saturating_mul(ratio.max(1)));
-                if !frames.is_empty() && expected + size > IN_FLIGHT {
+                let len = len as u64;
+                let cap = declared.unwrap_or(
+                    len.saturating_mul(BOMB_RATIO)
+                        .clamp(64 << 10, FRAME_OUT_MAX as u64),
+                );
+                let size = declared.unwrap_or(len.saturating_mul(ratio)).min(cap);
+                if !frames.is_empty() && (expected + size > IN_FLIGHT || most + cap > 2 * IN_FLIGHT)
+                {
                     break;
                 }
                 expected += size;
+                most += cap;
             }
             match walk {
                 Walk::Frame(len, declared) => {
-                    frames.push((self.at, len, declared));
+                    let cap = declared.map_or(
+                        (len as u64)
+                            .saturating_mul(BOMB_RATIO)
+                            .clamp(64 << 10, FRAME_OUT_MAX as u64),
+                        |n| n,
+                    );
+                    frames.push((self.at, len, cap as usize));
                     self.at += len;
                 }
                 Walk::Skippable(len) => self.at += len,
@@ -1015,12 +1031,7 @@ impl ParallelFrames {
         let mut spare = std::mem::take(&mut self.spare);
         let bufs: Vec<Vec<u8>> = frames
             .iter()
-            .map(|&(_, _, declared)| match declared {
-                Some(n) => Vec::with_capacity(n as usize),
-                None => spare
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(FRAME_OUT_MAX)),
-            })
+            .map(|_| spare.pop().unwrap_or_default())
             .collect();
         self.spare = spare;
         let packed = &self.packed;
@@ -1031,14 +1042,15 @@ impl ParallelFrames {
                 .zip(bufs)
                 .map_init(
                     || zstd::bulk::Decompressor::new().ok(),
-                    |decompressor, (&(at, len, _), mut out)| {
+                    |decompressor, (&(at, len, cap), mut out)| {
                         out.clear();
+                        out.reserve_exact(cap);
                         let frame = &packed[at..at + len];
                         match decompressor
                             .as_mut()
                             .map(|d| d.decompress_to_buffer(frame, &mut out))
                         {
-                            Some(Ok(_)) => Ok(out),
+                            Some(Ok(n)) if n <= cap => Ok(out),
                             _ => Err(out),
                         }
                     },
@@ -1500,5 +1512,37 @@ mod tests {
             Walk::Skippable(10)
         );
         assert_eq!(walk_frame(b"not zstd"), Walk::Other);
+    }
+
+    #[test]
+    fn a_bomb_of_many_frames_is_refused_as_one_of_one_frame_is() {
+        // Frames of 4 MiB of zeros, declaring their size or not (as a stream writes them): the
+        // guard refuses the file past 64 MiB whichever decoder reads them, and a frame that
+        // declares no size is never decoded on its own past 300 times its bytes.
+        let zeros = vec![0u8; 4 << 20];
+        let declared = zstd::bulk::compress(&zeros, 3).unwrap();
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        std::io::Write::write_all(&mut encoder, &zeros).unwrap();
+        let undeclared = encoder.finish().unwrap();
+        assert!(matches!(walk_frame(&declared), Walk::Frame(_, Some(_))));
+        assert!(matches!(walk_frame(&undeclared), Walk::Frame(_, None)));
+        for frame in [declared, undeclared] {
+            let bomb: Vec<u8> = frame
+                .iter()
+                .copied()
+                .cycle()
+                .take(frame.len() * 40)
+                .collect();
+            let error = stream(&bomb, None).unwrap_err();
+            assert!(
+                error.starts_with("the zstd data decompresses more than 300 to 1: "),
+                "{error}"
+            );
+            // Under a fixed limit, read to its end (a few of them: reads of 7 bytes are slow).
+            let few = &bomb[..frame.len() * 3];
+            let (data, corrupt) = stream(few, Some(u64::MAX)).unwrap();
+            assert_eq!(data.len(), 3 * zeros.len());
+            assert_eq!(corrupt, None);
+        }
     }
 }

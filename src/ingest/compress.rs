@@ -425,7 +425,7 @@ pub(crate) struct StreamDecoder {
 type Source = Box<dyn Read + Send>;
 
 enum StreamKind {
-    Gzip(flate2::bufread::MultiGzDecoder<std::io::BufReader<Counted<Source>>>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<std::io::BufReader<Counted<Source>>>>),
     Zstd(Box<ParallelFrames>),
 }
 
@@ -513,7 +513,7 @@ impl StreamDecoder {
         let compressed_read = Arc::clone(&counted.progress);
         let kind = if magic.starts_with(&GZIP_MAGIC) {
             let reader = std::io::BufReader::with_capacity(256 << 10, counted);
-            StreamKind::Gzip(flate2::bufread::MultiGzDecoder::new(reader))
+            StreamKind::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(reader)))
         } else if starts_zstd(magic) {
             let mut decoder = ParallelFrames::new(counted);
             if !frames {
@@ -881,9 +881,13 @@ struct ParallelFrames {
     /// What the frames decoded so far decompressed to, from how many compressed bytes.
     decoded: u64,
     packed_decoded: u64,
-    streaming: Option<ZstdFrames<std::io::Chain<std::io::Cursor<Vec<u8>>, Counted<Source>>>>,
+    streaming: Option<ZstdFrames<Rest>>,
     ended: bool,
 }
+
+/// What the streaming decoder reads when it takes over from `ParallelFrames`: the compressed
+/// bytes read and not decoded, then the rest of the file.
+type Rest = std::io::Chain<std::io::Cursor<Vec<u8>>, Counted<Source>>;
 
 impl ParallelFrames {
     fn new(file: Counted<Source>) -> ParallelFrames {

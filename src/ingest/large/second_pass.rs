@@ -210,7 +210,16 @@ pub(super) fn read_kept_in_frames(
     let window = rayon::current_num_threads()
         .min(usize::try_from((32 << 20) / largest).unwrap_or(usize::MAX))
         .max(1);
-    let mut slots: Vec<Slot> = (0..window).map(|_| Slot::default()).collect();
+    // Each slot's text is taken here, larger than any allocator keeps in its heaps (glibc
+    // maps anything over 32 MiB on its own): given back whole when the pass ends, not left in
+    // a worker thread's heap for the rest of the run.
+    let text_bytes = (largest as usize).saturating_mul(2).max((32 << 20) + 1);
+    let mut slots: Vec<Slot> = (0..window)
+        .map(|_| Slot {
+            text: Vec::with_capacity(text_bytes),
+            ..Slot::default()
+        })
+        .collect();
     for some in groups.chunks(window) {
         let parts: Vec<Result<Parsed, String>> = some
             .par_iter()

@@ -852,6 +852,20 @@ mod tests {
         };
         let expected: Vec<_> = whole.spans.iter().filter(|s| s.trace_id == trace).collect();
         assert!(expected.len() > 1);
+        let read_back = |places: &[index::KeptSpan],
+                         frames: &[compress::FramePlace],
+                         resources: &[Arc<crate::model::Resource>]| {
+            let hidden = indicatif::ProgressBar::hidden();
+            read_kept_in_frames(
+                file.path(),
+                &input,
+                places,
+                frames,
+                resources,
+                &keep,
+                &hidden,
+            )
+        };
         let mut results = Vec::new();
         for (threads, block) in [(1, 700), (3, 700), (2, BLOCK_BYTES), (4, 5000)] {
             let (parsed, ended) = first_pass_on(threads, file.path(), &input, block);
@@ -869,17 +883,7 @@ mod tests {
                 .build()
                 .unwrap();
             let kept = pool
-                .install(|| {
-                    read_kept_in_frames(
-                        file.path(),
-                        &input,
-                        &places,
-                        &frames,
-                        &parsed.index.resources,
-                        &keep,
-                        &indicatif::ProgressBar::hidden(),
-                    )
-                })
+                .install(|| read_back(&places, &frames, &parsed.index.resources))
                 .unwrap();
             assert_eq!(kept.spans.len(), expected.len());
             for (a, b) in kept.spans.iter().zip(&expected) {
@@ -906,16 +910,7 @@ mod tests {
             other,
         );
         std::fs::write(file.path(), &changed).unwrap();
-        let error = read_kept_in_frames(
-            file.path(),
-            &input,
-            &places,
-            &frames,
-            &parsed.index.resources,
-            &keep,
-            &indicatif::ProgressBar::hidden(),
-        )
-        .unwrap_err();
+        let error = read_back(&places, &frames, &parsed.index.resources).unwrap_err();
         assert!(error.contains("was the file changed"), "{error}");
     }
 

@@ -9,12 +9,12 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use super::{Rules, strings};
+use crate::model::Span;
 use crate::model::semconv::{
     ERROR_TYPE, EXCEPTION_EVENT, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HTTP_REQUEST_METHOD,
     RPC_STATUS_CODE, URL_FULL, URL_PATH,
 };
 use crate::model::time::parse_rfc3339;
-use crate::model::Span;
 use crate::rules::evidence::http_status;
 use crate::util::text::glob;
 use crate::util::units::parse_duration;

@@ -60,10 +60,11 @@ impl IndexFilter {
             },
         };
         let fields = found.fields;
-        // A span that only names its conversation (an agent's or a model call's, often) is
-        // read from its text when it is written as exporters write it.
+        // A span that only names its conversation (an agent's or a model call's, often, with
+        // events that cannot be an abort, such as its prompts) is read from its text when it
+        // is written as exporters write it.
         let conversation = match leading {
-            Some(_) if found.keys == Fields::CONVERSATION && found.one_conversation_key => {
+            Some(_) if found.fields == Fields::CONVERSATION && found.one_conversation_key => {
                 conversation_in_text(raw, &self.survey.rules.conversation.id_attributes)
             }
             _ => None,
@@ -631,6 +632,18 @@ mod tests {
             r#","attributes" : [ {"n":1} , {"key":"session.id","value":{"stringValue":"spaced"}}]}"#,
             r#","status":{"code":2,"message":"AbortError: the user pressed Stop"}}"#,
             r#","attributes":[{"key":"rpc.grpc.status_code","value":{"intValue":"1"}}]}"#,
+            // A conversation id beside events none of which may be an abort, which are not
+            // read; with another id in an event, or an event that may be one.
+            r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":"c-1"}}],"events":[{"name":"gen_ai.content.prompt","attributes":[{"key":"gen_ai.prompt","value":{"stringValue":"hi"}}]}]}"#,
+            r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":"c-1"}}],"events":[{"name":"log","attributes":[{"key":"session.id","value":{"stringValue":"c-2"}}]}]}"#,
+            r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":"c-1"}}],"events":[{"name":"exception","attributes":[{"key":"exception.type","value":{"stringValue":"CancelledError"}}]}]}"#,
+            r#","events":[{"name":"log","attributes":[{"key":"session.id","value":{"stringValue":"c-2"}}]}],"attributes":[]}"#,
+            // JSON text in a value, its escapes escaped (no escape of a key's), and an escaped
+            // backslash before an escape that is one.
+            r#","attributes":[{"key":"session.id","value":{"stringValue":"s-1"}},{"key":"r","value":{"stringValue":"{\"t\":\"\\u00fcn\\u0065vents\"}"}}]}"#,
+            r#","events":[{"name":"\\u0061bort"}],"attributes":[{"key":"session.id","value":{"stringValue":"s-1"}}]}"#,
+            r#","events":[{"name":"\\\u0061bort"}],"attributes":[{"key":"session.id","value":{"stringValue":"s-1"}}]}"#,
+            r#","events":[{"timeUnixNano":"1","name":"\\abort"}]}"#,
             // A second trace id overrules the first.
             r#","traceId":"0af7651916cd43dd8448eb211c80319c"}"#,
             // HTTP spans, from which an abort may be inferred: a request with no status (cut
@@ -742,6 +755,11 @@ mod tests {
         assert_eq!(fields(r#","na\u006de":"x"}"#), Fields::ALL);
         assert_eq!(fields(r#","na\/me":"x"}"#), Fields::NONE);
         assert_eq!(fields(r#","name":"a\"b\\c\n"}"#), Fields::NONE);
+        // An escaped backslash is no escape; one that follows it may be.
+        assert_eq!(fields(r#","name":"a\\u00fc"}"#), Fields::NONE);
+        assert_eq!(fields(r#","name":"a\\\\u00fc"}"#), Fields::NONE);
+        assert_eq!(fields(r#","name":"a\\\u00fc"}"#), Fields::ALL);
+        assert_eq!(fields(r#","\u0065vents":[]}"#), Fields::ALL);
     }
 
     #[test]

@@ -304,7 +304,24 @@ impl Needle {
             && text[at - self.before..]
                 .get(..self.text.len())
                 .is_some_and(|t| t == &*self.text)
+            && (self.text.first() != Some(&b'\\') || starts_an_escape(text, at - self.before))
     }
+}
+
+/// Whether the backslash at `at` starts an escape, rather than being the escaped half of a
+/// `\\`: in text the cursor checked (strings only hold escapes, and a run of backslashes
+/// starts where an escape may), whether the run of backslashes that ends with it is odd. An
+/// escaped backslash decodes to a character no key the prefilter looks for has (see
+/// `SurveyRules::new`), so that the `\\u00fc` of JSON text held in a string value (a tool's
+/// result, a prompt) is no escape.
+fn starts_an_escape(text: &[u8], at: usize) -> bool {
+    text[..=at]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count()
+        % 2
+        == 1
 }
 
 /// The prefilter's needles grouped by how they start, as the patterns a searcher looks for
@@ -664,11 +681,10 @@ mod tests {
         let mut keys = Fields::NONE;
         let mut conversation_keys = 0;
         for at in 0..rest.len() {
-            if let Some((_, fields)) = survey
-                .needles
-                .iter()
-                .find(|(text, _)| rest[at..].starts_with(text.as_bytes()))
-            {
+            if let Some((_, fields)) = survey.needles.iter().find(|(text, _)| {
+                rest[at..].starts_with(text.as_bytes())
+                    && (!text.starts_with('\\') || starts_an_escape(rest, at))
+            }) {
                 keys.0 |= fields.0;
                 conversation_keys += usize::from(*fields == Fields::CONVERSATION);
             }
@@ -775,6 +791,8 @@ mod tests {
                 ":",
                 "a",
                 "\\",
+                "\\\\",
+                "\\\\\\",
                 "\"ai.",
                 "\"http.",
                 "{\"key\":\"",

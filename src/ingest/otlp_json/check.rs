@@ -14,7 +14,7 @@
 //! Fields the wire types do not have (`flags`, `traceState`, `droppedAttributesCount`…) are
 //! skipped as serde skips them (`IgnoredAny`): only their syntax is checked.
 
-use super::super::json_text::cursor::{Cursor, each_element, each_member};
+use super::super::json_text::cursor::{Cursor, PlainAttribute, each_element, each_member};
 use super::wire::{KIND_NAMES, STATUS_NAMES, enum_value};
 use crate::model::ids::decode_id;
 use crate::model::{SpanKind, StatusCode};
@@ -38,11 +38,51 @@ const EVENTS: u16 = 256;
 const LINKS: u16 = 512;
 const STATUS: u16 = 1024;
 
+/// What `clean_span` notes on its way through a span's attributes, for the survey: the
+/// conversation id written plainly under one of `ids`' keys.
+pub(super) struct SpanNotes<'k> {
+    /// The keys that name a conversation.
+    pub ids: &'k KeyFilter,
+    /// Where the value of the last attribute of the span's attribute list under one of the
+    /// keys lies (between its quotes), when that attribute is written as exporters write
+    /// them (`Cursor::plain_attribute`).
+    pub conversation: Option<std::ops::Range<usize>>,
+    /// One such attribute is escaped or holds an integer.
+    pub unplain: bool,
+}
+
+/// A set of attribute keys, tested at the cost of a bit for most keys that are not in it.
+pub(crate) struct KeyFilter {
+    /// The lengths of the keys (bit `n`: some key is `n` bytes long; bit 127: 127 or more).
+    lengths: u128,
+    keys: Vec<Box<[u8]>>,
+}
+
+impl KeyFilter {
+    pub(crate) fn new<'a>(keys: impl IntoIterator<Item = &'a str>) -> KeyFilter {
+        let keys: Vec<Box<[u8]>> = keys.into_iter().map(|k| k.as_bytes().into()).collect();
+        let lengths = keys.iter().fold(0, |bits, k| bits | 1 << k.len().min(127));
+        KeyFilter { lengths, keys }
+    }
+
+    /// Whether `key` (as written, escapes and all) is one of the keys.
+    #[inline(always)]
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        self.lengths >> key.len().min(127) & 1 == 1 && self.keys.iter().any(|k| **k == *key)
+    }
+}
+
 /// Whether the span at the cursor reads and builds without a diagnostic (see the module's
 /// comment); the cursor is then after it. `text` is the whole text the cursor is over.
 /// `trace_checked`: the span starts with a trace id already found valid
-/// (`index::leading_trace_id`), which need not be decoded again.
-pub(super) fn clean_span(cursor: &mut Cursor<'_>, text: &str, trace_checked: bool) -> Option<()> {
+/// (`index::leading_trace_id`), which need not be decoded again. A span it passes has one
+/// attribute list at most (a repeated field is a no), and `notes` says what is in it.
+pub(super) fn clean_span(
+    cursor: &mut Cursor<'_>,
+    text: &str,
+    trace_checked: bool,
+    notes: &mut SpanNotes<'_>,
+) -> Option<()> {
     cursor.eat(b'{')?;
     let mut seen = 0u16;
     if trace_checked {
@@ -91,7 +131,14 @@ pub(super) fn clean_span(cursor: &mut Cursor<'_>, text: &str, trace_checked: boo
                     return None;
                 }
             }
-            ATTRIBUTES => attributes(cursor, text, 0)?,
+            ATTRIBUTES => attributes(cursor, text, 0, |key, attribute| {
+                if notes.ids.contains(key) {
+                    if attribute.escaped || attribute.int {
+                        notes.unplain = true;
+                    }
+                    notes.conversation = Some(attribute.value.clone());
+                }
+            })?,
             EVENTS => list(cursor, |cursor| event(cursor, text))?,
             LINKS => list(cursor, |cursor| link(cursor, text))?,
             STATUS => {
@@ -166,7 +213,7 @@ pub(super) fn clean_resource(cursor: &mut Cursor<'_>, text: &str) -> Option<()> 
     each_member(cursor, |cursor, key| match key {
         b"attributes" if !seen => {
             seen = true;
-            attributes(cursor, text, 0)
+            attributes(cursor, text, 0, |_, _| {})
         }
         b"attributes" => None,
         _ => cursor.value().map(drop),
@@ -391,14 +438,21 @@ fn enumerated(
     valid(value).then_some(())
 }
 
-/// An attribute list: `null`, or key-value objects.
-fn attributes(cursor: &mut Cursor<'_>, text: &str, depth: u32) -> Option<()> {
+/// An attribute list: `null`, or key-value objects. `plain` is shown each attribute written
+/// as exporters write them (`Cursor::plain_attribute`), with its key as written.
+fn attributes(
+    cursor: &mut Cursor<'_>,
+    text: &str,
+    depth: u32,
+    mut plain: impl FnMut(&[u8], &PlainAttribute),
+) -> Option<()> {
     list(cursor, |cursor| {
         if cursor.peek()? == b'{'
             && let Some(attribute) = cursor.plain_attribute()
         {
             // `{"key":"…","value":{"stringValue":"…"}}` or `"intValue":"…"`, read at once.
             let bytes = text.as_bytes();
+            plain(&bytes[attribute.key.clone()], &attribute);
             if attribute.escaped
                 && (surrogate_escape(&bytes[attribute.key.clone()])
                     || surrogate_escape(&bytes[attribute.value.clone()]))
@@ -480,7 +534,9 @@ fn any_value(cursor: &mut Cursor<'_>, text: &str, depth: u32) -> Option<()> {
             }
             b"kvlistValue" | b"kvlist_value" => {
                 if !null(cursor) {
-                    values(cursor, |cursor| attributes(cursor, text, depth + 1))?;
+                    values(cursor, |cursor| {
+                        attributes(cursor, text, depth + 1, |_, _| {})
+                    })?;
                 }
                 32
             }
@@ -537,7 +593,7 @@ fn event(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
                 2
             }
             b"attributes" => {
-                attributes(cursor, text, 0)?;
+                attributes(cursor, text, 0, |_, _| {})?;
                 4
             }
             _ => return cursor.value().map(drop),
@@ -565,7 +621,7 @@ fn link(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
                 2
             }
             b"attributes" => {
-                attributes(cursor, text, 0)?;
+                attributes(cursor, text, 0, |_, _| {})?;
                 4
             }
             _ => return cursor.value().map(drop),

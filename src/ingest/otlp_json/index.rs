@@ -10,11 +10,11 @@ use serde::Deserializer as _;
 
 use super::super::Parsed;
 use super::super::json_text::cursor::{Cursor, each_element, each_member};
-use super::check::{clean_resource, clean_span};
+use super::check::{SpanNotes, clean_resource, clean_span};
 use super::convert::{Converter, Position};
 use super::read_whole_record;
 use super::survey::{
-    Fields, Prefiltered, SurveyRules, SurveyVisitor, SurveyedSpan, conversation_in_text,
+    Fields, Prefiltered, SurveyRules, SurveyVisitor, SurveyedSpan, conversation_noted,
 };
 use super::wire::{RawEnvelope, WireResource, without_position};
 use crate::model::ids::{decode_id, hash_text};
@@ -46,8 +46,14 @@ impl IndexFilter {
         Ok((self.block_offset + within as u64, len))
     }
 
-    /// Places and surveys a span; `leading` is what `leading_trace_id` found in its text.
-    fn index(&self, raw: &str, leading: Option<(TraceId, usize)>) -> Result<IndexedSpan, String> {
+    /// Places and surveys a span; `leading` is what `leading_trace_id` found in its text, and
+    /// `noted` what `check::clean_span` noted of it, with the text it noted it in.
+    fn index(
+        &self,
+        raw: &str,
+        leading: Option<(TraceId, usize)>,
+        noted: Option<(&str, &SpanNotes<'_>)>,
+    ) -> Result<IndexedSpan, String> {
         let (offset, len) = self.place(raw)?;
         let bytes = raw.as_bytes();
         let found = match leading {
@@ -63,9 +69,11 @@ impl IndexFilter {
         // A span that only names its conversation (an agent's or a model call's, often, with
         // events that cannot be an abort, such as its prompts) is read from its text when it
         // is written as exporters write it.
-        let conversation = match leading {
-            Some(_) if found.fields == Fields::CONVERSATION && found.one_conversation_key => {
-                conversation_in_text(raw, &self.survey.rules.conversation.id_attributes)
+        let conversation = match (leading, noted) {
+            (Some(_), Some((text, notes)))
+                if found.fields == Fields::CONVERSATION && found.one_conversation_key =>
+            {
+                conversation_noted(text, notes)
             }
             _ => None,
         };
@@ -141,9 +149,18 @@ pub(super) fn index_record<'r>(
                                     each_element(cursor, |cursor| {
                                         let start = cursor.position();
                                         let leading = leading_trace_id(&record.as_bytes()[start..]);
-                                        clean_span(cursor, record, leading.is_some())?;
+                                        let mut notes = SpanNotes {
+                                            ids: &index.survey.conversation_keys,
+                                            conversation: None,
+                                            unplain: false,
+                                        };
+                                        clean_span(cursor, record, leading.is_some(), &mut notes)?;
                                         let text = &record[start..cursor.offset()];
-                                        spans.push(index.index(text, leading).ok()?);
+                                        spans.push(
+                                            index
+                                                .index(text, leading, Some((record, &notes)))
+                                                .ok()?,
+                                        );
                                         Some(())
                                     })?;
                                 }
@@ -391,8 +408,21 @@ mod tests {
             block_address: text.as_ptr() as usize,
             block_offset: 0,
         };
+        // What the checks note of a span they pass, as the first pass has them do.
+        let mut notes = SpanNotes {
+            ids: &filter.survey.conversation_keys,
+            conversation: None,
+            unplain: false,
+        };
+        let leading = leading_trace_id(text.as_bytes());
+        let clean = clean_span(
+            &mut Cursor::new(text.as_bytes()),
+            text,
+            leading.is_some(),
+            &mut notes,
+        );
         let indexed = filter
-            .index(text, leading_trace_id(text.as_bytes()))
+            .index(text, leading, clean.map(|()| (text, &notes)))
             .unwrap();
         assert_eq!((indexed.offset, indexed.len as usize), (0, text.len()));
         let survey = SurveyRules::new(&rules);
@@ -408,6 +438,8 @@ mod tests {
 
     const TRACE: &str =
         r#"{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174""#;
+    /// A span's times, without which the checks would not pass it.
+    const TIMES: &str = r#","startTimeUnixNano":"1","endTimeUnixNano":"2""#;
 
     /// What a read left (the traces that may abort apart), and the traces that may abort.
     type Read = (String, Vec<TraceId>);
@@ -660,7 +692,7 @@ mod tests {
             r#","kind":1,"attributes":[{"key":"asgi.event.type","value":{"stringValue":"http.response.body"}}]}"#,
         ];
         for rest in spans {
-            let text = format!("{TRACE}{rest}");
+            let text = format!("{TRACE}{TIMES}{rest}");
             let (indexed, full) = indexed_and_surveyed(&text);
             assert_eq!(indexed, full, "{text}");
         }
@@ -687,7 +719,7 @@ mod tests {
                 true,
             ),
         ] {
-            let text = format!("{TRACE}{rest}");
+            let text = format!("{TRACE}{TIMES}{rest}");
             assert_eq!(indexed_and_surveyed(&text).0.may_abort, may_abort, "{text}");
         }
         // And spans that do not start with their trace id are surveyed in full.
@@ -699,8 +731,17 @@ mod tests {
 
     #[test]
     fn a_conversation_id_is_read_from_the_text_only_where_it_is_plain() {
-        let read =
-            |rest: &str| conversation_in_text(&format!("{TRACE}{rest}"), &["session.id".into()]);
+        let ids = crate::ingest::otlp_json::check::KeyFilter::new(["session.id"]);
+        let read = |rest: &str| {
+            let text = format!("{TRACE}{TIMES}{rest}");
+            let mut notes = SpanNotes {
+                ids: &ids,
+                conversation: None,
+                unplain: false,
+            };
+            clean_span(&mut Cursor::new(text.as_bytes()), &text, true, &mut notes)?;
+            conversation_noted(&text, &notes)
+        };
         let plain = r#","attributes":[{"key":"session.id","value":{"stringValue":"s-1"}}]}"#;
         assert_eq!(read(plain), Some(Some(hash_text("s-1"))));
         let empty = r#","attributes":[{"key":"session.id","value":{"stringValue":""}}]}"#;

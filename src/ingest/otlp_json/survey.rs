@@ -10,7 +10,7 @@ use rustc_hash::FxHashSet;
 
 use serde::de::{self, IgnoredAny, Visitor};
 
-use super::super::json_text::cursor::{Cursor, each_element, each_member};
+use super::check::{KeyFilter, SpanNotes};
 use super::wire::{
     FILTERED_EVENTS, Flexible, KIND_NAMES, RawStr, STATUS_NAMES, WireKeyValue, WireLink,
     WireStatus, some_attributes, wire_text,
@@ -36,6 +36,8 @@ pub(crate) struct SurveyRules {
     /// families to them).
     #[cfg(test)]
     needles: Vec<(String, Fields)>,
+    /// The keys that name a conversation, for the first pass's checks to note.
+    pub(super) conversation_keys: KeyFilter,
     /// `"name"`, for `names_an_abort_event`.
     name_key: memchr::memmem::Finder<'static>,
     /// `kvlistValue`, for `infer_from_text`.
@@ -162,6 +164,9 @@ impl SurveyRules {
             families,
             #[cfg(test)]
             needles,
+            conversation_keys: KeyFilter::new(
+                rules.conversation.id_attributes.iter().map(String::as_str),
+            ),
             name_key: memchr::memmem::Finder::new(b"\"name\"").into_owned(),
             kvlist: memchr::memmem::Finder::new(b"kvlistValue").into_owned(),
             event_names,
@@ -415,41 +420,20 @@ pub(super) struct Prefiltered {
 }
 
 /// The conversation of a span whose only key of interest is one conversation-id key, read
-/// from its text when its attributes are written as exporters write them: that key in an
-/// attribute `{"key":"…","value":{"stringValue":"…"}}` of the span's one attribute list, with
-/// no escape. `Some(None)`: the id is empty. `None`: the span must be surveyed in full.
+/// from its text when its attributes are written as exporters write them, from what the
+/// first pass's checks noted (`check::clean_span`): that key in an attribute
+/// `{"key":"…","value":{"stringValue":"…"}}` of the span's one attribute list, with no
+/// escape. `Some(None)`: the id is empty. `None`: the span must be surveyed in full (the key
+/// is elsewhere, in another shape, escaped or an integer).
 ///
-/// Like a span read from its trace id alone, such a span is not type-checked: a mistyped
-/// sibling attribute, which a full read would reject the span for, goes unseen.
-pub(super) fn conversation_in_text(span: &str, id_keys: &[String]) -> Option<Option<u64>> {
-    let mut cursor = Cursor::new(span.as_bytes());
-    let mut lists = 0;
-    let mut id = None;
-    each_member(&mut cursor, |cursor, member| {
-        if member != b"attributes" {
-            return cursor.value().map(drop);
-        }
-        lists += 1;
-        each_element(cursor, |cursor| match cursor.plain_attribute() {
-            Some(attribute) => {
-                let key = &span[attribute.key];
-                if id_keys.iter().any(|k| k == key) {
-                    if attribute.escaped || attribute.int {
-                        return None;
-                    }
-                    id = Some(&span[attribute.value]);
-                }
-                Some(())
-            }
-            // Another shape, which a conversation key (the only one in the text) may be in.
-            None => cursor.value().map(drop),
-        })
-    })?;
-    // A second attribute list would be read after the first.
-    if lists != 1 || !cursor.at_end() {
+/// Like a span read from its trace id alone, such a span is not type-checked by the survey;
+/// the checks did that.
+pub(super) fn conversation_noted(span: &str, notes: &SpanNotes<'_>) -> Option<Option<u64>> {
+    if notes.unplain {
         return None;
     }
-    id.map(|id| (!id.is_empty()).then(|| hash_text(id)))
+    let id = &span[notes.conversation.clone()?];
+    Some((!id.is_empty()).then(|| hash_text(id)))
 }
 
 /// Whether a span's text has a `"name"` key whose string may name an abort event: `exception`,

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use serde::Deserializer as _;
 
 use super::super::Parsed;
@@ -241,19 +243,10 @@ pub(super) fn indexed_without_serde(
             match out.index.resource(group.resource) {
                 Some((_, resource, true)) => resources.push(resource),
                 Some((_, _, false)) => return false,
-                None => {
-                    let mut cursor = Cursor::new(group.resource.as_bytes());
-                    let clean = group.resource.is_empty()
-                        || (clean_resource(&mut cursor, group.resource).is_some()
-                            && cursor.at_end());
-                    match clean
-                        .then(|| convert_resource(input, group.resource))
-                        .flatten()
-                    {
-                        Some((resource, true)) => resources.push(resource),
-                        _ => return false,
-                    }
-                }
+                None => match clean_resource_converted(input, group.resource) {
+                    Some(resource) => resources.push(resource),
+                    None => return false,
+                },
             }
         }
         let mut spans = spans.drain(..);
@@ -268,6 +261,36 @@ pub(super) fn indexed_without_serde(
         }
         true
     })
+}
+
+thread_local! {
+    /// The resources `clean_resource_converted` has read on this thread, by their text: an
+    /// export has few, and each piece of each block of the first pass (its own `Parsed`) meets
+    /// them again.
+    static RESOURCES: std::cell::RefCell<FxHashMap<Box<str>, Option<Arc<Resource>>>> =
+        std::cell::RefCell::new(FxHashMap::default());
+}
+
+/// A resource read from its text, if the checks show that it converts without a diagnostic
+/// and it does.
+fn clean_resource_converted(input: &Arc<str>, text: &str) -> Option<Arc<Resource>> {
+    if let Some(known) = RESOURCES.with_borrow(|known| known.get(text).cloned()) {
+        return known;
+    }
+    let mut cursor = Cursor::new(text.as_bytes());
+    let clean = text.is_empty() || (clean_resource(&mut cursor, text).is_some() && cursor.at_end());
+    let resource = match clean.then(|| convert_resource(input, text)).flatten() {
+        Some((resource, true)) => Some(resource),
+        _ => None,
+    };
+    RESOURCES.with_borrow_mut(|known| {
+        // A bound on what an export of ever new resources holds.
+        if known.len() >= 1024 {
+            known.clear();
+        }
+        known.insert(text.into(), resource.clone());
+    });
+    resource
 }
 
 /// A resource converted from its text, and whether it converted without a diagnostic (those

@@ -713,6 +713,9 @@ mod tests {
             r#","kind":3,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"note","value":{"stringValue":"http.response.status_code"}}]}"#,
             r#","kind":1,"attributes":[{"key":"asgi.event.type","value":{"stringValue":"http.disconnect"}}]}"#,
             r#","kind":1,"attributes":[{"key":"asgi.event.type","value":{"stringValue":"http.response.body"}}]}"#,
+            // A status among other digits, and one of its own, spelt as text.
+            r#","kind":2,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"intValue":"200"}},{"key":"n","value":{"intValue":"14990"}}]}"#,
+            r#","kind":2,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"stringValue":" +0499"}}]}"#,
         ];
         for rest in spans {
             let text = format!("{TRACE}{TIMES}{rest}");

@@ -285,12 +285,28 @@ impl SurveyRules {
         } else if self
             .status_texts
             .iter()
-            .any(|code| memchr::memmem::find(rest, code.as_bytes()).is_some())
+            .any(|code| holds_status(rest, code.as_bytes()))
         {
             return;
         }
         found.fields.0 &= !(Fields::HTTP.0 | Fields::HTTP_STATUS.0);
     }
+}
+
+/// Whether `text` may hold the status `code` as a span's status attribute holds it: an integer,
+/// or text `Flexible::as_i64` reads as one (`"499"`, `" +0499"`). For a code of plain digits,
+/// only where it is a number of its own: no digit after it, nor before it but zeros (the
+/// digits of the ids and times around it, `…74990…`, are not a status). Any other code,
+/// anywhere.
+fn holds_status(text: &[u8], code: &[u8]) -> bool {
+    if code.is_empty() || !code.iter().all(u8::is_ascii_digit) {
+        return memchr::memmem::find(text, code).is_some();
+    }
+    memchr::memmem::find_iter(text, code).any(|at| {
+        let after = text.get(at + code.len());
+        let before = text[..at].iter().rev().find(|&&b| b != b'0');
+        !after.is_some_and(u8::is_ascii_digit) && !before.is_some_and(u8::is_ascii_digit)
+    })
 }
 
 /// A needle of the prefilter: found where its text is, `before` bytes before the start of its
@@ -703,6 +719,25 @@ mod tests {
         status.conversation.id_attributes.push("a.b".into());
         status.conversation.id_attributes.push("ai".into());
         vec![default(), quoted, slashed, status]
+    }
+
+    #[test]
+    fn a_status_is_found_where_it_is_a_number_of_its_own() {
+        for (text, holds) in [
+            (r#"{"intValue":"499"}"#, true),
+            (r#"{"intValue":499}"#, true),
+            (r#"{"stringValue":" +0499 "}"#, true),
+            (r#"{"stringValue":"\t00499"}"#, true),
+            (r#"{"intValue":499.0}"#, true),
+            (r#"499"#, true),
+            (r#"{"intValue":"4990"}"#, false),
+            (r#"{"intValue":"1499"}"#, false),
+            (r#"{"intValue":"10499"}"#, false),
+            (r#""startTimeUnixNano":"1795651202070499168""#, false),
+        ] {
+            assert_eq!(holds_status(text.as_bytes(), b"499"), holds, "{text}");
+        }
+        assert!(holds_status(br#"{"intValue":"-1"}"#, b"-1"));
     }
 
     #[test]

@@ -118,7 +118,7 @@ pub(super) fn clean_span(
                     }
                 }
             }
-            NAME => optional_string(cursor, text)?,
+            NAME => optional_string(cursor)?,
             KIND => enumerated(cursor, text, "SPAN_KIND_", KIND_NAMES, |v| {
                 SpanKind::from_otlp(v).is_some()
             })?,
@@ -284,20 +284,23 @@ fn id_ok<const N: usize>(raw: &[u8]) -> bool {
 }
 
 /// A string serde reads as text: escapes that decode to a lone surrogate are an error there.
-fn string(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
-    let (inside, escaped) = cursor.string()?;
-    (!escaped || !surrogate_escape(&text.as_bytes()[inside])).then_some(())
+fn string(cursor: &mut Cursor<'_>) -> Option<()> {
+    cursor.surrogates_met();
+    let (_, escaped) = cursor.string()?;
+    (!escaped || !cursor.surrogates_met()).then_some(())
 }
 
-fn optional_string(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
+fn optional_string(cursor: &mut Cursor<'_>) -> Option<()> {
     if null(cursor) {
         return Some(());
     }
-    string(cursor, text)
+    string(cursor)
 }
 
 /// Whether a string's text holds a `\u` escape of a UTF-16 surrogate, which serde_json
-/// refuses unless it is half of a pair (a pair is rare enough to be left to serde too).
+/// refuses unless it is half of a pair (a pair is rare enough to be left to serde too): what
+/// `Cursor::surrogates_met` finds on the way, for the tests to hold it to.
+#[cfg(test)]
 fn surrogate_escape(inside: &[u8]) -> bool {
     let mut at = 0;
     while let Some(i) = memchr::memchr(b'\\', &inside[at..]) {
@@ -447,16 +450,14 @@ fn attributes(
     mut plain: impl FnMut(&[u8], &PlainAttribute),
 ) -> Option<()> {
     list(cursor, |cursor| {
+        cursor.surrogates_met();
         if cursor.peek()? == b'{'
             && let Some(attribute) = cursor.plain_attribute()
         {
             // `{"key":"…","value":{"stringValue":"…"}}` or `"intValue":"…"`, read at once.
             let bytes = text.as_bytes();
             plain(&bytes[attribute.key.clone()], &attribute);
-            if attribute.escaped
-                && (surrogate_escape(&bytes[attribute.key.clone()])
-                    || surrogate_escape(&bytes[attribute.value.clone()]))
-            {
+            if attribute.escaped && cursor.surrogates_met() {
                 return None;
             }
             if attribute.int
@@ -476,7 +477,7 @@ fn key_value(cursor: &mut Cursor<'_>, text: &str, depth: u32) -> Option<()> {
     each_member(cursor, |cursor, member| match member {
         b"key" if !key => {
             key = true;
-            string(cursor, text)
+            string(cursor)
         }
         b"value" if !value => {
             value = true;
@@ -500,7 +501,7 @@ fn any_value(cursor: &mut Cursor<'_>, text: &str, depth: u32) -> Option<()> {
     each_member(cursor, |cursor, member| {
         let field = match member {
             b"stringValue" | b"string_value" => {
-                optional_string(cursor, text)?;
+                optional_string(cursor)?;
                 1
             }
             b"boolValue" | b"bool_value" => {
@@ -589,7 +590,7 @@ fn event(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
                 1
             }
             b"name" => {
-                optional_string(cursor, text)?;
+                optional_string(cursor)?;
                 2
             }
             b"attributes" => {
@@ -641,7 +642,7 @@ fn status(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
     each_member(cursor, |cursor, member| {
         let field = match member {
             b"message" => {
-                optional_string(cursor, text)?;
+                optional_string(cursor)?;
                 1
             }
             b"code" => {
@@ -733,5 +734,28 @@ mod tests {
         assert!(surrogate_escape(br"\udfff"));
         assert!(!surrogate_escape(br"\u00e9 \\uD800 \n"));
         assert!(!surrogate_escape(br"\u"));
+        // The cursor finds them as it reads a string.
+        for inside in [
+            r"a\uD800b",
+            r"\udfff",
+            r"\uDbFf\u0041",
+            r"\u00e9 \\uD800 \n",
+            r"\ud7ff \uE000 \\\udc00",
+            r"\\\\ud800",
+            r"\u0064800",
+            r"plain",
+            r#"\"\uD\"#,
+        ] {
+            let quoted = format!("\"{inside}\"");
+            let mut cursor = Cursor::new(quoted.as_bytes());
+            if cursor.string().is_some() {
+                assert_eq!(
+                    cursor.surrogates_met(),
+                    surrogate_escape(inside.as_bytes()),
+                    "{inside}"
+                );
+                assert!(!cursor.surrogates_met());
+            }
+        }
     }
 }

@@ -239,28 +239,52 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
             audit.findings.append(&mut found);
         }
     }
+    audit.sort();
     audit
-        .turns
-        .sort_by(|a, b| (&a.conversation_id, a.number).cmp(&(&b.conversation_id, b.number)));
-    audit.findings.sort_by(|a, b| {
-        (
-            &a.conversation_id,
-            a.abort.time,
-            a.tool_call.start,
-            a.write.as_ref().and_then(|w| w.commit_time),
-            a.category,
-            &a.id,
-        )
-            .cmp(&(
-                &b.conversation_id,
-                b.abort.time,
-                b.tool_call.start,
-                b.write.as_ref().and_then(|w| w.commit_time),
-                b.category,
-                &b.id,
-            ))
-    });
-    audit
+}
+
+impl Audit {
+    /// Turns and findings in the order reports show them: by conversation, then time.
+    fn sort(&mut self) {
+        self.turns
+            .sort_by(|a, b| (&a.conversation_id, a.number).cmp(&(&b.conversation_id, b.number)));
+        self.findings.sort_by(|a, b| {
+            (
+                &a.conversation_id,
+                a.abort.time,
+                a.tool_call.start,
+                a.write.as_ref().and_then(|w| w.commit_time),
+                a.category,
+                &a.id,
+            )
+                .cmp(&(
+                    &b.conversation_id,
+                    b.abort.time,
+                    b.tool_call.start,
+                    b.write.as_ref().and_then(|w| w.commit_time),
+                    b.category,
+                    &b.id,
+                ))
+        });
+    }
+
+    /// The audits of groups of whole conversations (a large export classified a group at a
+    /// time) as one: what `classify` gives of them all. A conversation's findings come from one
+    /// group, in the order judged there, so sorting them together keeps the order of ties; the
+    /// calls are only counted (`by_tool`, `by_service`), in any order.
+    pub fn merge(parts: Vec<Audit>) -> Audit {
+        let mut audit = Audit::default();
+        for mut part in parts {
+            audit.findings.append(&mut part.findings);
+            audit.turns.append(&mut part.turns);
+            audit.calls.append(&mut part.calls);
+            audit.aborted_turns += part.aborted_turns;
+            audit.tool_calls_at_risk += part.tool_calls_at_risk;
+            audit.committed_before_abort += part.committed_before_abort;
+        }
+        audit.sort();
+        audit
+    }
 }
 
 #[cfg(test)]

@@ -61,11 +61,12 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
             let plan = ingest::plan(&input.inputs, &input.options);
             let progress = progress::bytes(plan.streamed_bytes());
             // Traces are noted with their conversations, for the groups of the second pass.
-            let first = ingest::first_pass_by_conversation(plan, &input.options, rules, &progress);
+            let mut first =
+                ingest::first_pass_by_conversation(plan, &input.options, rules, &progress);
             let signals = first.signals(rules);
             let traces = correlate::traces_that_matter(signals.may_abort, &signals.links);
             let audited = match in_groups(
-                &first,
+                &mut first,
                 &traces,
                 &signals.links,
                 rules,
@@ -96,7 +97,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
             rayon::spawn(move || drop(spans));
             (ingested, analysed)
         }
-        Audited::InGroups(ingested, analysed) => (ingested, analysed),
+        Audited::InGroups(ingested, analysed) => (ingested, *analysed),
     };
     let Analysed {
         facts,
@@ -159,7 +160,7 @@ enum Audited {
     Whole(Ingested),
     /// A large export joined and classified a group of conversations at a time: the inputs as
     /// read (without spans), and what the groups found, put together.
-    InGroups(Ingested, Analysed),
+    InGroups(Ingested, Box<Analysed>),
 }
 
 /// What the join and the classification found, and the timelines drawn from the join.
@@ -209,7 +210,7 @@ fn analyse(spans: &[Span], ingested: &Ingested, rules: &Rules, timelines: bool) 
 /// turn out to split a conversation of the join or to say something of their spans: the
 /// traces are then read back in one group.
 fn in_groups(
-    first: &ingest::FirstPass,
+    first: &mut ingest::FirstPass,
     traces: &FxHashSet<TraceId>,
     links: &[(TraceId, TraceId)],
     rules: &Rules,
@@ -222,7 +223,6 @@ fn in_groups(
     }
     let mut facts = Vec::with_capacity(groups.len());
     let mut analysed = Analysed::default();
-    let mut audits = Vec::with_capacity(groups.len());
     let mut timelines_of: Vec<Timeline> = Vec::new();
     // Every conversation the join found, to tell one split between groups.
     let mut conversations: FxHashSet<String> = FxHashSet::default();
@@ -238,7 +238,7 @@ fn in_groups(
         }
         analysed.facts.add(&part.facts);
         analysed.unplaced += part.unplaced;
-        audits.push(part.audit);
+        analysed.audit.add(part.audit);
         timelines_of.extend(part.timelines);
         facts.push(group.into_facts());
     }
@@ -246,11 +246,11 @@ fn in_groups(
     if ingested.has_errors() || ingested.total.spans == 0 {
         return None;
     }
-    analysed.audit = Audit::merge(audits);
+    analysed.audit.sort();
     // In the order of the findings, by conversation.
     timelines_of.sort_by(|a, b| a.conversation.cmp(&b.conversation));
     analysed.timelines = timelines_of;
-    Some(Audited::InGroups(ingested, analysed))
+    Some(Audited::InGroups(ingested, Box::new(analysed)))
 }
 
 fn unix_now() -> i64 {

@@ -98,7 +98,7 @@ impl FirstPass {
     /// two passes: spans read whole are in memory already, and a compressed file would be
     /// decompressed again for every group.
     pub fn scan_groups(
-        &self,
+        &mut self,
         traces: &FxHashSet<TraceId>,
         links: &[(TraceId, TraceId)],
         group_text: u64,
@@ -111,7 +111,7 @@ impl FirstPass {
                         && s.error.is_none()
                         && s.parsed.survey.traces.is_some() =>
                 {
-                    surveyed.push(s);
+                    surveyed.push(&**s);
                 }
                 _ => return None,
             }
@@ -169,6 +169,17 @@ impl FirstPass {
             let group = (hash_text(&order[root as usize].to_string()) % groups as u64) as usize;
             out[group].insert(*trace);
         }
+        // What the first pass noted of every trace is no longer needed (the caller has taken
+        // the signals), nor are the places of the spans of the other traces.
+        for input in &mut self.inputs {
+            if let FirstRead::Surveyed(surveyed) = input {
+                let parsed = &mut surveyed.parsed;
+                parsed.survey.traces = None;
+                parsed.survey.may_abort = FxHashSet::default();
+                parsed.survey.links = Vec::new();
+                parsed.index.retain(traces);
+            }
+        }
         Some(out)
     }
 
@@ -224,11 +235,16 @@ impl FirstPass {
             .iter()
             .map(|report| {
                 let kept: u64 = report.counts.kinds.values().sum();
-                spans
+                // Borrowed first: a set collected from the spans would be sized for them all.
+                let names: HashSet<&str> = spans
                     .by_ref()
                     .take(kept as usize)
-                    .map(|span| span.service().to_owned())
-                    .collect()
+                    .map(|span| span.service())
+                    .fold(HashSet::new(), |mut names, name| {
+                        names.insert(name);
+                        names
+                    });
+                names.into_iter().map(str::to_owned).collect()
             })
             .collect();
         Group {

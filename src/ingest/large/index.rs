@@ -133,6 +133,38 @@ impl SpanIndex {
         self.spans.extend(other.spans);
     }
 
+    /// Lets go of the places of every span but those of `traces` (and of traces sharing their
+    /// keys), once the traces that matter are known and the second pass reads them a group at
+    /// a time: `kept` then gives what it gave before, from a fraction of the memory.
+    pub(super) fn retain(&mut self, traces: &FxHashSet<TraceId>) {
+        let keys: FxHashSet<u32> = traces.iter().map(|t| trace_key(*t)).collect();
+        let mut spans = Vec::new();
+        let mut groups = Vec::new();
+        for (i, group) in self.groups.iter().enumerate() {
+            let end = self
+                .groups
+                .get(i + 1)
+                .map_or(self.spans.len(), |next| next.first_span);
+            let first_span = spans.len();
+            spans.extend(
+                self.spans[group.first_span..end]
+                    .iter()
+                    .filter(|place| keys.contains(&place.trace)),
+            );
+            // A group left with no span places none.
+            if spans.len() > first_span {
+                groups.push(Group {
+                    first_span,
+                    ..*group
+                });
+            }
+        }
+        spans.shrink_to_fit();
+        groups.shrink_to_fit();
+        self.spans = spans;
+        self.groups = groups;
+    }
+
     /// The spans of the traces kept, in file order, with their lines and resources.
     pub(super) fn kept(&self, traces: &FxHashSet<TraceId>) -> Vec<KeptSpan> {
         let keys: FxHashSet<u32> = traces.iter().map(|t| trace_key(*t)).collect();

@@ -624,13 +624,7 @@ mod tests {
         let large = index(BLOCK_BYTES);
         assert!(small.spans_read > 50, "{}", small.spans_read);
         assert_eq!(small.spans_read, large.spans_read);
-        let places = |p: &Parsed| -> Vec<(u64, u32, u32)> {
-            p.index
-                .spans
-                .iter()
-                .map(|s| (s.offset, s.len, s.trace))
-                .collect()
-        };
+        let places = |p: &Parsed| -> Vec<(u64, u32, u32)> { p.index.places() };
         assert_eq!(places(&small), places(&large));
         let lines = |p: &Parsed| -> Vec<u64> { p.index.groups.iter().map(|g| g.line).collect() };
         assert_eq!(lines(&small), lines(&large));

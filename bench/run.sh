@@ -6,6 +6,7 @@
 #
 #   --seed N        generator seed (default 42)
 #   --aborted P     turns aborted per thousand by the generator (default 100; 500: half)
+#   --genai         the GenAI-shaped export (conversation id on every span, message content)
 #   --reps N        runs of each command, the best is reported (default 3)
 #   --quick         one run of each (smoke test)
 #   --threads N     threads for parse_only, abortaudit and DuckDB (default 2)
@@ -14,6 +15,8 @@
 #   --no-compressed skip the compressed rows (zstd -3, gzip -1, multi-frame zstd, their floors)
 #   --strict        exit 3 when a performance target is missed
 #   --keep          keep the work directory (outputs, /usr/bin/time reports)
+#   --discard       delete the generated input (and its compressed copies) afterwards: the
+#                   10 GB run, which is generated on the fly rather than kept
 #
 # Environment: BENCH_DIR (generated files and work directories; default /tmp/abortaudit-bench),
 # BENCH_RESULTS (default bench/results/latest.json).
@@ -24,7 +27,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
   exit "${1:-2}"
 }
 
@@ -37,6 +40,8 @@ SIZE=$1
 shift
 SEED=42
 ABORTED=100
+GENAI=0
+DISCARD=0
 REPS=3
 THREADS=2
 RUN_JQ=1
@@ -48,6 +53,8 @@ while [ $# -gt 0 ]; do
   case $1 in
     --seed) SEED=$2; shift 2 ;;
     --aborted) ABORTED=$2; shift 2 ;;
+    --genai) GENAI=1; shift ;;
+    --discard) DISCARD=1; shift ;;
     --reps) REPS=$2; shift 2 ;;
     --quick) REPS=1; shift ;;
     --threads) THREADS=$2; shift 2 ;;
@@ -99,11 +106,14 @@ INFLATE=$ROOT/target/release/examples/inflate_only
 GEN_HASH=$(sha256sum examples/gen_collector_otlp.rs | cut -c1-12)
 RATE=
 [ "$ABORTED" = 100 ] || RATE=-aborted$ABORTED
-DATA=$BENCH_DIR/collector-$SIZE-seed$SEED$RATE-$GEN_HASH.jsonl
+SHAPE=
+GEN_SHAPE=()
+[ "$GENAI" = 0 ] || { SHAPE=-genai; GEN_SHAPE=(--genai); }
+DATA=$BENCH_DIR/collector-$SIZE-seed$SEED$RATE$SHAPE-$GEN_HASH.jsonl
 if [ ! -s "$DATA" ] || [ ! -s "$DATA.truth.json" ]; then
   echo "== generating $DATA"
   part=$(mktemp -d "$BENCH_DIR/gen.XXXXXX")
-  "$GEN" --size "$SIZE" --seed "$SEED" --aborted "$ABORTED" --out "$part/$(basename "$DATA")"
+  "$GEN" --size "$SIZE" --seed "$SEED" --aborted "$ABORTED" "${GEN_SHAPE[@]}" --out "$part/$(basename "$DATA")"
   mv "$part/$(basename "$DATA").truth.json" "$DATA.truth.json"
   mv "$part/$(basename "$DATA")" "$DATA"
   rmdir "$part"
@@ -229,6 +239,7 @@ META_DUCKDB=$DUCKDB_VERSION \
 META_PYTHON=$(python3 --version 2>&1) \
 META_ABORTAUDIT=$("$BIN" --version 2>/dev/null || echo abortaudit) \
 META_ABORTED=$ABORTED \
+META_GENAI=$GENAI \
 META_ZSTD=$([ "$RUN_COMPRESSED" = 1 ] && zstd --version || true) \
 META_GZIP=$([ "$RUN_COMPRESSED" = 1 ] && gzip --version | head -n 1 || true) \
 META_COMPRESSED=$([ "$RUN_COMPRESSED" = 1 ] && printf '%s\n' "$ZST" "$GZ" $FRAMES || true) \
@@ -254,6 +265,7 @@ meta = {
                  "zstd": e["META_ZSTD"] or None, "gzip": e["META_GZIP"] or None},
     "input": {"path": data, "bytes": os.path.getsize(data), "size": size, "seed": int(seed),
               "truth": data + ".truth.json", "aborted_permille": int(e["META_ABORTED"]),
+              "genai": e["META_GENAI"] == "1",
               "compressed": {p[len(data) + 1:]: {"path": p, "bytes": os.path.getsize(p)}
                              for p in e["META_COMPRESSED"].split()}},
     "commands": {
@@ -283,5 +295,9 @@ PY
 
 status=0
 python3 bench/report.py "$WORK" || status=$?
+if [ "$DISCARD" = 1 ]; then
+  rm -f "$DATA" "$DATA.truth.json" "$ZST" "$GZ" $FRAMES
+  echo "generated input deleted (--discard): $DATA"
+fi
 if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK"; fi
 exit "$status"

@@ -19,6 +19,15 @@
 //! ignores it and dispatches a tool call: dispatched after abort), or during a model call with
 //! nothing in flight (no finding).
 //!
+//! `--genai` gives the export the shape GenAI instrumentations write (OpenInference, OpenLLMetry,
+//! the GenAI semantic conventions with content capture on): every span of a turn's trace carries
+//! the conversation id (as a baggage span processor copies it), and the model calls carry the
+//! messages, as `gen_ai.input.messages`/`gen_ai.output.messages` JSON held in string attributes
+//! and as `gen_ai.user.message`/`gen_ai.choice` events: escaped text (quotes, newlines, JSON within
+//! JSON, non-ASCII), with now and then a stack trace. The turns, aborts and writes are those of the
+//! same seed without it (the content is drawn from a random stream of its own), so the expected
+//! findings are the same ones; only the bytes per span grow, and the size is reached sooner.
+//!
 //! The spans are exported as BatchSpanProcessors and a Collector would write them: each service
 //! instance flushes what ended in the last 5 s, the Collector merges the batches, and each line is
 //! one `{"resourceSpans":[…]}` of 200-500 spans of many traces, grouped by resource and scope.
@@ -209,6 +218,24 @@ impl Span {
             e.time += by;
         }
     }
+}
+
+/// JSON as Python's `json.dumps` writes it by default (`ensure_ascii`): every non-ASCII
+/// character as a `\\u` escape, a surrogate pair beyond the BMP; what Python instrumentations
+/// put in their message attributes.
+fn ascii_json(value: &serde_json::Value) -> String {
+    let mut out = String::new();
+    for c in value.to_string().chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out
 }
 
 fn push_str(out: &mut String, text: &str) {
@@ -793,6 +820,10 @@ const COMPLETIONS: &[&str] = &[
 
 const STACK_CANCELLED: &str = "Traceback (most recent call last):\n  File \"/app/agent/runtime.py\", line 412, in run_turn\n    await self._step(turn)\n  File \"/app/agent/runtime.py\", line 377, in _step\n    result = await tool.invoke(call.arguments, timeout=self.tool_timeout)\n  File \"/app/agent/tools/http.py\", line 88, in invoke\n    response = await self.client.request(self.method, url, json=payload, headers=headers)\n  File \"/usr/local/lib/python3.12/site-packages/httpx/_client.py\", line 1540, in request\n    return await self.send(request, auth=auth, follow_redirects=follow_redirects)\nasyncio.exceptions.CancelledError: user pressed Stop\n";
 
+const SYSTEM_PROMPT: &str = "You are \"Ava\", the support agent of Acme.\n\nRules:\n1. Never refund more than the order total.\n2. Ask before charging a card: \"Shall I charge €{amount}?\"\n3. Answer in the customer's language (français, español, 日本語).\n\nTools: refund_payment, charge_card, send_email, payout, lookup_order.";
+
+const STACK_RETRY: &str = "Traceback (most recent call last):\n  File \"/usr/local/lib/python3.12/site-packages/httpx/_transports/default.py\", line 101, in map_httpcore_exceptions\n    yield\n  File \"/usr/local/lib/python3.12/site-packages/httpcore/_async/http11.py\", line 143, in handle_async_request\n    raise exc\nhttpcore.RemoteProtocolError: Server disconnected without sending a response.\n";
+
 const STACK_RATE_LIMIT: &str = "Traceback (most recent call last):\n  File \"/app/agent/llm.py\", line 152, in complete\n    return await self.client.chat.completions.create(**request)\n  File \"/usr/local/lib/python3.12/site-packages/openai/_base_client.py\", line 1549, in request\n    raise self._make_status_error_from_response(err.response) from None\nopenai.RateLimitError: Error code: 429 - {'error': {'message': 'Rate limit reached for gpt-4.1-mini', 'type': 'tokens', 'code': 'rate_limit_exceeded'}}\n";
 
 struct Gen {
@@ -816,6 +847,10 @@ struct Gen {
     /// No declined payments in aborted turns: a rollback before the abort would make the
     /// expected answer depend on rules the benchmark does not mean to test.
     in_aborted_turn: bool,
+    /// `--genai`: the content's own random stream, so that the turns stay those of the seed.
+    genai: Option<Rng>,
+    /// `(trace, conversation id)` of the turn being generated, whose spans `--genai` marks.
+    current_turn: Option<(String, String)>,
 }
 
 impl Gen {
@@ -861,7 +896,10 @@ impl Gen {
         }
     }
 
-    fn emit(&mut self, span: Span) {
+    fn emit(&mut self, mut span: Span) {
+        if self.genai.is_some() {
+            self.add_genai_content(&mut span);
+        }
         let json = span_json(&span);
         let res = &self.resources[span.res];
         let flush = ((span.end.saturating_sub(res.phase)) / FLUSH_INTERVAL + 1) * FLUSH_INTERVAL
@@ -880,6 +918,87 @@ impl Gen {
             scope: span.scope,
             json,
         }));
+    }
+
+    /// `--genai`: the conversation id on every span of the turn's trace (a worker's trace is a
+    /// new one, which the baggage does not reach), the messages on the model calls, the
+    /// result on the tool calls.
+    fn add_genai_content(&mut self, span: &mut Span) {
+        let Some(rng) = self.genai.as_mut() else {
+            return;
+        };
+        if let Some((trace, conversation)) = &self.current_turn
+            && *trace == span.trace
+            && !span
+                .attrs
+                .iter()
+                .any(|(k, _)| *k == "gen_ai.conversation.id")
+        {
+            span.attrs
+                .push(("gen_ai.conversation.id", s(conversation.clone())));
+        }
+        if span.name.starts_with("chat ") {
+            let prompt = rng
+                .pick(PROMPTS)
+                .replace("{order}", &rng.range(100_000, 999_999).to_string());
+            let history = rng.range(1, 4);
+            let mut input = vec![
+                json!({"role": "system", "parts": [{"type": "text", "content": SYSTEM_PROMPT}]}),
+            ];
+            for _ in 0..history {
+                input.push(json!({"role": "user", "parts": [{"type": "text", "content": rng.pick(PROMPTS).replace("{order}", &rng.range(100_000, 999_999).to_string())}]}));
+                input.push(json!({"role": "assistant", "parts": [{"type": "text", "content": rng.pick(COMPLETIONS).replace("{order}", &rng.range(100_000, 999_999).to_string())}]}));
+            }
+            input.push(json!({"role": "user", "parts": [{"type": "text", "content": prompt}]}));
+            span.attrs.push((
+                "gen_ai.input.messages",
+                s(ascii_json(&serde_json::Value::Array(input))),
+            ));
+            span.events.push(Event {
+                time: span.start + 15 * US,
+                name: "gen_ai.user.message",
+                attrs: vec![(
+                    "gen_ai.event.content",
+                    s(ascii_json(&json!({"content": prompt, "role": "user"}))),
+                )],
+            });
+            let text = rng
+                .pick(COMPLETIONS)
+                .replace("{order}", &rng.range(100_000, 999_999).to_string());
+            let call = json!({"order_id": rng.range(100_000, 999_999).to_string(), "amount": rng.range(100, 99_999), "note": "customer said: \"please hurry\"\nthanks"});
+            let output = json!([{"role": "assistant", "parts": [
+                {"type": "text", "content": text},
+                {"type": "tool_call", "id": format!("call_{}", rng.base62(24)), "name": "refund_payment", "arguments": call.to_string()},
+            ], "finish_reason": "tool_calls"}]);
+            span.attrs
+                .push(("gen_ai.output.messages", s(ascii_json(&output))));
+            span.events.push(Event {
+                time: span.end.saturating_sub(25 * US).max(span.start),
+                name: "gen_ai.choice",
+                attrs: vec![
+                    ("gen_ai.response.finish_reasons", arr("tool_calls")),
+                    ("gen_ai.event.content", s(ascii_json(&output))),
+                ],
+            });
+            // A retried network error inside the client: a stack trace on a call that succeeded.
+            if rng.chance(100) {
+                span.events.push(Event {
+                    time: span.start + 40 * US,
+                    name: "gen_ai.client.retry",
+                    attrs: vec![
+                        ("error.type", s("httpx.RemoteProtocolError")),
+                        ("error.stacktrace", s(STACK_RETRY)),
+                    ],
+                });
+            }
+        } else if span.name.starts_with("execute_tool ") {
+            let message = rng
+                .pick(COMPLETIONS)
+                .replace("{order}", &rng.range(100_000, 999_999).to_string());
+            let result = json!({"status": "ok", "message": message, "meta": {"latency_ms": rng.range(20, 900), "text": "ünïcödé «quoted» \u{1F4B3}"}});
+            span.attrs
+                .push(("gen_ai.tool.call.result", s(ascii_json(&result))));
+        }
     }
 
     /// Writes out every span that no span generated later can precede.
@@ -2145,6 +2264,7 @@ impl Gen {
             output_tokens: 0,
         };
         self.in_aborted_turn = scenario.is_some();
+        self.current_turn = Some((turn.trace.clone(), conv.id.clone()));
         self.commit_log.clear();
         let mut t = start + self.rng.range(50 * US, 500 * US);
         t = self.memory(conv, &mut turn, t, false) + self.rng.range(100 * US, MS);
@@ -2292,6 +2412,7 @@ impl Gen {
             root.status = Some((2, "turn cancelled by the user".into()));
         }
         self.emit(root);
+        self.current_turn = None;
         // The queue workers, now that the abort (if any) is known.
         let jobs = std::mem::take(&mut turn.jobs);
         for job in &jobs {
@@ -2432,6 +2553,7 @@ struct Args {
     size_text: String,
     seed: u64,
     aborted_permille: u64,
+    genai: bool,
     out: PathBuf,
 }
 
@@ -2440,6 +2562,7 @@ fn parse_args() -> Result<Args> {
     let mut aborted_permille = 100;
     let mut seed = 42;
     let mut out = None;
+    let mut genai = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (key, inline) = match arg.split_once('=') {
@@ -2460,6 +2583,7 @@ fn parse_args() -> Result<Args> {
                     .context("--seed must be an unsigned integer")?
             }
             "--out" => out = Some(PathBuf::from(value()?)),
+            "--genai" => genai = true,
             "--aborted" => {
                 aborted_permille = value()?
                     .parse()
@@ -2469,12 +2593,12 @@ fn parse_args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: gen_collector_otlp --size SIZE [--seed N] [--aborted PERMILLE] --out FILE\n\nSIZE: 10MB, 100MB, 1GB (decimal) or 64MiB, 1GiB (binary). PERMILLE: turns aborted per thousand (default 100).\nWrites FILE (OTLP/JSON Lines, Collector file exporter shape) and FILE.truth.json."
+                    "usage: gen_collector_otlp --size SIZE [--seed N] [--aborted PERMILLE] [--genai] --out FILE\n\nSIZE: 10MB, 100MB, 1GB (decimal) or 64MiB, 1GiB (binary). PERMILLE: turns aborted per thousand (default 100). --genai: the shape GenAI instrumentations write (the conversation id on every span of a turn, message content as escaped JSON).\nWrites FILE (OTLP/JSON Lines, Collector file exporter shape) and FILE.truth.json."
                 );
                 std::process::exit(0);
             }
             other => bail!(
-                "unknown argument {other:?}; usage: gen_collector_otlp --size SIZE [--seed N] [--aborted PERMILLE] --out FILE"
+                "unknown argument {other:?}; usage: gen_collector_otlp --size SIZE [--seed N] [--aborted PERMILLE] [--genai] --out FILE"
             ),
         }
     }
@@ -2484,6 +2608,7 @@ fn parse_args() -> Result<Args> {
         size_text,
         seed,
         aborted_permille,
+        genai,
         out: out.context("--out is required")?,
     })
 }
@@ -2510,6 +2635,8 @@ fn main() -> Result<()> {
         lines_written: 0,
         commit_log: Vec::new(),
         in_aborted_turn: false,
+        genai: args.genai.then_some(Rng(args.seed ^ 0x6765_6e61_6900_0000)), // "genai"
+        current_turn: None,
     };
     // Span JSON is about 97% of a line; the rest is resource and scope blocks.
     let budget = args.size - args.size / 33;
@@ -2570,6 +2697,8 @@ fn main() -> Result<()> {
             "seed": args.seed,
             "size": args.size_text,
             "target_bytes": args.size,
+            "aborted_permille": args.aborted_permille,
+            "genai": args.genai,
         },
         "bytes": g.bytes_written,
         "lines": g.lines_written,

@@ -121,20 +121,24 @@ impl SpanIndex {
         });
     }
 
+    /// The places of the spans of group `i`: they run to the next group's first.
+    fn spans_of(&self, i: usize) -> &[SpanPlace] {
+        let end = self
+            .groups
+            .get(i + 1)
+            .map_or(self.spans.len(), |next| next.first_span);
+        &self.spans[self.groups[i].first_span..end]
+    }
+
     /// Every span's place as (offset, length, trace key), in order, for tests to compare.
     #[cfg(test)]
     pub(super) fn places(&self) -> Vec<(u64, u32, u32)> {
-        self.groups
-            .iter()
-            .enumerate()
-            .flat_map(|(i, group)| {
-                let end = self
-                    .groups
-                    .get(i + 1)
-                    .map_or(self.spans.len(), |next| next.first_span);
-                self.spans[group.first_span..end]
+        (0..self.groups.len())
+            .flat_map(|i| {
+                let offset = self.groups[i].offset;
+                self.spans_of(i)
                     .iter()
-                    .map(|p| (group.offset + u64::from(p.start), p.len, p.trace))
+                    .map(move |p| (offset + u64::from(p.start), p.len, p.trace))
             })
             .collect()
     }
@@ -190,13 +194,9 @@ impl SpanIndex {
         let mut spans = Vec::new();
         let mut groups = Vec::new();
         for (i, group) in self.groups.iter().enumerate() {
-            let end = self
-                .groups
-                .get(i + 1)
-                .map_or(self.spans.len(), |next| next.first_span);
             let first_span = spans.len();
             spans.extend(
-                self.spans[group.first_span..end]
+                self.spans_of(i)
                     .iter()
                     .filter(|place| keys.contains(&place.trace)),
             );
@@ -222,11 +222,7 @@ impl SpanIndex {
             .par_iter()
             .enumerate()
             .flat_map_iter(|(i, group)| {
-                let end = self
-                    .groups
-                    .get(i + 1)
-                    .map_or(self.spans.len(), |next| next.first_span);
-                self.spans[group.first_span..end]
+                self.spans_of(i)
                     .iter()
                     .filter(|place| keys.contains(&place.trace))
                     .map(|place| KeptSpan {

@@ -9,12 +9,12 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use super::{Rules, strings};
+use crate::model::Span;
 use crate::model::semconv::{
     ERROR_TYPE, EXCEPTION_EVENT, EXCEPTION_MESSAGE, EXCEPTION_TYPE, HTTP_REQUEST_METHOD,
     RPC_STATUS_CODE, URL_FULL, URL_PATH,
 };
 use crate::model::time::parse_rfc3339;
-use crate::model::{Span, Value};
 use crate::rules::evidence::http_status;
 use crate::util::text::glob;
 use crate::util::units::parse_duration;
@@ -208,19 +208,57 @@ pub struct Deadline {
 /// The deadline a span's request carried, if a header the rules name was captured on it. A
 /// relative value counts from the span's start.
 pub fn deadline_of(span: &Span, rules: &Rules) -> Option<Deadline> {
-    for (key, header) in rules.prevention.deadline.attributes() {
-        let Some(value) = span.attributes.get(&key).and_then(Value::as_text) else {
-            continue;
-        };
-        if let Some(at) = deadline_at(&value, header.format, span.start) {
-            return Some(Deadline {
-                attribute: key,
-                value: value.into_owned(),
-                at,
-            });
+    let deadline = &rules.prevention.deadline;
+    // The keys of `DeadlineRules::attributes`, in their order, matched without building them
+    // (this runs for every span of every tool call, and most spans have no such key).
+    let prefixes = &deadline.attribute_prefixes;
+    if !span
+        .attributes
+        .iter()
+        .any(|kv| prefixes.iter().any(|p| kv.key.starts_with(p.as_str())))
+    {
+        return None;
+    }
+    for header in &deadline.headers {
+        for prefix in prefixes {
+            for underscored in [false, true] {
+                if underscored && !header.name.contains('-') {
+                    continue;
+                }
+                let Some(kv) = span
+                    .attributes
+                    .iter()
+                    .find(|kv| is_header_key(&kv.key, prefix, &header.name, underscored))
+                else {
+                    continue;
+                };
+                let Some(value) = kv.value.as_text() else {
+                    continue;
+                };
+                if let Some(at) = deadline_at(&value, header.format, span.start) {
+                    return Some(Deadline {
+                        attribute: kv.key.to_string(),
+                        value: value.into_owned(),
+                        at,
+                    });
+                }
+            }
         }
     }
     None
+}
+
+/// Whether `key` is `{prefix}{name}` with the header's name in lower case, and its `-` as `_`
+/// when `underscored`: a key of `DeadlineRules::attributes`.
+fn is_header_key(key: &str, prefix: &str, name: &str, underscored: bool) -> bool {
+    let Some(rest) = key.strip_prefix(prefix) else {
+        return false;
+    };
+    rest.len() == name.len()
+        && rest.bytes().zip(name.bytes()).all(|(k, n)| {
+            let n = n.to_ascii_lowercase();
+            k == if underscored && n == b'-' { b'_' } else { n }
+        })
 }
 
 /// When a deadline header's value passes, for a request that started at `start`.
@@ -449,6 +487,51 @@ mod tests {
         ] {
             assert!(keys.iter().any(|k| k == key), "{key}");
         }
+    }
+
+    #[test]
+    fn a_deadline_is_read_under_every_key_the_attributes_list_and_no_other() {
+        use crate::testutil::span;
+        let mut rules = Rules::default();
+        // A header name in mixed case is looked for in lower case.
+        rules.prevention.deadline.headers[1].name = "Request-Timeout".to_owned();
+        let keys: Vec<(String, DeadlineFormat)> = rules
+            .prevention
+            .deadline
+            .attributes()
+            .map(|(k, h)| (k, h.format))
+            .collect();
+        for (key, format) in &keys {
+            let value = match format {
+                DeadlineFormat::GrpcTimeout => "2S",
+                DeadlineFormat::Timestamp => "1795623370",
+                _ => "2",
+            };
+            let s = span(1, 1, "POST", "api", 0, 10)
+                .attr("other", "x")
+                .attr(key, value)
+                .build();
+            let found = deadline_of(&s, &rules).expect(key);
+            assert_eq!(
+                (found.attribute.as_str(), found.value.as_str()),
+                (key.as_str(), value)
+            );
+            let upper = span(1, 1, "POST", "api", 0, 10)
+                .attr(&key.to_uppercase(), value)
+                .build();
+            assert_eq!(deadline_of(&upper, &rules), None, "{key}");
+        }
+        // The first key in the attributes' order whose value reads wins.
+        let s = span(1, 1, "POST", "api", 0, 10)
+            .attr(&keys[2].0, "2")
+            .attr(&keys[0].0, "soon")
+            .attr(&keys[1].0, "3S")
+            .build();
+        assert_eq!(deadline_of(&s, &rules).unwrap().attribute, keys[1].0);
+        assert_eq!(
+            deadline_of(&span(1, 1, "POST", "api", 0, 10).build(), &rules),
+            None
+        );
     }
 
     #[test]

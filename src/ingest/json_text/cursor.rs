@@ -30,11 +30,27 @@ pub(crate) struct PlainAttribute {
 pub(crate) struct Cursor<'a> {
     text: &'a [u8],
     at: usize,
+    /// A string read since `surrogates_met` was last asked held a `\u` escape of a UTF-16
+    /// surrogate.
+    surrogate: bool,
 }
 
 impl<'a> Cursor<'a> {
     pub(crate) fn new(text: &'a [u8]) -> Cursor<'a> {
-        Cursor { text, at: 0 }
+        Cursor {
+            text,
+            at: 0,
+            surrogate: false,
+        }
+    }
+
+    /// Whether a string read (or skipped) since the last call held a `\u` escape of a UTF-16
+    /// surrogate (`\uD800` to `\uDFFF`), which serde_json refuses in a string it reads as
+    /// text unless it is half of a pair: found on the way, rather than by reading the string
+    /// again.
+    #[inline(always)]
+    pub(crate) fn surrogates_met(&mut self) -> bool {
+        std::mem::take(&mut self.surrogate)
     }
 
     /// Where the next token starts, after whitespace.
@@ -173,6 +189,9 @@ impl<'a> Cursor<'a> {
                         if !digits.iter().all(u8::is_ascii_hexdigit) {
                             return None;
                         }
+                        // D800 to DFFF (the digits are hex).
+                        self.surrogate |= digits[0] | 0x20 == b'd'
+                            && matches!(digits[1], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F');
                         escaped = true;
                         at += 6;
                     }

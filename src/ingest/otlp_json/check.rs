@@ -14,7 +14,7 @@
 //! Fields the wire types do not have (`flags`, `traceState`, `droppedAttributesCount`…) are
 //! skipped as serde skips them (`IgnoredAny`): only their syntax is checked.
 
-use super::super::json_text::cursor::{Cursor, each_element, each_member};
+use super::super::json_text::cursor::{Cursor, PlainAttribute, each_element, each_member};
 use super::wire::{KIND_NAMES, STATUS_NAMES, enum_value};
 use crate::model::ids::decode_id;
 use crate::model::{SpanKind, StatusCode};
@@ -38,11 +38,51 @@ const EVENTS: u16 = 256;
 const LINKS: u16 = 512;
 const STATUS: u16 = 1024;
 
+/// What `clean_span` notes on its way through a span's attributes, for the survey: the
+/// conversation id written plainly under one of `ids`' keys.
+pub(super) struct SpanNotes<'k> {
+    /// The keys that name a conversation.
+    pub ids: &'k KeyFilter,
+    /// Where the value of the last attribute of the span's attribute list under one of the
+    /// keys lies (between its quotes), when that attribute is written as exporters write
+    /// them (`Cursor::plain_attribute`).
+    pub conversation: Option<std::ops::Range<usize>>,
+    /// One such attribute is escaped or holds an integer.
+    pub unplain: bool,
+}
+
+/// A set of attribute keys, tested at the cost of a bit for most keys that are not in it.
+pub(crate) struct KeyFilter {
+    /// The lengths of the keys (bit `n`: some key is `n` bytes long; bit 127: 127 or more).
+    lengths: u128,
+    keys: Vec<Box<[u8]>>,
+}
+
+impl KeyFilter {
+    pub(crate) fn new<'a>(keys: impl IntoIterator<Item = &'a str>) -> KeyFilter {
+        let keys: Vec<Box<[u8]>> = keys.into_iter().map(|k| k.as_bytes().into()).collect();
+        let lengths = keys.iter().fold(0, |bits, k| bits | 1 << k.len().min(127));
+        KeyFilter { lengths, keys }
+    }
+
+    /// Whether `key` (as written, escapes and all) is one of the keys.
+    #[inline(always)]
+    pub(crate) fn contains(&self, key: &[u8]) -> bool {
+        self.lengths >> key.len().min(127) & 1 == 1 && self.keys.iter().any(|k| **k == *key)
+    }
+}
+
 /// Whether the span at the cursor reads and builds without a diagnostic (see the module's
 /// comment); the cursor is then after it. `text` is the whole text the cursor is over.
 /// `trace_checked`: the span starts with a trace id already found valid
-/// (`index::leading_trace_id`), which need not be decoded again.
-pub(super) fn clean_span(cursor: &mut Cursor<'_>, text: &str, trace_checked: bool) -> Option<()> {
+/// (`index::leading_trace_id`), which need not be decoded again. A span it passes has one
+/// attribute list at most (a repeated field is a no), and `notes` says what is in it.
+pub(super) fn clean_span(
+    cursor: &mut Cursor<'_>,
+    text: &str,
+    trace_checked: bool,
+    notes: &mut SpanNotes<'_>,
+) -> Option<()> {
     cursor.eat(b'{')?;
     let mut seen = 0u16;
     if trace_checked {
@@ -78,7 +118,7 @@ pub(super) fn clean_span(cursor: &mut Cursor<'_>, text: &str, trace_checked: boo
                     }
                 }
             }
-            NAME => optional_string(cursor, text)?,
+            NAME => optional_string(cursor)?,
             KIND => enumerated(cursor, text, "SPAN_KIND_", KIND_NAMES, |v| {
                 SpanKind::from_otlp(v).is_some()
             })?,
@@ -91,7 +131,14 @@ pub(super) fn clean_span(cursor: &mut Cursor<'_>, text: &str, trace_checked: boo
                     return None;
                 }
             }
-            ATTRIBUTES => attributes(cursor, text, 0)?,
+            ATTRIBUTES => attributes(cursor, text, 0, |key, attribute| {
+                if notes.ids.contains(key) {
+                    if attribute.escaped || attribute.int {
+                        notes.unplain = true;
+                    }
+                    notes.conversation = Some(attribute.value.clone());
+                }
+            })?,
             EVENTS => list(cursor, |cursor| event(cursor, text))?,
             LINKS => list(cursor, |cursor| link(cursor, text))?,
             STATUS => {
@@ -166,7 +213,7 @@ pub(super) fn clean_resource(cursor: &mut Cursor<'_>, text: &str) -> Option<()> 
     each_member(cursor, |cursor, key| match key {
         b"attributes" if !seen => {
             seen = true;
-            attributes(cursor, text, 0)
+            attributes(cursor, text, 0, |_, _| {})
         }
         b"attributes" => None,
         _ => cursor.value().map(drop),
@@ -237,20 +284,23 @@ fn id_ok<const N: usize>(raw: &[u8]) -> bool {
 }
 
 /// A string serde reads as text: escapes that decode to a lone surrogate are an error there.
-fn string(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
-    let (inside, escaped) = cursor.string()?;
-    (!escaped || !surrogate_escape(&text.as_bytes()[inside])).then_some(())
+fn string(cursor: &mut Cursor<'_>) -> Option<()> {
+    cursor.surrogates_met();
+    let (_, escaped) = cursor.string()?;
+    (!escaped || !cursor.surrogates_met()).then_some(())
 }
 
-fn optional_string(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
+fn optional_string(cursor: &mut Cursor<'_>) -> Option<()> {
     if null(cursor) {
         return Some(());
     }
-    string(cursor, text)
+    string(cursor)
 }
 
 /// Whether a string's text holds a `\u` escape of a UTF-16 surrogate, which serde_json
-/// refuses unless it is half of a pair (a pair is rare enough to be left to serde too).
+/// refuses unless it is half of a pair (a pair is rare enough to be left to serde too): what
+/// `Cursor::surrogates_met` finds on the way, for the tests to hold it to.
+#[cfg(test)]
 fn surrogate_escape(inside: &[u8]) -> bool {
     let mut at = 0;
     while let Some(i) = memchr::memchr(b'\\', &inside[at..]) {
@@ -391,18 +441,23 @@ fn enumerated(
     valid(value).then_some(())
 }
 
-/// An attribute list: `null`, or key-value objects.
-fn attributes(cursor: &mut Cursor<'_>, text: &str, depth: u32) -> Option<()> {
+/// An attribute list: `null`, or key-value objects. `plain` is shown each attribute written
+/// as exporters write them (`Cursor::plain_attribute`), with its key as written.
+fn attributes(
+    cursor: &mut Cursor<'_>,
+    text: &str,
+    depth: u32,
+    mut plain: impl FnMut(&[u8], &PlainAttribute),
+) -> Option<()> {
     list(cursor, |cursor| {
+        cursor.surrogates_met();
         if cursor.peek()? == b'{'
             && let Some(attribute) = cursor.plain_attribute()
         {
             // `{"key":"…","value":{"stringValue":"…"}}` or `"intValue":"…"`, read at once.
             let bytes = text.as_bytes();
-            if attribute.escaped
-                && (surrogate_escape(&bytes[attribute.key.clone()])
-                    || surrogate_escape(&bytes[attribute.value.clone()]))
-            {
+            plain(&bytes[attribute.key.clone()], &attribute);
+            if attribute.escaped && cursor.surrogates_met() {
                 return None;
             }
             if attribute.int
@@ -422,7 +477,7 @@ fn key_value(cursor: &mut Cursor<'_>, text: &str, depth: u32) -> Option<()> {
     each_member(cursor, |cursor, member| match member {
         b"key" if !key => {
             key = true;
-            string(cursor, text)
+            string(cursor)
         }
         b"value" if !value => {
             value = true;
@@ -446,7 +501,7 @@ fn any_value(cursor: &mut Cursor<'_>, text: &str, depth: u32) -> Option<()> {
     each_member(cursor, |cursor, member| {
         let field = match member {
             b"stringValue" | b"string_value" => {
-                optional_string(cursor, text)?;
+                optional_string(cursor)?;
                 1
             }
             b"boolValue" | b"bool_value" => {
@@ -480,7 +535,9 @@ fn any_value(cursor: &mut Cursor<'_>, text: &str, depth: u32) -> Option<()> {
             }
             b"kvlistValue" | b"kvlist_value" => {
                 if !null(cursor) {
-                    values(cursor, |cursor| attributes(cursor, text, depth + 1))?;
+                    values(cursor, |cursor| {
+                        attributes(cursor, text, depth + 1, |_, _| {})
+                    })?;
                 }
                 32
             }
@@ -533,11 +590,11 @@ fn event(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
                 1
             }
             b"name" => {
-                optional_string(cursor, text)?;
+                optional_string(cursor)?;
                 2
             }
             b"attributes" => {
-                attributes(cursor, text, 0)?;
+                attributes(cursor, text, 0, |_, _| {})?;
                 4
             }
             _ => return cursor.value().map(drop),
@@ -565,7 +622,7 @@ fn link(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
                 2
             }
             b"attributes" => {
-                attributes(cursor, text, 0)?;
+                attributes(cursor, text, 0, |_, _| {})?;
                 4
             }
             _ => return cursor.value().map(drop),
@@ -585,7 +642,7 @@ fn status(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
     each_member(cursor, |cursor, member| {
         let field = match member {
             b"message" => {
-                optional_string(cursor, text)?;
+                optional_string(cursor)?;
                 1
             }
             b"code" => {
@@ -677,5 +734,28 @@ mod tests {
         assert!(surrogate_escape(br"\udfff"));
         assert!(!surrogate_escape(br"\u00e9 \\uD800 \n"));
         assert!(!surrogate_escape(br"\u"));
+        // The cursor finds them as it reads a string.
+        for inside in [
+            r"a\uD800b",
+            r"\udfff",
+            r"\uDbFf\u0041",
+            r"\u00e9 \\uD800 \n",
+            r"\ud7ff \uE000 \\\udc00",
+            r"\\\\ud800",
+            r"\u0064800",
+            r"plain",
+            r#"\"\uD\"#,
+        ] {
+            let quoted = format!("\"{inside}\"");
+            let mut cursor = Cursor::new(quoted.as_bytes());
+            if cursor.string().is_some() {
+                assert_eq!(
+                    cursor.surrogates_met(),
+                    surrogate_escape(inside.as_bytes()),
+                    "{inside}"
+                );
+                assert!(!cursor.surrogates_met());
+            }
+        }
     }
 }

@@ -6,15 +6,17 @@
 
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use serde::Deserializer as _;
 
 use super::super::Parsed;
 use super::super::json_text::cursor::{Cursor, each_element, each_member};
-use super::check::{clean_resource, clean_span};
+use super::check::{SpanNotes, clean_resource, clean_span};
 use super::convert::{Converter, Position};
 use super::read_whole_record;
 use super::survey::{
-    Fields, Prefiltered, SurveyRules, SurveyVisitor, SurveyedSpan, conversation_in_text,
+    Fields, Prefiltered, SurveyRules, SurveyVisitor, SurveyedSpan, conversation_noted,
 };
 use super::wire::{RawEnvelope, WireResource, without_position};
 use crate::model::ids::{decode_id, hash_text};
@@ -46,8 +48,14 @@ impl IndexFilter {
         Ok((self.block_offset + within as u64, len))
     }
 
-    /// Places and surveys a span; `leading` is what `leading_trace_id` found in its text.
-    fn index(&self, raw: &str, leading: Option<(TraceId, usize)>) -> Result<IndexedSpan, String> {
+    /// Places and surveys a span; `leading` is what `leading_trace_id` found in its text, and
+    /// `noted` what `check::clean_span` noted of it, with the text it noted it in.
+    fn index(
+        &self,
+        raw: &str,
+        leading: Option<(TraceId, usize)>,
+        noted: Option<(&str, &SpanNotes<'_>)>,
+    ) -> Result<IndexedSpan, String> {
         let (offset, len) = self.place(raw)?;
         let bytes = raw.as_bytes();
         let found = match leading {
@@ -60,11 +68,14 @@ impl IndexFilter {
             },
         };
         let fields = found.fields;
-        // A span that only names its conversation (an agent's or a model call's, often) is
-        // read from its text when it is written as exporters write it.
-        let conversation = match leading {
-            Some(_) if found.keys == Fields::CONVERSATION && found.one_conversation_key => {
-                conversation_in_text(raw, &self.survey.rules.conversation.id_attributes)
+        // A span that only names its conversation (an agent's or a model call's, often, with
+        // events that cannot be an abort, such as its prompts) is read from its text when it
+        // is written as exporters write it.
+        let conversation = match (leading, noted) {
+            (Some(_), Some((text, notes)))
+                if found.fields == Fields::CONVERSATION && found.one_conversation_key =>
+            {
+                conversation_noted(text, notes)
             }
             _ => None,
         };
@@ -140,9 +151,18 @@ pub(super) fn index_record<'r>(
                                     each_element(cursor, |cursor| {
                                         let start = cursor.position();
                                         let leading = leading_trace_id(&record.as_bytes()[start..]);
-                                        clean_span(cursor, record, leading.is_some())?;
+                                        let mut notes = SpanNotes {
+                                            ids: &index.survey.conversation_keys,
+                                            conversation: None,
+                                            unplain: false,
+                                        };
+                                        clean_span(cursor, record, leading.is_some(), &mut notes)?;
                                         let text = &record[start..cursor.offset()];
-                                        spans.push(index.index(text, leading).ok()?);
+                                        spans.push(
+                                            index
+                                                .index(text, leading, Some((record, &notes)))
+                                                .ok()?,
+                                        );
                                         Some(())
                                     })?;
                                 }
@@ -223,19 +243,10 @@ pub(super) fn indexed_without_serde(
             match out.index.resource(group.resource) {
                 Some((_, resource, true)) => resources.push(resource),
                 Some((_, _, false)) => return false,
-                None => {
-                    let mut cursor = Cursor::new(group.resource.as_bytes());
-                    let clean = group.resource.is_empty()
-                        || (clean_resource(&mut cursor, group.resource).is_some()
-                            && cursor.at_end());
-                    match clean
-                        .then(|| convert_resource(input, group.resource))
-                        .flatten()
-                    {
-                        Some((resource, true)) => resources.push(resource),
-                        _ => return false,
-                    }
-                }
+                None => match clean_resource_converted(input, group.resource) {
+                    Some(resource) => resources.push(resource),
+                    None => return false,
+                },
             }
         }
         let mut spans = spans.drain(..);
@@ -250,6 +261,36 @@ pub(super) fn indexed_without_serde(
         }
         true
     })
+}
+
+thread_local! {
+    /// The resources `clean_resource_converted` has read on this thread, by their text: an
+    /// export has few, and each piece of each block of the first pass (its own `Parsed`) meets
+    /// them again.
+    static RESOURCES: std::cell::RefCell<FxHashMap<Box<str>, Option<Arc<Resource>>>> =
+        std::cell::RefCell::new(FxHashMap::default());
+}
+
+/// A resource read from its text, if the checks show that it converts without a diagnostic
+/// and it does.
+fn clean_resource_converted(input: &Arc<str>, text: &str) -> Option<Arc<Resource>> {
+    if let Some(known) = RESOURCES.with_borrow(|known| known.get(text).cloned()) {
+        return known;
+    }
+    let mut cursor = Cursor::new(text.as_bytes());
+    let clean = text.is_empty() || (clean_resource(&mut cursor, text).is_some() && cursor.at_end());
+    let resource = match clean.then(|| convert_resource(input, text)).flatten() {
+        Some((resource, true)) => Some(resource),
+        _ => None,
+    };
+    RESOURCES.with_borrow_mut(|known| {
+        // A bound on what an export of ever new resources holds.
+        if known.len() >= 1024 {
+            known.clear();
+        }
+        known.insert(text.into(), resource.clone());
+    });
+    resource
 }
 
 /// A resource converted from its text, and whether it converted without a diagnostic (those
@@ -390,8 +431,21 @@ mod tests {
             block_address: text.as_ptr() as usize,
             block_offset: 0,
         };
+        // What the checks note of a span they pass, as the first pass has them do.
+        let mut notes = SpanNotes {
+            ids: &filter.survey.conversation_keys,
+            conversation: None,
+            unplain: false,
+        };
+        let leading = leading_trace_id(text.as_bytes());
+        let clean = clean_span(
+            &mut Cursor::new(text.as_bytes()),
+            text,
+            leading.is_some(),
+            &mut notes,
+        );
         let indexed = filter
-            .index(text, leading_trace_id(text.as_bytes()))
+            .index(text, leading, clean.map(|()| (text, &notes)))
             .unwrap();
         assert_eq!((indexed.offset, indexed.len as usize), (0, text.len()));
         let survey = SurveyRules::new(&rules);
@@ -407,6 +461,8 @@ mod tests {
 
     const TRACE: &str =
         r#"{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174""#;
+    /// A span's times, without which the checks would not pass it.
+    const TIMES: &str = r#","startTimeUnixNano":"1","endTimeUnixNano":"2""#;
 
     /// What a read left (the traces that may abort apart), and the traces that may abort.
     type Read = (String, Vec<TraceId>);
@@ -631,6 +687,18 @@ mod tests {
             r#","attributes" : [ {"n":1} , {"key":"session.id","value":{"stringValue":"spaced"}}]}"#,
             r#","status":{"code":2,"message":"AbortError: the user pressed Stop"}}"#,
             r#","attributes":[{"key":"rpc.grpc.status_code","value":{"intValue":"1"}}]}"#,
+            // A conversation id beside events none of which may be an abort, which are not
+            // read; with another id in an event, or an event that may be one.
+            r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":"c-1"}}],"events":[{"name":"gen_ai.content.prompt","attributes":[{"key":"gen_ai.prompt","value":{"stringValue":"hi"}}]}]}"#,
+            r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":"c-1"}}],"events":[{"name":"log","attributes":[{"key":"session.id","value":{"stringValue":"c-2"}}]}]}"#,
+            r#","attributes":[{"key":"gen_ai.conversation.id","value":{"stringValue":"c-1"}}],"events":[{"name":"exception","attributes":[{"key":"exception.type","value":{"stringValue":"CancelledError"}}]}]}"#,
+            r#","events":[{"name":"log","attributes":[{"key":"session.id","value":{"stringValue":"c-2"}}]}],"attributes":[]}"#,
+            // JSON text in a value, its escapes escaped (no escape of a key's), and an escaped
+            // backslash before an escape that is one.
+            r#","attributes":[{"key":"session.id","value":{"stringValue":"s-1"}},{"key":"r","value":{"stringValue":"{\"t\":\"\\u00fcn\\u0065vents\"}"}}]}"#,
+            r#","events":[{"name":"\\u0061bort"}],"attributes":[{"key":"session.id","value":{"stringValue":"s-1"}}]}"#,
+            r#","events":[{"name":"\\\u0061bort"}],"attributes":[{"key":"session.id","value":{"stringValue":"s-1"}}]}"#,
+            r#","events":[{"timeUnixNano":"1","name":"\\abort"}]}"#,
             // A second trace id overrules the first.
             r#","traceId":"0af7651916cd43dd8448eb211c80319c"}"#,
             // HTTP spans, from which an abort may be inferred: a request with no status (cut
@@ -645,9 +713,12 @@ mod tests {
             r#","kind":3,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"note","value":{"stringValue":"http.response.status_code"}}]}"#,
             r#","kind":1,"attributes":[{"key":"asgi.event.type","value":{"stringValue":"http.disconnect"}}]}"#,
             r#","kind":1,"attributes":[{"key":"asgi.event.type","value":{"stringValue":"http.response.body"}}]}"#,
+            // A status among other digits, and one of its own, spelt as text.
+            r#","kind":2,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"intValue":"200"}},{"key":"n","value":{"intValue":"14990"}}]}"#,
+            r#","kind":2,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"stringValue":" +0499"}}]}"#,
         ];
         for rest in spans {
-            let text = format!("{TRACE}{rest}");
+            let text = format!("{TRACE}{TIMES}{rest}");
             let (indexed, full) = indexed_and_surveyed(&text);
             assert_eq!(indexed, full, "{text}");
         }
@@ -674,7 +745,7 @@ mod tests {
                 true,
             ),
         ] {
-            let text = format!("{TRACE}{rest}");
+            let text = format!("{TRACE}{TIMES}{rest}");
             assert_eq!(indexed_and_surveyed(&text).0.may_abort, may_abort, "{text}");
         }
         // And spans that do not start with their trace id are surveyed in full.
@@ -686,8 +757,17 @@ mod tests {
 
     #[test]
     fn a_conversation_id_is_read_from_the_text_only_where_it_is_plain() {
-        let read =
-            |rest: &str| conversation_in_text(&format!("{TRACE}{rest}"), &["session.id".into()]);
+        let ids = crate::ingest::otlp_json::check::KeyFilter::new(["session.id"]);
+        let read = |rest: &str| {
+            let text = format!("{TRACE}{TIMES}{rest}");
+            let mut notes = SpanNotes {
+                ids: &ids,
+                conversation: None,
+                unplain: false,
+            };
+            clean_span(&mut Cursor::new(text.as_bytes()), &text, true, &mut notes)?;
+            conversation_noted(&text, &notes)
+        };
         let plain = r#","attributes":[{"key":"session.id","value":{"stringValue":"s-1"}}]}"#;
         assert_eq!(read(plain), Some(Some(hash_text("s-1"))));
         let empty = r#","attributes":[{"key":"session.id","value":{"stringValue":""}}]}"#;
@@ -742,6 +822,11 @@ mod tests {
         assert_eq!(fields(r#","na\u006de":"x"}"#), Fields::ALL);
         assert_eq!(fields(r#","na\/me":"x"}"#), Fields::NONE);
         assert_eq!(fields(r#","name":"a\"b\\c\n"}"#), Fields::NONE);
+        // An escaped backslash is no escape; one that follows it may be.
+        assert_eq!(fields(r#","name":"a\\u00fc"}"#), Fields::NONE);
+        assert_eq!(fields(r#","name":"a\\\\u00fc"}"#), Fields::NONE);
+        assert_eq!(fields(r#","name":"a\\\u00fc"}"#), Fields::ALL);
+        assert_eq!(fields(r#","\u0065vents":[]}"#), Fields::ALL);
     }
 
     #[test]

@@ -143,7 +143,7 @@ fn split_at_lines(text: &[u8], n: usize) -> Vec<&[u8]> {
         if target >= text.len() {
             break;
         }
-        match text[target..].iter().position(|b| *b == b'\n') {
+        match memchr::memchr(b'\n', &text[target..]) {
             Some(i) => {
                 let end = target + i + 1;
                 chunks.push(&text[start..end]);

@@ -10,7 +10,7 @@ use rustc_hash::FxHashSet;
 
 use serde::de::{self, IgnoredAny, Visitor};
 
-use super::super::json_text::cursor::{Cursor, each_element, each_member};
+use super::check::{KeyFilter, SpanNotes};
 use super::wire::{
     FILTERED_EVENTS, Flexible, KIND_NAMES, RawStr, STATUS_NAMES, WireKeyValue, WireLink,
     WireStatus, some_attributes, wire_text,
@@ -27,10 +27,21 @@ use crate::rules::abort::{self, ABORT_ATTRIBUTES, InferenceHints};
 /// The rules as a survey applies them, with a prefilter that spares it reading most spans.
 pub(crate) struct SurveyRules {
     pub(super) rules: crate::rules::Rules,
-    /// Finds the keys without which a span carries nothing a survey looks for.
+    /// Finds the keys without which a span carries nothing a survey looks for: the start of
+    /// each (see `Family`).
     pub(super) prefilter: Prefilter,
-    /// What each needle of the prefilter says must be read.
-    pub(super) fields: Vec<Fields>,
+    /// For each pattern of the prefilter, the needles that start with it.
+    families: Vec<Vec<Needle>>,
+    /// The needles, one by key, as the prefilter finds them (for the tests that hold the
+    /// families to them).
+    #[cfg(test)]
+    needles: Vec<(String, Fields)>,
+    /// The keys that name a conversation, for the first pass's checks to note.
+    pub(super) conversation_keys: KeyFilter,
+    /// `"name"`, for `names_an_abort_event`.
+    name_key: memchr::memmem::Finder<'static>,
+    /// `kvlistValue`, for `infer_from_text`.
+    kvlist: memchr::memmem::Finder<'static>,
     /// The event names that are an abort (`None`: events are always read).
     pub(super) event_names: Option<Vec<String>>,
     /// The attributes a span of the agent's server or an outbound request may infer an abort
@@ -122,16 +133,16 @@ impl SurveyRules {
             && rules.abort.event_names.iter().all(|name| plain(name));
         let escape = if all_plain { "\\u00" } else { "\\" };
         needles.push((escape.to_owned(), Fields::ALL));
-        let texts: Vec<&str> = needles.iter().map(|(text, _)| text.as_str()).collect();
+        let (patterns, families) = families(&needles);
         // Teddy, the SIMD searcher for a few short needles, runs at several GB/s here; the
         // automaton it falls back to where it cannot be built, at a tenth of that.
         let prefilter = match aho_corasick::packed::Config::new()
             .builder()
-            .extend(&texts)
+            .extend(&patterns)
             .build()
         {
             Some(packed) => Prefilter::Packed(packed),
-            None => match aho_corasick::AhoCorasick::new(&texts) {
+            None => match aho_corasick::AhoCorasick::new(&patterns) {
                 Ok(automaton) => Prefilter::Automaton(automaton),
                 Err(_) => Prefilter::None,
             },
@@ -150,7 +161,14 @@ impl SurveyRules {
         SurveyRules {
             rules: rules.clone(),
             prefilter,
-            fields: needles.into_iter().map(|(_, fields)| fields).collect(),
+            families,
+            #[cfg(test)]
+            needles,
+            conversation_keys: KeyFilter::new(
+                rules.conversation.id_attributes.iter().map(String::as_str),
+            ),
+            name_key: memchr::memmem::Finder::new(b"\"name\"").into_owned(),
+            kvlist: memchr::memmem::Finder::new(b"kvlistValue").into_owned(),
             event_names,
             inferred_keys,
             status_texts,
@@ -201,8 +219,9 @@ impl SurveyRules {
             may_abort: false,
         };
         let mut conversation_keys = 0;
-        // Every match, overlapping or not: each search resumes just after the start of the
-        // last match.
+        // Every match of a family's start, overlapping or not: each search resumes just after
+        // it. The starts of families are none the start of another, so at most one is found
+        // at a place, and every needle is found once where its family's start is in it.
         let mut from = 0;
         while from < rest.len() && found.keys != Fields::ALL {
             let next = match &self.prefilter {
@@ -217,13 +236,16 @@ impl SurveyRules {
                     break;
                 }
             };
-            let Some((pattern, start)) = next else {
+            let Some((family, at)) = next else {
                 break;
             };
-            let fields = self.fields[pattern];
-            found.keys.0 |= fields.0;
-            conversation_keys += usize::from(fields == Fields::CONVERSATION);
-            from = start + 1;
+            for needle in &self.families[family] {
+                if needle.is_at(rest, at) {
+                    found.keys.0 |= needle.fields.0;
+                    conversation_keys += usize::from(needle.fields == Fields::CONVERSATION);
+                }
+            }
+            from = at + 1;
         }
         found.one_conversation_key = conversation_keys == 1;
         found.fields = found.keys;
@@ -233,7 +255,7 @@ impl SurveyRules {
             && self
                 .event_names
                 .as_ref()
-                .is_some_and(|names| !names_an_abort_event(rest, names))
+                .is_some_and(|names| !names_an_abort_event(&self.name_key, rest, names))
         {
             found.fields.0 &= !Fields::EVENTS.0;
         }
@@ -254,7 +276,7 @@ impl SurveyRules {
         if !http
             || found.keys.has(Fields::EVENTS)
             || found.keys.has(Fields::LINKS)
-            || memchr::memmem::find(rest, b"kvlistValue").is_some()
+            || self.kvlist.find(rest).is_some()
         {
             return;
         }
@@ -263,12 +285,142 @@ impl SurveyRules {
         } else if self
             .status_texts
             .iter()
-            .any(|code| memchr::memmem::find(rest, code.as_bytes()).is_some())
+            .any(|code| holds_status(rest, code.as_bytes()))
         {
             return;
         }
         found.fields.0 &= !(Fields::HTTP.0 | Fields::HTTP_STATUS.0);
     }
+}
+
+/// Whether `text` may hold the status `code` as a span's status attribute holds it: an integer,
+/// or text `Flexible::as_i64` reads as one (`"499"`, `" +0499"`). For a code of plain digits,
+/// only where it is a number of its own: no digit after it, nor before it but zeros (the
+/// digits of the ids and times around it, `…74990…`, are not a status). Any other code,
+/// anywhere.
+fn holds_status(text: &[u8], code: &[u8]) -> bool {
+    if code.is_empty() || !code.iter().all(u8::is_ascii_digit) {
+        return memchr::memmem::find(text, code).is_some();
+    }
+    memchr::memmem::find_iter(text, code).any(|at| {
+        let after = text.get(at + code.len());
+        let before = text[..at].iter().rev().find(|&&b| b != b'0');
+        !after.is_some_and(u8::is_ascii_digit) && !before.is_some_and(u8::is_ascii_digit)
+    })
+}
+
+/// A needle of the prefilter: found where its text is, `before` bytes before the start of its
+/// family (see `families`); what it says must be read.
+struct Needle {
+    text: Box<[u8]>,
+    before: usize,
+    fields: Fields,
+}
+
+impl Needle {
+    /// Whether the needle is in `text` with its family's start at `at`.
+    #[inline]
+    fn is_at(&self, text: &[u8], at: usize) -> bool {
+        at >= self.before
+            && text[at - self.before..]
+                .get(..self.text.len())
+                .is_some_and(|t| t == &*self.text)
+            && (self.text.first() != Some(&b'\\') || starts_an_escape(text, at - self.before))
+    }
+}
+
+/// Whether the backslash at `at` starts an escape, rather than being the escaped half of a
+/// `\\`: in text the cursor checked (strings only hold escapes, and a run of backslashes
+/// starts where an escape may), whether the run of backslashes that ends with it is odd. An
+/// escaped backslash decodes to a character no key the prefilter looks for has (see
+/// `SurveyRules::new`), so that the `\\u00fc` of JSON text held in a string value (a tool's
+/// result, a prompt) is no escape.
+fn starts_an_escape(text: &[u8], at: usize) -> bool {
+    text[..=at]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count()
+        % 2
+        == 1
+}
+
+/// The prefilter's needles grouped by how they start, as the patterns a searcher looks for
+/// and, for each, the needles to check where it is found. Teddy, the SIMD searcher, runs its
+/// slim form (twice as wide) on up to 32 patterns and spends its time checking candidates in
+/// the buckets a pattern's first four bytes fall in: a key's first dotted segment
+/// (`"ai.telemetry.metadata.…` and its six siblings are one `"ai.`) keeps the default rules'
+/// 37 needles to 19 patterns, and a status key looked for as `"key":"…"` is looked for from its
+/// own quote, since every attribute starts with `"key"`.
+///
+/// The patterns are such that none starts another, so that at most one is found at a place.
+/// Should one needle start another (a key with a quote in it), nothing is grouped: each needle
+/// is its own pattern, as it was.
+fn families(needles: &[(String, Fields)]) -> (Vec<Vec<u8>>, Vec<Vec<Needle>>) {
+    const KEY: &[u8] = b"\"key\":";
+    let texts: Vec<&[u8]> = needles.iter().map(|(text, _)| text.as_bytes()).collect();
+    let nested = texts.iter().enumerate().any(|(i, a)| {
+        texts
+            .iter()
+            .enumerate()
+            .any(|(j, b)| i != j && b.starts_with(a))
+    });
+    let needle = |text: &[u8], before: usize, fields: Fields| Needle {
+        text: text.into(),
+        before,
+        fields,
+    };
+    if nested {
+        return (
+            texts.iter().map(|t| t.to_vec()).collect(),
+            texts
+                .iter()
+                .zip(needles)
+                .map(|(text, (_, fields))| vec![needle(text, 0, *fields)])
+                .collect(),
+        );
+    }
+    // Each needle's anchor (where its family's start is looked for) and that start.
+    let anchored: Vec<(usize, &[u8])> = texts
+        .iter()
+        .map(|text| {
+            let before = if text.len() > KEY.len() + 1 && text.starts_with(KEY) {
+                KEY.len()
+            } else {
+                0
+            };
+            let anchor = &text[before..];
+            let start = match anchor.first() {
+                // A key: through its first dot, at least four bytes (Teddy's fingerprint).
+                Some(b'"') => anchor
+                    .iter()
+                    .skip(1)
+                    .position(|&b| b == b'.')
+                    .map_or(anchor.len(), |dot| (dot + 2).max(4).min(anchor.len())),
+                _ => anchor.len(),
+            };
+            (before, &anchor[..start])
+        })
+        .collect();
+    // The shortest starts, none of which starts another.
+    let mut starts: Vec<&[u8]> = anchored.iter().map(|(_, start)| *start).collect();
+    starts.sort_by_key(|s| (s.len(), *s));
+    starts.dedup();
+    let mut patterns: Vec<&[u8]> = Vec::new();
+    for start in starts {
+        if !patterns.iter().any(|p| start.starts_with(p)) {
+            patterns.push(start);
+        }
+    }
+    let mut families: Vec<Vec<Needle>> = patterns.iter().map(|_| Vec::new()).collect();
+    for ((before, start), (text, (_, fields))) in anchored.iter().zip(texts.iter().zip(needles)) {
+        let family = patterns
+            .iter()
+            .position(|p| start.starts_with(p))
+            .expect("every start begins with a pattern");
+        families[family].push(needle(text, *before, *fields));
+    }
+    (patterns.into_iter().map(<[u8]>::to_vec).collect(), families)
 }
 
 /// What the prefilter found in a span's text.
@@ -284,41 +436,20 @@ pub(super) struct Prefiltered {
 }
 
 /// The conversation of a span whose only key of interest is one conversation-id key, read
-/// from its text when its attributes are written as exporters write them: that key in an
-/// attribute `{"key":"…","value":{"stringValue":"…"}}` of the span's one attribute list, with
-/// no escape. `Some(None)`: the id is empty. `None`: the span must be surveyed in full.
+/// from its text when its attributes are written as exporters write them, from what the
+/// first pass's checks noted (`check::clean_span`): that key in an attribute
+/// `{"key":"…","value":{"stringValue":"…"}}` of the span's one attribute list, with no
+/// escape. `Some(None)`: the id is empty. `None`: the span must be surveyed in full (the key
+/// is elsewhere, in another shape, escaped or an integer).
 ///
-/// Like a span read from its trace id alone, such a span is not type-checked: a mistyped
-/// sibling attribute, which a full read would reject the span for, goes unseen.
-pub(super) fn conversation_in_text(span: &str, id_keys: &[String]) -> Option<Option<u64>> {
-    let mut cursor = Cursor::new(span.as_bytes());
-    let mut lists = 0;
-    let mut id = None;
-    each_member(&mut cursor, |cursor, member| {
-        if member != b"attributes" {
-            return cursor.value().map(drop);
-        }
-        lists += 1;
-        each_element(cursor, |cursor| match cursor.plain_attribute() {
-            Some(attribute) => {
-                let key = &span[attribute.key];
-                if id_keys.iter().any(|k| k == key) {
-                    if attribute.escaped || attribute.int {
-                        return None;
-                    }
-                    id = Some(&span[attribute.value]);
-                }
-                Some(())
-            }
-            // Another shape, which a conversation key (the only one in the text) may be in.
-            None => cursor.value().map(drop),
-        })
-    })?;
-    // A second attribute list would be read after the first.
-    if lists != 1 || !cursor.at_end() {
+/// Like a span read from its trace id alone, such a span is not type-checked by the survey;
+/// the checks did that.
+pub(super) fn conversation_noted(span: &str, notes: &SpanNotes<'_>) -> Option<Option<u64>> {
+    if notes.unplain {
         return None;
     }
-    id.map(|id| (!id.is_empty()).then(|| hash_text(id)))
+    let id = &span[notes.conversation.clone()?];
+    Some((!id.is_empty()).then(|| hash_text(id)))
 }
 
 /// Whether a span's text has a `"name"` key whose string may name an abort event: `exception`,
@@ -326,8 +457,11 @@ pub(super) fn conversation_in_text(span: &str, id_keys: &[String]) -> Option<Opt
 /// let through only escapes that decode to a character no rule name has (see
 /// `SurveyRules::new`), so a name cut short at an escaped quote, or holding an escape, could
 /// not have matched anyway.
-pub(super) fn names_an_abort_event(text: &[u8], names: &[String]) -> bool {
-    let key = memchr::memmem::Finder::new(b"\"name\"");
+pub(super) fn names_an_abort_event(
+    key: &memchr::memmem::Finder<'_>,
+    text: &[u8],
+    names: &[String],
+) -> bool {
     key.find_iter(text).any(|at| {
         let after = text[at + 6..].trim_ascii_start();
         let Some(value) = after.strip_prefix(b":") else {
@@ -534,5 +668,171 @@ fn inference_hints(attributes: &[WireKeyValue<'_>], rules: &crate::rules::Rules)
                 .and_then(Flexible::as_i64)
                 .or_else(|| value.string_value.as_deref()?.trim().parse().ok())
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the prefilter's keys were before its needles were grouped: at every place, the
+    /// first needle there (in order), its fields, and how many conversation keys were found.
+    fn one_needle_at_a_time(survey: &SurveyRules, rest: &[u8]) -> (Fields, usize) {
+        let mut keys = Fields::NONE;
+        let mut conversation_keys = 0;
+        for at in 0..rest.len() {
+            if let Some((_, fields)) = survey.needles.iter().find(|(text, _)| {
+                rest[at..].starts_with(text.as_bytes())
+                    && (!text.starts_with('\\') || starts_an_escape(rest, at))
+            }) {
+                keys.0 |= fields.0;
+                conversation_keys += usize::from(*fields == Fields::CONVERSATION);
+            }
+        }
+        (keys, conversation_keys)
+    }
+
+    fn assert_same(survey: &SurveyRules, rest: &[u8]) {
+        let found = survey.prefilter(rest);
+        let (keys, conversation_keys) = one_needle_at_a_time(survey, rest);
+        let text = String::from_utf8_lossy(rest);
+        assert_eq!(found.keys, keys, "{text}");
+        if keys != Fields::ALL {
+            assert_eq!(found.one_conversation_key, conversation_keys == 1, "{text}");
+        }
+    }
+
+    /// Rule sets whose needles group differently, or not at all.
+    fn rule_sets() -> Vec<crate::rules::Rules> {
+        let default = crate::rules::Rules::default;
+        let mut quoted = default();
+        // A key with a quote: one needle starts another, and nothing is grouped.
+        quoted.conversation.id_attributes.push("k\":\"x".into());
+        quoted.conversation.id_attributes.push("k".into());
+        let mut slashed = default();
+        slashed.conversation.id_attributes.push("app/thread".into());
+        let mut status = default();
+        status
+            .conversation
+            .id_attributes
+            .push("http.status_code".into());
+        status.conversation.id_attributes.push("a.b".into());
+        status.conversation.id_attributes.push("ai".into());
+        vec![default(), quoted, slashed, status]
+    }
+
+    #[test]
+    fn a_status_is_found_where_it_is_a_number_of_its_own() {
+        for (text, holds) in [
+            (r#"{"intValue":"499"}"#, true),
+            (r#"{"intValue":499}"#, true),
+            (r#"{"stringValue":" +0499 "}"#, true),
+            (r#"{"stringValue":"\t00499"}"#, true),
+            (r#"{"intValue":499.0}"#, true),
+            (r#"499"#, true),
+            (r#"{"intValue":"4990"}"#, false),
+            (r#"{"intValue":"1499"}"#, false),
+            (r#"{"intValue":"10499"}"#, false),
+            (r#""startTimeUnixNano":"1795651202070499168""#, false),
+        ] {
+            assert_eq!(holds_status(text.as_bytes(), b"499"), holds, "{text}");
+        }
+        assert!(holds_status(br#"{"intValue":"-1"}"#, b"-1"));
+    }
+
+    #[test]
+    fn the_default_rules_search_for_few_enough_patterns_for_slim_teddy() {
+        let survey = SurveyRules::new(&crate::rules::Rules::default());
+        assert!(survey.families.len() <= 32, "{}", survey.families.len());
+        assert!(matches!(survey.prefilter, Prefilter::Packed(_)));
+    }
+
+    #[test]
+    fn grouped_needles_find_what_each_needle_finds_on_the_fixtures() {
+        let mut files = Vec::new();
+        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path
+                    .extension()
+                    .is_some_and(|e| e == "jsonl" || e == "json")
+                {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(!files.is_empty());
+        for rules in rule_sets() {
+            let survey = SurveyRules::new(&rules);
+            for file in &files {
+                let text = std::fs::read(file).unwrap();
+                for line in text.split(|&b| b == b'\n') {
+                    assert_same(&survey, line);
+                    // The spans of a record, after their leading trace id's key, as the first
+                    // pass hands them over.
+                    let mut from = 0;
+                    while let Some(at) = memchr::memmem::find(&line[from..], b"{\"traceId\"") {
+                        let start = from + at;
+                        let end = memchr::memmem::find(&line[start + 1..], b"{\"traceId\"")
+                            .map_or(line.len(), |e| start + 1 + e);
+                        assert_same(&survey, &line[start + 10..end]);
+                        from = start + 1;
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn grouped_needles_find_what_each_needle_finds_in_made_up_text() {
+        for rules in rule_sets() {
+            let survey = SurveyRules::new(&rules);
+            let mut pieces: Vec<Vec<u8>> = survey
+                .needles
+                .iter()
+                .flat_map(|(text, _)| {
+                    let text = text.as_bytes();
+                    // Each needle whole, cut short and cut at its start.
+                    [
+                        text.to_vec(),
+                        text[..text.len() / 2].to_vec(),
+                        text[1..].to_vec(),
+                    ]
+                })
+                .collect();
+            for extra in [
+                "\"key\":",
+                "\"",
+                ".",
+                ":",
+                "a",
+                "\\",
+                "\\\\",
+                "\\\\\\",
+                "\"ai.",
+                "\"http.",
+                "{\"key\":\"",
+                "\"},",
+            ] {
+                pieces.push(extra.as_bytes().to_vec());
+            }
+            let mut state = 0x2545_f491_4f6c_dd1du64;
+            let mut next = |n: usize| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % n as u64) as usize
+            };
+            for _ in 0..20_000 {
+                let mut text = Vec::new();
+                for _ in 0..next(12) {
+                    text.extend_from_slice(&pieces[next(pieces.len())]);
+                }
+                assert_same(&survey, &text);
+            }
+        }
     }
 }

@@ -121,7 +121,7 @@ pub fn audit_and_report(
         &audit,
         &GatePolicy::from_rules(rules, &fail_on, TODAY, baseline),
     );
-    let summary = Summary::new(ingested, &joined, &audit, &gate, unplaced.len());
+    let summary = Summary::new(ingested, &joined.facts(), &audit, &gate, unplaced.len());
     let mut conversations: Vec<&str> = audit
         .findings
         .iter()

@@ -9,11 +9,18 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
+use indicatif::ProgressBar;
+use rustc_hash::FxHashSet;
+
 use super::{ExitStatus, input_status, progress, refused};
-use crate::classify::{Gate, GatePolicy};
+use crate::classify::{Audit, Gate, GatePolicy};
 use crate::config::ScanConfig;
+use crate::correlate::JoinFacts;
+use crate::ingest::Ingested;
 use crate::model::time::date;
+use crate::model::{Span, TraceId};
 use crate::report::{OutputFormat, ScanView, Summary, Timeline};
+use crate::rules::Rules;
 use crate::{classify, correlate, ingest, report};
 
 /// Set, a store's scan says on stderr what its queries cost (for benchmarks).
@@ -29,7 +36,14 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
         Some(path) => Some(ingest::read_baseline(path)?),
         None => None,
     };
-    let mut ingested = match &input.store {
+    let formats = std::iter::once(config.format).chain(config.outputs.iter().map(|(f, _)| *f));
+    // With the GitHub format, the Markdown report goes to the job's summary too.
+    let step_summary = std::env::var_os(GITHUB_STEP_SUMMARY)
+        .filter(|p| !p.is_empty())
+        .filter(|_| formats.clone().any(|f| f == OutputFormat::Github));
+    let needs_timelines =
+        formats.clone().any(OutputFormat::needs_timelines) || step_summary.is_some();
+    let audited = match &input.store {
         // A store's survey runs in SQL, on the server.
         Some(store) => {
             let (ingested, facts) =
@@ -41,31 +55,57 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
                     facts.queries, facts.rows_read, facts.bytes_received
                 )?;
             }
-            ingested
+            Audited::Whole(ingested)
         }
         None => {
             let plan = ingest::plan(&input.inputs, &input.options);
             let progress = progress::bytes(plan.streamed_bytes());
-            let first = ingest::first_pass(plan, &input.options, rules, &progress);
+            // Traces are noted with their conversations, for the groups of the second pass.
+            let mut first =
+                ingest::first_pass_by_conversation(plan, &input.options, rules, &progress);
             let signals = first.signals(rules);
             let traces = correlate::traces_that_matter(signals.may_abort, &signals.links);
-            let ingested = ingest::second_pass(first, traces, rules, &progress);
+            let audited = match in_groups(
+                &mut first,
+                &traces,
+                &signals.links,
+                rules,
+                needs_timelines,
+                &progress,
+            ) {
+                Some(audited) => audited,
+                None => Audited::Whole(ingest::second_pass(first, traces, rules, &progress)),
+            };
             progress.finish_and_clear();
-            ingested
+            audited
         }
     };
-
-    if ingested.has_errors() {
-        return refused(&ingested, input.strict, err);
-    }
-    // A survey may keep no span at all (no turn was aborted); only an input with no spans
-    // read leaves nothing to audit.
-    if ingested.total.spans == 0 {
-        bail!("no spans were read from the inputs: there is nothing to audit");
-    }
-    let mut joined = correlate::join(&ingested.spans, &ingested.events, rules);
-    let unplaced = correlate::place_aborts(&mut joined, &ingested.aborts, rules.skew_ns());
-    let audit = classify::classify(&joined, rules);
+    let (ingested, analysed) = match audited {
+        Audited::Whole(mut ingested) => {
+            if ingested.has_errors() {
+                return refused(&ingested, input.strict, err);
+            }
+            // A survey may keep no span at all (no turn was aborted); only an input with no
+            // spans read leaves nothing to audit.
+            if ingested.total.spans == 0 {
+                bail!("no spans were read from the inputs: there is nothing to audit");
+            }
+            let spans = std::mem::take(&mut ingested.spans);
+            let analysed = analyse(&spans, &ingested, rules, needs_timelines);
+            // Freeing every span takes a while, so another thread does it while the report is
+            // written (which allocates little; the peak is behind us, in the join).
+            rayon::spawn(move || drop(spans));
+            (ingested, analysed)
+        }
+        Audited::InGroups(ingested, analysed) => (ingested, *analysed),
+    };
+    let Analysed {
+        facts,
+        audit,
+        unplaced,
+        timelines,
+        ..
+    } = analysed;
     let today = date(unix_now());
     let gate = Gate::judge(
         &audit,
@@ -79,36 +119,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
             report::sanitize(&rule.reason)
         )?;
     }
-    let summary = Summary::new(&ingested, &joined, &audit, &gate, unplaced.len());
-    let formats = std::iter::once(config.format).chain(config.outputs.iter().map(|(f, _)| *f));
-    // With the GitHub format, the Markdown report goes to the job's summary too.
-    let step_summary = std::env::var_os(GITHUB_STEP_SUMMARY)
-        .filter(|p| !p.is_empty())
-        .filter(|_| formats.clone().any(|f| f == OutputFormat::Github));
-    // Timelines are drawn from the spans, which go next: built now, for the conversations with
-    // findings only.
-    let timelines: Vec<Timeline> =
-        if formats.clone().any(OutputFormat::needs_timelines) || step_summary.is_some() {
-            let mut conversations: Vec<&str> = audit
-                .findings
-                .iter()
-                .map(|f| f.conversation_id.as_str())
-                .collect();
-            conversations.dedup();
-            conversations
-                .into_iter()
-                .filter_map(|c| Timeline::build(c, &joined, &audit))
-                .collect()
-        } else {
-            Vec::new()
-        };
-    // The findings stand on their own: the join and the spans behind them, most of the memory
-    // on a large export, are let go. Freeing every span takes a while, so another thread does
-    // it while the report is written (which allocates little; the peak is behind us, in the
-    // join).
-    drop(joined);
-    let spans = std::mem::take(&mut ingested.spans);
-    rayon::spawn(move || drop(spans));
+    let summary = Summary::new(&ingested, &facts, &audit, &gate, unplaced);
 
     let view = ScanView {
         audit: &audit,
@@ -141,6 +152,105 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     } else {
         ExitStatus::Success
     })
+}
+
+/// The inputs read, and what the audit found in them.
+enum Audited {
+    /// Spans to join and classify at once.
+    Whole(Ingested),
+    /// A large export joined and classified a group of conversations at a time: the inputs as
+    /// read (without spans), and what the groups found, put together.
+    InGroups(Ingested, Box<Analysed>),
+}
+
+/// What the join and the classification found, and the timelines drawn from the join.
+#[derive(Default)]
+struct Analysed {
+    facts: JoinFacts,
+    audit: Audit,
+    /// Abort log records placed on no turn.
+    unplaced: usize,
+    timelines: Vec<Timeline>,
+    /// The ids of the conversations joined.
+    conversations: Vec<String>,
+}
+
+/// Joins and classifies `spans` (those of `ingested`, taken out of it), drawing the timelines
+/// of the conversations with findings when a format needs them: the spans can go afterwards.
+fn analyse(spans: &[Span], ingested: &Ingested, rules: &Rules, timelines: bool) -> Analysed {
+    let mut joined = correlate::join(spans, &ingested.events, rules);
+    let unplaced = correlate::place_aborts(&mut joined, &ingested.aborts, rules.skew_ns());
+    let audit = classify::classify(&joined, rules);
+    let timelines = if timelines {
+        let mut conversations: Vec<&str> = audit
+            .findings
+            .iter()
+            .map(|f| f.conversation_id.as_str())
+            .collect();
+        conversations.dedup();
+        conversations
+            .into_iter()
+            .filter_map(|c| Timeline::build(c, &joined, &audit))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Analysed {
+        facts: joined.facts(),
+        audit,
+        unplaced: unplaced.len(),
+        timelines,
+        conversations: joined.conversations.iter().map(|c| c.id.clone()).collect(),
+    }
+}
+
+/// The second pass and the audit a group of the traces that matter at a time (see
+/// `FirstPass::scan_groups`), so that the spans of one group are in memory at once rather than
+/// those of every aborted turn. `None` when the inputs cannot be read so, or when the groups
+/// turn out to split a conversation of the join or to say something of their spans: the
+/// traces are then read back in one group.
+fn in_groups(
+    first: &mut ingest::FirstPass,
+    traces: &FxHashSet<TraceId>,
+    links: &[(TraceId, TraceId)],
+    rules: &Rules,
+    timelines: bool,
+    progress: &ProgressBar,
+) -> Option<Audited> {
+    let groups = first.scan_groups(traces, links, ingest::SCAN_GROUP_TEXT)?;
+    if groups.len() < 2 {
+        return None;
+    }
+    let mut facts = Vec::with_capacity(groups.len());
+    let mut analysed = Analysed::default();
+    let mut timelines_of: Vec<Timeline> = Vec::new();
+    // Every conversation the join found, to tell one split between groups.
+    let mut conversations: FxHashSet<String> = FxHashSet::default();
+    for traces in groups {
+        let mut group = first.read_group(traces, rules, progress);
+        let spans = std::mem::take(&mut group.ingested.spans);
+        let part = analyse(&spans, &group.ingested, rules, timelines);
+        drop(spans);
+        for conversation in part.conversations {
+            if !conversations.insert(conversation) {
+                return None;
+            }
+        }
+        analysed.facts.add(&part.facts);
+        analysed.unplaced += part.unplaced;
+        analysed.audit.add(part.audit);
+        timelines_of.extend(part.timelines);
+        facts.push(group.into_facts());
+    }
+    let ingested = ingest::combine_groups(facts)?;
+    if ingested.has_errors() || ingested.total.spans == 0 {
+        return None;
+    }
+    analysed.audit.sort();
+    // In the order of the findings, by conversation.
+    timelines_of.sort_by(|a, b| a.conversation.cmp(&b.conversation));
+    analysed.timelines = timelines_of;
+    Some(Audited::InGroups(ingested, Box::new(analysed)))
 }
 
 fn unix_now() -> i64 {

@@ -239,28 +239,53 @@ pub fn classify(joined: &Joined<'_>, rules: &Rules) -> Audit {
             audit.findings.append(&mut found);
         }
     }
+    audit.sort();
     audit
-        .turns
-        .sort_by(|a, b| (&a.conversation_id, a.number).cmp(&(&b.conversation_id, b.number)));
-    audit.findings.sort_by(|a, b| {
-        (
-            &a.conversation_id,
-            a.abort.time,
-            a.tool_call.start,
-            a.write.as_ref().and_then(|w| w.commit_time),
-            a.category,
-            &a.id,
-        )
-            .cmp(&(
-                &b.conversation_id,
-                b.abort.time,
-                b.tool_call.start,
-                b.write.as_ref().and_then(|w| w.commit_time),
-                b.category,
-                &b.id,
-            ))
-    });
-    audit
+}
+
+impl Audit {
+    /// Turns and findings in the order reports show them: by conversation, then time.
+    pub fn sort(&mut self) {
+        self.turns
+            .sort_by(|a, b| (&a.conversation_id, a.number).cmp(&(&b.conversation_id, b.number)));
+        self.findings.sort_by(|a, b| {
+            (
+                &a.conversation_id,
+                a.abort.time,
+                a.tool_call.start,
+                a.write.as_ref().and_then(|w| w.commit_time),
+                a.category,
+                &a.id,
+            )
+                .cmp(&(
+                    &b.conversation_id,
+                    b.abort.time,
+                    b.tool_call.start,
+                    b.write.as_ref().and_then(|w| w.commit_time),
+                    b.category,
+                    &b.id,
+                ))
+        });
+    }
+
+    /// Adds the audit of another group of whole conversations (a large export is classified
+    /// a group at a time); `sort` once they are all in gives what `classify` gives of them
+    /// all. A conversation's findings come from one group, in the order judged there, so
+    /// sorting them together keeps the order of ties; the calls are only counted (`by_tool`,
+    /// `by_service`), in any order.
+    pub fn add(&mut self, mut part: Audit) {
+        // Grown exactly: these hold most of what a scan keeps of a group, and doubling would
+        // leave up to half of them unused.
+        self.findings.reserve_exact(part.findings.len());
+        self.findings.append(&mut part.findings);
+        self.turns.reserve_exact(part.turns.len());
+        self.turns.append(&mut part.turns);
+        self.calls.reserve_exact(part.calls.len());
+        self.calls.append(&mut part.calls);
+        self.aborted_turns += part.aborted_turns;
+        self.tool_calls_at_risk += part.tool_calls_at_risk;
+        self.committed_before_abort += part.committed_before_abort;
+    }
 }
 
 #[cfg(test)]

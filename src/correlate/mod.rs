@@ -188,6 +188,25 @@ impl JoinCounts {
     }
 }
 
+/// What a scan's summary reads of a join: summed over the groups a large export is joined in
+/// (`ingest::FirstPass::scan_groups`), each conversation being in one of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinFacts {
+    pub counts: JoinCounts,
+    /// `Joined::unnamed_aborted_conversations`.
+    pub unnamed_aborted_conversations: u64,
+    /// Vendor events no tool call's keys matched.
+    pub unmatched_events: u64,
+}
+
+impl JoinFacts {
+    pub fn add(&mut self, other: &JoinFacts) {
+        self.counts.add(&other.counts);
+        self.unnamed_aborted_conversations += other.unnamed_aborted_conversations;
+        self.unmatched_events += other.unmatched_events;
+    }
+}
+
 /// How a downstream span was reached from its tool call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -260,6 +279,15 @@ impl Joined<'_> {
             }
         }
         counts
+    }
+
+    /// What the summary reads of the join.
+    pub fn facts(&self) -> JoinFacts {
+        JoinFacts {
+            counts: self.counts(),
+            unnamed_aborted_conversations: self.unnamed_aborted_conversations(),
+            unmatched_events: self.unmatched_events.len() as u64,
+        }
     }
 
     pub fn conversation_ids(&self) -> Vec<&str> {

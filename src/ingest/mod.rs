@@ -34,8 +34,8 @@ use serde::{Serialize, Serializer};
 pub use baseline::read_baseline;
 pub use clickhouse::{Store, StoreFacts, StoreUrl, read_store};
 pub use large::{
-    FirstPass, Plan, Signals, first_pass, first_pass_by_conversation, plan, second_pass,
-    second_pass_in_full,
+    FirstPass, Group, GroupFacts, Plan, SCAN_GROUP_TEXT, Signals, combine_groups, first_pass,
+    first_pass_by_conversation, plan, second_pass, second_pass_in_full,
 };
 pub use sources::{Expanded, Source, expand};
 

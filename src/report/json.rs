@@ -64,8 +64,22 @@ pub fn inspect(view: &InspectView<'_>, out: &mut dyn Write) -> std::io::Result<(
 struct ScanReport<'a> {
     schema: &'static str,
     summary: JsonSummary<'a>,
-    findings: Vec<JsonFinding<'a>>,
+    findings: JsonFindings<'a>,
     diagnostics: Vec<&'a Diagnostic>,
+}
+
+/// The findings, each put in its JSON shape as it is written rather than all of them first: a
+/// large export's report is tens of megabytes of them.
+struct JsonFindings<'a>(&'a ScanView<'a>);
+
+impl Serialize for JsonFindings<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let view = self.0;
+        serializer.collect_seq(
+            view.findings()
+                .map(|(f, standing)| finding(f, standing, view.allow_rule(standing))),
+        )
+    }
 }
 
 #[derive(Serialize)]
@@ -464,10 +478,7 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
                     .collect(),
             },
         },
-        findings: view
-            .findings()
-            .map(|(f, standing)| finding(f, standing, view.allow_rule(standing)))
-            .collect(),
+        findings: JsonFindings(view),
         diagnostics: view.ingested.diagnostics().collect(),
     };
     write_pretty(out, &report)?;

@@ -2,7 +2,7 @@
 
 use super::sanitize;
 use crate::classify::{Audit, Gate};
-use crate::correlate::{JoinCounts, Joined};
+use crate::correlate::{JoinCounts, JoinFacts};
 use crate::ingest::Ingested;
 use crate::model::Category;
 
@@ -57,7 +57,7 @@ pub struct BaselineCounts {
 impl Summary {
     pub fn new(
         ingested: &Ingested,
-        joined: &Joined<'_>,
+        joined: &JoinFacts,
         audit: &Audit,
         gate: &Gate,
         abort_records_unplaced: usize,
@@ -66,7 +66,7 @@ impl Summary {
         Summary {
             inputs: ingested.inputs.len(),
             spans: ingested.total.spans,
-            conversations: ingested.conversations + joined.unnamed_aborted_conversations(),
+            conversations: ingested.conversations + joined.unnamed_aborted_conversations,
             aborted_turns: audit.aborted_turns,
             tool_calls_at_risk: audit.tool_calls_at_risk,
             by_category: Category::ALL.iter().map(|c| (*c, count(*c))).collect(),
@@ -74,12 +74,12 @@ impl Summary {
             ambiguous: audit.findings.iter().filter(|f| f.ambiguous).count() as u64,
             committed_before_abort: audit.committed_before_abort,
             vendor_events: ingested.events.len() as u64,
-            unmatched_vendor_events: joined.unmatched_events.len() as u64,
+            unmatched_vendor_events: joined.unmatched_events,
             diagnostics: ingested.diagnostics().count(),
             fail_on: gate.fail_on.clone(),
             gate_failed: gate.failed,
             gate_inferred_aborts: gate.inferred_aborts,
-            join: joined.counts(),
+            join: joined.counts,
             abort_records: ingested.aborts.len() as u64,
             abort_records_unplaced: abort_records_unplaced as u64,
             suppressed: gate.count("suppressed"),

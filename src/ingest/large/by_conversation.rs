@@ -287,7 +287,7 @@ fn read_group(
 }
 
 /// The spans of `keep` in a surveyed input, read back from their places.
-fn read_kept_of(
+pub(super) fn read_kept_of(
     surveyed: &Surveyed,
     keep: &otlp_json::Keep,
     progress: &ProgressBar,

@@ -24,10 +24,12 @@ pub(crate) struct SpanIndex {
     pub(super) resource_clean: Vec<bool>,
 }
 
-/// 16 bytes a span, whatever its size: the only memory the first pass spends on a span.
+/// 12 bytes a span, whatever its size: the only memory the first pass spends on a span (a
+/// gigabyte's index is most of what the first pass holds besides its blocks).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct SpanPlace {
-    pub(super) offset: u64,
+    /// Where it starts, from its group's `offset`.
+    pub(super) start: u32,
     pub(super) len: u32,
     /// `trace_key` of its trace.
     pub(super) trace: u32,
@@ -39,6 +41,10 @@ pub(super) struct Group {
     pub(super) first_span: usize,
     pub(super) resource: u32,
     pub(super) line: u64,
+    /// The offset its spans' `start` counts from: the first span's. A span that does not fit
+    /// in 32 bits from there (a `ResourceSpans` of more than 4 GiB, or one whose spans are not
+    /// in file order) starts another group with the same line and resource.
+    pub(super) offset: u64,
 }
 
 /// A trace id folded to 32 bits. Two traces may share a key: the second pass then reads a
@@ -79,15 +85,62 @@ impl SpanIndex {
             first_span: self.spans.len(),
             resource,
             line,
+            offset: 0,
         });
     }
 
+    /// Places a span of the group begun last.
     pub(crate) fn add_span(&mut self, offset: u64, len: u32, trace: TraceId) {
+        let spans = self.spans.len();
+        let group = self
+            .groups
+            .last_mut()
+            .expect("a span is placed in the group begun before it");
+        if group.first_span == spans {
+            group.offset = offset;
+        }
+        let start = match offset
+            .checked_sub(group.offset)
+            .and_then(|start| u32::try_from(start).ok())
+        {
+            Some(start) => start,
+            None => {
+                let again = Group {
+                    first_span: spans,
+                    offset,
+                    ..*group
+                };
+                self.groups.push(again);
+                0
+            }
+        };
         self.spans.push(SpanPlace {
-            offset,
+            start,
             len,
             trace: trace_key(trace),
         });
+    }
+
+    /// The places of the spans of group `i`: they run to the next group's first.
+    fn spans_of(&self, i: usize) -> &[SpanPlace] {
+        let end = self
+            .groups
+            .get(i + 1)
+            .map_or(self.spans.len(), |next| next.first_span);
+        &self.spans[self.groups[i].first_span..end]
+    }
+
+    /// Every span's place as (offset, length, trace key), in order, for tests to compare.
+    #[cfg(test)]
+    pub(super) fn places(&self) -> Vec<(u64, u32, u32)> {
+        (0..self.groups.len())
+            .flat_map(|i| {
+                let offset = self.groups[i].offset;
+                self.spans_of(i)
+                    .iter()
+                    .map(move |p| (offset + u64::from(p.start), p.len, p.trace))
+            })
+            .collect()
     }
 
     /// Everything the index holds, in order, for tests to compare.
@@ -128,9 +181,37 @@ impl SpanIndex {
         self.groups.extend(other.groups.into_iter().map(|g| Group {
             first_span: g.first_span + base,
             resource: remap[g.resource as usize],
-            line: g.line,
+            ..g
         }));
         self.spans.extend(other.spans);
+    }
+
+    /// Lets go of the places of every span but those of `traces` (and of traces sharing their
+    /// keys), once the traces that matter are known and the second pass reads them a group at
+    /// a time: `kept` then gives what it gave before, from a fraction of the memory.
+    pub(super) fn retain(&mut self, traces: &FxHashSet<TraceId>) {
+        let keys: FxHashSet<u32> = traces.iter().map(|t| trace_key(*t)).collect();
+        let mut spans = Vec::new();
+        let mut groups = Vec::new();
+        for (i, group) in self.groups.iter().enumerate() {
+            let first_span = spans.len();
+            spans.extend(
+                self.spans_of(i)
+                    .iter()
+                    .filter(|place| keys.contains(&place.trace)),
+            );
+            // A group left with no span places none.
+            if spans.len() > first_span {
+                groups.push(Group {
+                    first_span,
+                    ..*group
+                });
+            }
+        }
+        spans.shrink_to_fit();
+        groups.shrink_to_fit();
+        self.spans = spans;
+        self.groups = groups;
     }
 
     /// The spans of the traces kept, in file order, with their lines and resources.
@@ -141,15 +222,11 @@ impl SpanIndex {
             .par_iter()
             .enumerate()
             .flat_map_iter(|(i, group)| {
-                let end = self
-                    .groups
-                    .get(i + 1)
-                    .map_or(self.spans.len(), |next| next.first_span);
-                self.spans[group.first_span..end]
+                self.spans_of(i)
                     .iter()
                     .filter(|place| keys.contains(&place.trace))
                     .map(|place| KeptSpan {
-                        offset: place.offset,
+                        offset: group.offset + u64::from(place.start),
                         len: place.len,
                         line: group.line,
                         resource: group.resource,

@@ -15,6 +15,9 @@
 
 mod by_conversation;
 mod first_pass;
+mod groups;
+
+pub use groups::{Group, GroupFacts, SCAN_GROUP_TEXT, combine_groups};
 pub(super) mod index;
 mod reader;
 mod second_pass;
@@ -486,7 +489,7 @@ impl Surveyed {
     /// The input's report after both passes, with what the second found (`kept`: about the
     /// kept spans), and no counts of the spans kept: those are counted when the inputs are put
     /// together.
-    fn report(self, kept: Vec<Diagnostic>) -> InputReport {
+    fn report(&self, kept: Vec<Diagnostic>) -> InputReport {
         let Surveyed {
             source,
             parsed: survey,
@@ -499,7 +502,7 @@ impl Surveyed {
         let input: Arc<str> = Arc::from(path.as_str());
         // The first pass gave every diagnostic a whole read gives, in its order: the second,
         // which builds again spans the first read (and found what they had to say), adds none.
-        let mut diagnostics = survey.diagnostics;
+        let mut diagnostics = survey.diagnostics.clone();
         drop(kept);
         if let Some(why) = corrupt {
             diagnostics.insert(
@@ -527,7 +530,7 @@ impl Surveyed {
         InputReport {
             path,
             format: Format::OtlpJsonLines,
-            compression: match encoding {
+            compression: match *encoding {
                 Encoding::Plain => Compression::None,
                 Encoding::Compressed { compression, .. } => compression,
             },
@@ -639,13 +642,7 @@ mod tests {
         let large = index(BLOCK_BYTES);
         assert!(small.spans_read > 50, "{}", small.spans_read);
         assert_eq!(small.spans_read, large.spans_read);
-        let places = |p: &Parsed| -> Vec<(u64, u32, u32)> {
-            p.index
-                .spans
-                .iter()
-                .map(|s| (s.offset, s.len, s.trace))
-                .collect()
-        };
+        let places = |p: &Parsed| -> Vec<(u64, u32, u32)> { p.index.places() };
         assert_eq!(places(&small), places(&large));
         let lines = |p: &Parsed| -> Vec<u64> { p.index.groups.iter().map(|g| g.line).collect() };
         assert_eq!(lines(&small), lines(&large));

@@ -1,0 +1,305 @@
+//! `scan`'s second pass over large plain exports, a group of the traces that matter at a time:
+//! each group is read back, joined and classified by the caller, and let go before the next,
+//! so that memory follows a group and the findings rather than every aborted turn of the file.
+//!
+//! A group holds whole conversations (as the first pass names them) and the traces linked into
+//! them, which is all the join of a trace looks at. The caller checks what the first pass
+//! cannot: that no conversation of the join was split between two groups. It reads the traces
+//! in one group instead (`second_pass`) when one was, and so does `combine_groups` when the
+//! second pass of a group said anything (a conflicting duplicate, a loop of parents), whose
+//! order among the diagnostics only a read of every kept span gives.
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::HashSet;
+
+use indicatif::ProgressBar;
+
+use super::super::dedup::{InputRead, merge_inputs};
+use super::super::{Ingested, otlp_json};
+use super::by_conversation::read_kept_of;
+use super::index::trace_key;
+use super::reader::Encoding;
+use super::{FirstPass, FirstRead};
+use crate::model::TraceId;
+use crate::model::ids::hash_text;
+use crate::rules::Rules;
+
+/// About this much span text is read back and built at a time. Spans built are about half
+/// their text with only the attributes the audit reads, and the join holds a quarter more.
+pub const SCAN_GROUP_TEXT: u64 = 24 << 20;
+
+/// One group read back: its spans, as a second pass gives them, and what the inputs' reports
+/// need of it once its spans are let go.
+pub struct Group {
+    pub ingested: Ingested,
+    /// Per input, the services its spans of the group name.
+    services: Vec<HashSet<String>>,
+    /// The second pass said something of the group's spans.
+    said: bool,
+    /// It could not read them: `second_pass` says why, as it says it.
+    failed: bool,
+}
+
+/// What a group leaves behind for the inputs' reports.
+pub struct GroupFacts {
+    ingested: Ingested,
+    services: Vec<HashSet<String>>,
+    said: bool,
+    failed: bool,
+}
+
+impl Group {
+    /// Lets the spans go, keeping the counts.
+    pub fn into_facts(self) -> GroupFacts {
+        let Group {
+            mut ingested,
+            services,
+            said,
+            failed,
+        } = self;
+        ingested.spans = Vec::new();
+        GroupFacts {
+            ingested,
+            services,
+            said,
+            failed,
+        }
+    }
+}
+
+/// A small union-find over the kept traces.
+struct Components {
+    parent: Vec<u32>,
+}
+
+impl Components {
+    fn root(&mut self, mut at: u32) -> u32 {
+        while self.parent[at as usize] != at {
+            let up = self.parent[self.parent[at as usize] as usize];
+            self.parent[at as usize] = up;
+            at = up;
+        }
+        at
+    }
+
+    fn join(&mut self, a: u32, b: u32) {
+        let (a, b) = (self.root(a), self.root(b));
+        // The smaller index is the root, so that the grouping does not depend on the order of
+        // the unions.
+        let (low, high) = (a.min(b), a.max(b));
+        self.parent[high as usize] = low;
+    }
+}
+
+impl FirstPass {
+    /// The traces that matter cut into groups of about `group_text` bytes of span text, each
+    /// holding whole conversations (as the first pass names them: `first_pass_by_conversation`)
+    /// and the traces linked into them. `None` when the inputs are not all plain files read in
+    /// two passes: spans read whole are in memory already, and a compressed file would be
+    /// decompressed again for every group.
+    pub fn scan_groups(
+        &mut self,
+        traces: &FxHashSet<TraceId>,
+        links: &[(TraceId, TraceId)],
+        group_text: u64,
+    ) -> Option<Vec<FxHashSet<TraceId>>> {
+        let mut surveyed = Vec::new();
+        for input in &self.inputs {
+            match input {
+                FirstRead::Surveyed(s)
+                    if s.encoding == Encoding::Plain
+                        && s.error.is_none()
+                        && s.parsed.survey.traces.is_some() =>
+                {
+                    surveyed.push(&**s);
+                }
+                _ => return None,
+            }
+        }
+        // The kept traces in a fixed order (by id), so that the groups do not depend on the
+        // order of a hash set.
+        let mut order: Vec<TraceId> = traces.iter().copied().collect();
+        order.sort_unstable_by_key(|t| t.0);
+        let number: FxHashMap<TraceId, u32> = order
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (*t, i as u32))
+            .collect();
+        let mut components = Components {
+            parent: (0..order.len() as u32).collect(),
+        };
+        // A conversation's traces together: each with the first kept trace naming it.
+        let mut first_of_conversation: FxHashMap<u64, u32> = FxHashMap::default();
+        for input in &surveyed {
+            for (trace, conversation) in input.parsed.survey.traces.iter().flatten() {
+                if let (Some(&i), Some(conversation)) = (number.get(trace), conversation) {
+                    let first = *first_of_conversation.entry(*conversation).or_insert(i);
+                    components.join(first, i);
+                }
+            }
+        }
+        // A trace linked into a kept trace with it.
+        for (to, from) in links {
+            if let (Some(&a), Some(&b)) = (number.get(to), number.get(from)) {
+                components.join(a, b);
+            }
+        }
+        // The span text of the kept traces, for the number of groups (two traces sharing a
+        // key count twice: a few bytes too many).
+        let mut text_of_key: FxHashMap<u32, u64> =
+            order.iter().map(|t| (trace_key(*t), 0)).collect();
+        for input in &surveyed {
+            for place in &input.parsed.index.spans {
+                if let Some(text) = text_of_key.get_mut(&place.trace) {
+                    *text += u64::from(place.len);
+                }
+            }
+        }
+        let text: u64 = text_of_key.values().sum();
+        let roots: FxHashSet<u32> = (0..order.len() as u32)
+            .map(|i| components.root(i))
+            .collect();
+        let groups = text
+            .div_ceil(group_text.max(1))
+            .clamp(1, roots.len().max(1) as u64) as usize;
+        let mut out = vec![FxHashSet::default(); groups];
+        for (i, trace) in order.iter().enumerate() {
+            let root = components.root(i as u32);
+            // Spread by a hash of the component's first trace.
+            let group = (hash_text(&order[root as usize].to_string()) % groups as u64) as usize;
+            out[group].insert(*trace);
+        }
+        // What the first pass noted of every trace is no longer needed (the caller has taken
+        // the signals), nor are the places of the spans of the other traces.
+        for input in &mut self.inputs {
+            if let FirstRead::Surveyed(surveyed) = input {
+                let parsed = &mut surveyed.parsed;
+                parsed.survey.traces = None;
+                parsed.survey.may_abort = FxHashSet::default();
+                parsed.survey.links = Vec::new();
+                parsed.index.retain(traces);
+            }
+        }
+        Some(out)
+    }
+
+    /// Reads back the spans of `traces`, one group of `scan_groups`, as `second_pass` reads
+    /// those of every kept trace.
+    pub fn read_group(
+        &self,
+        traces: FxHashSet<TraceId>,
+        rules: &Rules,
+        progress: &ProgressBar,
+    ) -> Group {
+        let keep = otlp_json::Keep {
+            traces,
+            attributes: rules.attributes_read(),
+        };
+        let mut failed = false;
+        let mut reads = Vec::new();
+        let mut before = Vec::new();
+        for input in &self.inputs {
+            let FirstRead::Surveyed(surveyed) = input else {
+                unreachable!("groups are read from inputs read in two passes (scan_groups)");
+            };
+            let report = surveyed.report(Vec::new());
+            let spans = match read_kept_of(surveyed, &keep, progress) {
+                Ok(kept) => kept.spans,
+                Err(_) => {
+                    failed = true;
+                    Vec::new()
+                }
+            };
+            before.push(report.diagnostics.len());
+            reads.push(InputRead {
+                report,
+                spans,
+                events: Vec::new(),
+                aborts: Vec::new(),
+            });
+        }
+        let mut ingested = merge_inputs(reads, self.all_conversations(rules));
+        super::super::consistency::check(&mut ingested, &keep.traces);
+        ingested.walk_diagnostics = self.walk_diagnostics.clone();
+        failed |= ingested.has_errors();
+        let said = ingested
+            .inputs
+            .iter()
+            .zip(before)
+            .any(|(report, before)| report.diagnostics.len() != before);
+        // The services of each input's spans, which follow one another input by input, as
+        // many as its kinds count.
+        let mut spans = ingested.spans.iter();
+        let services = ingested
+            .inputs
+            .iter()
+            .map(|report| {
+                let kept: u64 = report.counts.kinds.values().sum();
+                // Borrowed first: a set collected from the spans would be sized for them all.
+                let names: HashSet<&str> = spans
+                    .by_ref()
+                    .take(kept as usize)
+                    .map(|span| span.service())
+                    .fold(HashSet::new(), |mut names, name| {
+                        names.insert(name);
+                        names
+                    });
+                names.into_iter().map(str::to_owned).collect()
+            })
+            .collect();
+        Group {
+            ingested,
+            services,
+            said,
+            failed,
+        }
+    }
+}
+
+/// The inputs as `second_pass` reports them, from what each group left; `None` when there were
+/// several groups and the second pass said something of one (see the module's comment), or
+/// when a group could not be read.
+pub fn combine_groups(groups: Vec<GroupFacts>) -> Option<Ingested> {
+    if groups.iter().any(|g| g.failed) || (groups.len() > 1 && groups.iter().any(|g| g.said)) {
+        return None;
+    }
+    let mut groups = groups.into_iter();
+    let first = groups.next()?;
+    let mut ingested = first.ingested;
+    let mut services = first.services;
+    let mut traces = ingested.total.traces;
+    for group in groups {
+        for ((report, more), (names, more_names)) in ingested
+            .inputs
+            .iter_mut()
+            .zip(&group.ingested.inputs)
+            .zip(services.iter_mut().zip(group.services))
+        {
+            // What a group counts of its own spans; the rest is the first pass's, in every group.
+            let counts = &mut report.counts;
+            for (kind, n) in &more.counts.kinds {
+                *counts.kinds.entry(kind).or_default() += n;
+            }
+            counts.events += more.counts.events;
+            counts.links += more.counts.links;
+            counts.duplicates += more.counts.duplicates;
+            // Each trace is in one group.
+            counts.traces += more.counts.traces;
+            names.extend(more_names);
+        }
+        traces += group.ingested.total.traces;
+    }
+    let mut total = super::super::Counts::default();
+    for (report, names) in ingested.inputs.iter_mut().zip(&services) {
+        report.counts.services = names.len() as u64;
+        total.add(&report.counts);
+    }
+    total.traces = traces;
+    total.services = services
+        .iter()
+        .flatten()
+        .collect::<HashSet<&String>>()
+        .len() as u64;
+    ingested.total = total;
+    Some(ingested)
+}

@@ -122,16 +122,7 @@ pub fn audit_and_report(
         &GatePolicy::from_rules(rules, &fail_on, TODAY, baseline),
     );
     let summary = Summary::new(ingested, &joined.facts(), &audit, &gate, unplaced.len());
-    let mut conversations: Vec<&str> = audit
-        .findings
-        .iter()
-        .map(|f| f.conversation_id.as_str())
-        .collect();
-    conversations.dedup();
-    let timelines: Vec<Timeline> = conversations
-        .iter()
-        .filter_map(|c| Timeline::build(c, &joined, &audit))
-        .collect();
+    let timelines = Timeline::of_findings(&joined, &audit);
     let mut explain = Vec::new();
     for timeline in &timelines {
         report::timeline::explain(timeline, &mut explain).expect("writing to memory");

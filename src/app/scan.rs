@@ -182,16 +182,7 @@ fn analyse(spans: &[Span], ingested: &Ingested, rules: &Rules, timelines: bool) 
     let unplaced = correlate::place_aborts(&mut joined, &ingested.aborts, rules.skew_ns());
     let audit = classify::classify(&joined, rules);
     let timelines = if timelines {
-        let mut conversations: Vec<&str> = audit
-            .findings
-            .iter()
-            .map(|f| f.conversation_id.as_str())
-            .collect();
-        conversations.dedup();
-        conversations
-            .into_iter()
-            .filter_map(|c| Timeline::build(c, &joined, &audit))
-            .collect()
+        Timeline::of_findings(&joined, &audit)
     } else {
         Vec::new()
     };

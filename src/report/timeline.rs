@@ -83,6 +83,21 @@ pub enum What {
 }
 
 impl Timeline {
+    /// The timelines of the conversations with findings, in the findings' order (by
+    /// conversation), as the reports that draw them show them.
+    pub fn of_findings(joined: &Joined<'_>, audit: &Audit) -> Vec<Timeline> {
+        let mut conversations: Vec<&str> = audit
+            .findings
+            .iter()
+            .map(|f| f.conversation_id.as_str())
+            .collect();
+        conversations.dedup();
+        conversations
+            .into_iter()
+            .filter_map(|c| Timeline::build(c, joined, audit))
+            .collect()
+    }
+
     /// The timeline of a conversation; `None` when the join has no such conversation.
     pub fn build(conversation_id: &str, joined: &Joined<'_>, audit: &Audit) -> Option<Timeline> {
         let conversation = joined.conversation(conversation_id)?;

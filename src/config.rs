@@ -73,6 +73,10 @@ pub const MAX_DECOMPRESSED_ENV: &str = "ABORTAUDIT_MAX_DECOMPRESSED";
 /// joins at once on a large export; for tests and tuning).
 pub const INSPECT_GROUP_ENV: &str = "ABORTAUDIT_INSPECT_GROUP";
 
+/// The environment variable that overrides `DEFAULT_SCAN_GROUP`: small groups let the tests
+/// take `scan`'s group-at-a-time second pass on small fixtures.
+pub const SCAN_GROUP_ENV: &str = "ABORTAUDIT_SCAN_GROUP";
+
 /// The environment variable that overrides `DEFAULT_MEMORY_BUDGET` (`--memory-budget`).
 pub const MEMORY_BUDGET_ENV: &str = "ABORTAUDIT_MEMORY_BUDGET";
 
@@ -266,6 +270,9 @@ fn ingest_options(args: &InputArgs) -> Result<IngestOptions> {
     }
     if let Some(size) = size_from_env(INSPECT_GROUP_ENV)? {
         options.inspect_group = size;
+    }
+    if let Some(size) = size_from_env(SCAN_GROUP_ENV)? {
+        options.scan_group = size;
     }
     if let Some(size) = size_from_env(MEMORY_BUDGET_ENV)? {
         options.memory_budget = size;

@@ -742,3 +742,34 @@ fn an_abort_log_with_fields_of_its_own_is_read_and_one_given_as_traces_is_pointe
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("pass it with --aborts"), "{stderr}");
 }
+
+#[test]
+fn scan_in_groups_of_conversations_reports_what_one_read_reports() {
+    // A tiny group size cuts the kept traces of the two-pass read into a group of
+    // conversations each, read back, joined and classified one after another: the report must
+    // be the one read of every kept trace gives, byte for byte, in every format that differs.
+    for dir in ["scenarios", "scenarios-prevention", "scenarios-frameworks"] {
+        let traces = scenarios().parent().unwrap().join(dir).join("traces");
+        for format in ["json", "markdown"] {
+            let run = |survey_above: &str, group: &str| {
+                bin()
+                    .env("ABORTAUDIT_SURVEY_ABOVE", survey_above)
+                    .env("ABORTAUDIT_SCAN_GROUP", group)
+                    .args(["scan", "--format", format])
+                    .arg(&traces)
+                    .output()
+                    .unwrap()
+            };
+            let whole = run("unlimited", "24MiB");
+            let one_group = run("0", "1GiB");
+            let groups = run("0", "1");
+            assert_eq!(whole.status.code(), groups.status.code(), "{dir} {format}");
+            assert_eq!(one_group.stdout, groups.stdout, "{dir} {format}");
+            if format == "json" {
+                let (a, b) = (json(&whole.stdout), json(&groups.stdout));
+                assert_eq!(a["findings"], b["findings"], "{dir}");
+                assert_eq!(a["summary"], b["summary"], "{dir}");
+            }
+        }
+    }
+}

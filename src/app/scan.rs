@@ -69,6 +69,7 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
                 &mut first,
                 &traces,
                 &signals.links,
+                input.options.scan_group,
                 rules,
                 needs_timelines,
                 &progress,
@@ -204,11 +205,12 @@ fn in_groups(
     first: &mut ingest::FirstPass,
     traces: &FxHashSet<TraceId>,
     links: &[(TraceId, TraceId)],
+    group_text: u64,
     rules: &Rules,
     timelines: bool,
     progress: &ProgressBar,
 ) -> Option<Audited> {
-    let groups = first.scan_groups(traces, links, ingest::SCAN_GROUP_TEXT)?;
+    let groups = first.scan_groups(traces, links, group_text)?;
     if groups.len() < 2 {
         return None;
     }

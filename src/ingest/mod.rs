@@ -34,7 +34,7 @@ use serde::{Serialize, Serializer};
 pub use baseline::read_baseline;
 pub use clickhouse::{Store, StoreFacts, StoreUrl, read_store};
 pub use large::{
-    FirstPass, Group, GroupFacts, Plan, SCAN_GROUP_TEXT, Signals, combine_groups, first_pass,
+    DEFAULT_SCAN_GROUP, FirstPass, Group, GroupFacts, Plan, Signals, combine_groups, first_pass,
     first_pass_by_conversation, plan, second_pass, second_pass_in_full,
 };
 pub use sources::{Expanded, Source, expand};
@@ -346,6 +346,9 @@ pub struct IngestOptions {
     /// `inspect` reads a large export back in groups of conversations of about this much span
     /// text (`large::by_conversation`).
     pub inspect_group: u64,
+    /// `scan` reads the kept traces of large plain exports back, joins and classifies them in
+    /// groups of conversations of about this much span text (`large::groups`).
+    pub scan_group: u64,
 }
 
 /// 64 MiB: below it, reading everything at once costs little memory and one pass.
@@ -369,6 +372,7 @@ impl Default for IngestOptions {
             max_decompressed: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
             inspect_group: DEFAULT_INSPECT_GROUP,
+            scan_group: DEFAULT_SCAN_GROUP,
             survey_above: DEFAULT_SURVEY_ABOVE,
         }
     }

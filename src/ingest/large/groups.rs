@@ -26,7 +26,7 @@ use crate::rules::Rules;
 
 /// About this much span text is read back and built at a time. Spans built are about half
 /// their text with only the attributes the audit reads, and the join holds a quarter more.
-pub const SCAN_GROUP_TEXT: u64 = 24 << 20;
+pub const DEFAULT_SCAN_GROUP: u64 = 24 << 20;
 
 /// One group read back: its spans, as a second pass gives them, and what the inputs' reports
 /// need of it once its spans are let go.

@@ -17,7 +17,7 @@ mod by_conversation;
 mod first_pass;
 mod groups;
 
-pub use groups::{Group, GroupFacts, SCAN_GROUP_TEXT, combine_groups};
+pub use groups::{DEFAULT_SCAN_GROUP, Group, GroupFacts, combine_groups};
 pub(super) mod index;
 mod reader;
 mod second_pass;

@@ -21,6 +21,7 @@ use crate::model::time::date;
 use crate::model::{Span, TraceId};
 use crate::report::{OutputFormat, ScanView, Summary, Timeline};
 use crate::rules::Rules;
+use crate::util::workers::one_item_a_thread;
 use crate::{classify, correlate, ingest, report};
 
 /// Set, a store's scan says on stderr what its queries cost (for benchmarks).
@@ -196,9 +197,9 @@ fn analyse(spans: &[Span], ingested: &Ingested, rules: &Rules, timelines: bool) 
     }
 }
 
-/// The second pass and the audit a group of the traces that matter at a time (see
-/// `FirstPass::scan_groups`), so that the spans of one group are in memory at once rather than
-/// those of every aborted turn. `None` when the inputs cannot be read so, or when the groups
+/// The second pass and the audit a group of the traces that matter at a time on each thread
+/// (see `FirstPass::scan_groups`), so that the spans of a group a thread are in memory at once
+/// rather than those of every aborted turn. `None` when the inputs cannot be read so, or when the groups
 /// turn out to split a conversation of the join or to say something of their spans: the
 /// traces are then read back in one group.
 fn in_groups(
@@ -210,20 +211,27 @@ fn in_groups(
     timelines: bool,
     progress: &ProgressBar,
 ) -> Option<Audited> {
-    let groups = first.scan_groups(traces, links, group_text)?;
+    // The groups are read and classified side by side, one a thread, so that each thread
+    // holds its share of the span text.
+    let threads = rayon::current_num_threads().max(1);
+    let groups = first.scan_groups(traces, links, (group_text / threads as u64).max(1))?;
     if groups.len() < 2 {
         return None;
     }
-    let mut facts = Vec::with_capacity(groups.len());
-    let mut analysed = Analysed::default();
-    let mut timelines_of: Vec<Timeline> = Vec::new();
-    // Every conversation the join found, to tell one split between groups.
-    let mut conversations: FxHashSet<String> = FxHashSet::default();
-    for traces in groups {
+    let first = &*first;
+    let parts = one_item_a_thread(groups, threads, |traces| {
         let mut group = first.read_group(traces, rules, progress);
         let spans = std::mem::take(&mut group.ingested.spans);
         let part = analyse(&spans, &group.ingested, rules, timelines);
         drop(spans);
+        (part, group.into_facts())
+    });
+    let mut facts = Vec::with_capacity(parts.len());
+    let mut analysed = Analysed::default();
+    let mut timelines_of: Vec<Timeline> = Vec::new();
+    // Every conversation the join found, to tell one split between groups.
+    let mut conversations: FxHashSet<String> = FxHashSet::default();
+    for (part, group) in parts {
         for conversation in part.conversations {
             if !conversations.insert(conversation) {
                 return None;
@@ -233,7 +241,7 @@ fn in_groups(
         analysed.unplaced += part.unplaced;
         analysed.audit.add(part.audit);
         timelines_of.extend(part.timelines);
-        facts.push(group.into_facts());
+        facts.push(group);
     }
     let ingested = ingest::combine_groups(facts)?;
     if ingested.has_errors() || ingested.total.spans == 0 {

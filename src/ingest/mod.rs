@@ -347,7 +347,8 @@ pub struct IngestOptions {
     /// text (`large::by_conversation`).
     pub inspect_group: u64,
     /// `scan` reads the kept traces of large plain exports back, joins and classifies them in
-    /// groups of conversations of about this much span text (`large::groups`).
+    /// groups of conversations, a group a thread, of about this much span text over all the
+    /// threads (`large::groups`).
     pub scan_group: u64,
 }
 

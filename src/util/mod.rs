@@ -1,4 +1,5 @@
-//! Vocabulary without a domain: units and text patterns.
+//! Vocabulary without a domain: units, text patterns, and work spread over threads.
 
 pub mod text;
 pub mod units;
+pub mod workers;

@@ -19,13 +19,13 @@ use super::super::{Ingested, otlp_json};
 use super::by_conversation::read_kept_of;
 use super::index::trace_key;
 use super::reader::Encoding;
-use super::{FirstPass, FirstRead};
+use super::{FirstPass, FirstRead, Surveyed};
 use crate::model::TraceId;
-use crate::model::ids::hash_text;
 use crate::rules::Rules;
 
-/// About this much span text is read back and built at a time. Spans built are about half
-/// their text with only the attributes the audit reads, and the join holds a quarter more.
+/// About this much span text is read back and built at once, shared by the threads (each
+/// reads a group of its share). Spans built are about half their text with only the
+/// attributes the audit reads, and the join holds a quarter more.
 pub const DEFAULT_SCAN_GROUP: u64 = 24 << 20;
 
 /// One group read back: its spans, as a second pass gives them, and what the inputs' reports
@@ -103,19 +103,29 @@ impl FirstPass {
         links: &[(TraceId, TraceId)],
         group_text: u64,
     ) -> Option<Vec<FxHashSet<TraceId>>> {
-        let mut surveyed = Vec::new();
-        for input in &self.inputs {
-            match input {
-                FirstRead::Surveyed(s)
-                    if s.encoding == Encoding::Plain
-                        && s.error.is_none()
-                        && s.parsed.survey.traces.is_some() =>
-                {
-                    surveyed.push(&**s);
-                }
-                _ => return None,
+        let readable = self.inputs.iter().all(|input| {
+            matches!(input, FirstRead::Surveyed(s) if s.encoding == Encoding::Plain
+                && s.error.is_none()
+                && s.parsed.survey.traces.is_some())
+        });
+        if !readable {
+            return None;
+        }
+        // The places of the spans of the other traces are no longer needed: let go first, so
+        // that the text of the groups is counted over the kept spans alone.
+        for input in &mut self.inputs {
+            if let FirstRead::Surveyed(surveyed) = input {
+                surveyed.parsed.index.retain(traces);
             }
         }
+        let surveyed: Vec<&Surveyed> = self
+            .inputs
+            .iter()
+            .filter_map(|input| match input {
+                FirstRead::Surveyed(s) => Some(&**s),
+                FirstRead::Whole(_) => None,
+            })
+            .collect();
         // The kept traces in a fixed order (by id), so that the groups do not depend on the
         // order of a hash set.
         let mut order: Vec<TraceId> = traces.iter().copied().collect();
@@ -144,18 +154,12 @@ impl FirstPass {
                 components.join(a, b);
             }
         }
-        // The span text of the kept traces, for the number of groups (two traces sharing a
-        // key count twice: a few bytes too many).
-        let mut text_of_key: FxHashMap<u32, u64> =
-            order.iter().map(|t| (trace_key(*t), 0)).collect();
-        for input in &surveyed {
-            for place in &input.parsed.index.spans {
-                if let Some(text) = text_of_key.get_mut(&place.trace) {
-                    *text += u64::from(place.len);
-                }
-            }
-        }
-        let text: u64 = text_of_key.values().sum();
+        // The span text of the kept traces, for the number of groups.
+        let text: u64 = surveyed
+            .iter()
+            .flat_map(|input| &input.parsed.index.spans)
+            .map(|place| u64::from(place.len))
+            .sum();
         let roots: FxHashSet<u32> = (0..order.len() as u32)
             .map(|i| components.root(i))
             .collect();
@@ -166,18 +170,17 @@ impl FirstPass {
         for (i, trace) in order.iter().enumerate() {
             let root = components.root(i as u32);
             // Spread by a hash of the component's first trace.
-            let group = (hash_text(&order[root as usize].to_string()) % groups as u64) as usize;
+            let group = trace_key(order[root as usize]) as usize % groups;
             out[group].insert(*trace);
         }
         // What the first pass noted of every trace is no longer needed (the caller has taken
-        // the signals), nor are the places of the spans of the other traces.
+        // the signals).
         for input in &mut self.inputs {
             if let FirstRead::Surveyed(surveyed) = input {
-                let parsed = &mut surveyed.parsed;
-                parsed.survey.traces = None;
-                parsed.survey.may_abort = FxHashSet::default();
-                parsed.survey.links = Vec::new();
-                parsed.index.retain(traces);
+                let survey = &mut surveyed.parsed.survey;
+                survey.traces = None;
+                survey.may_abort = FxHashSet::default();
+                survey.links = Vec::new();
             }
         }
         Some(out)

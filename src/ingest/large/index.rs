@@ -191,25 +191,31 @@ impl SpanIndex {
     /// a time: `kept` then gives what it gave before, from a fraction of the memory.
     pub(super) fn retain(&mut self, traces: &FxHashSet<TraceId>) {
         let keys: FxHashSet<u32> = traces.iter().map(|t| trace_key(*t)).collect();
-        let mut spans = Vec::new();
-        let mut groups = Vec::new();
-        for (i, group) in self.groups.iter().enumerate() {
-            let first_span = spans.len();
-            spans.extend(
-                self.spans_of(i)
+        // On all threads (a look-up for every span of the file), in file order. A group left
+        // with no span places none.
+        let kept: Vec<(Group, Vec<SpanPlace>)> = self
+            .groups
+            .par_iter()
+            .enumerate()
+            .filter_map(|(i, group)| {
+                let places: Vec<SpanPlace> = self
+                    .spans_of(i)
                     .iter()
-                    .filter(|place| keys.contains(&place.trace)),
-            );
-            // A group left with no span places none.
-            if spans.len() > first_span {
-                groups.push(Group {
-                    first_span,
-                    ..*group
-                });
-            }
+                    .filter(|place| keys.contains(&place.trace))
+                    .copied()
+                    .collect();
+                (!places.is_empty()).then_some((*group, places))
+            })
+            .collect();
+        let mut spans = Vec::with_capacity(kept.iter().map(|(_, places)| places.len()).sum());
+        let mut groups = Vec::with_capacity(kept.len());
+        for (group, places) in kept {
+            groups.push(Group {
+                first_span: spans.len(),
+                ..group
+            });
+            spans.extend(places);
         }
-        spans.shrink_to_fit();
-        groups.shrink_to_fit();
         self.spans = spans;
         self.groups = groups;
     }

@@ -394,13 +394,19 @@ fn batches(kept: &[KeptSpan], batching: Batching) -> Vec<Batch> {
     batches
 }
 
+/// Reads the runs of `batch` one after another into `buf`, which keeps its length between
+/// batches: the bytes past what a batch reads are left as they were rather than zeroed again.
 fn read_batch(file: &File, batch: &Batch, buf: &mut Vec<u8>) -> Result<(), String> {
-    buf.clear();
+    let total: u64 = batch.runs.iter().map(|&(_, len)| len).sum();
+    if buf.len() < total as usize {
+        buf.resize(total as usize, 0);
+    }
+    let mut at = 0;
     for &(offset, len) in &batch.runs {
-        let at = buf.len();
-        buf.resize(at + len as usize, 0);
-        read_exact_at(file, &mut buf[at..], offset)
+        let end = at + len as usize;
+        read_exact_at(file, &mut buf[at..end], offset)
             .map_err(|e| format!("cannot read back bytes {offset}..{}: {e}", offset + len))?;
+        at = end;
     }
     Ok(())
 }

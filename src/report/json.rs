@@ -504,8 +504,14 @@ impl Formatter for Escaping<'_> {
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
+        // Most text is printable ASCII, where nothing is unsafe: it is written as it is, and
+        // only what follows the first other byte is looked at a character at a time.
+        let Some(from) = fragment.bytes().position(|b| !(b' '..=b'~').contains(&b)) else {
+            return writer.write_all(fragment.as_bytes());
+        };
         let mut plain = 0;
-        for (at, c) in fragment.char_indices() {
+        for (at, c) in fragment[from..].char_indices() {
+            let at = from + at;
             if super::sanitize::is_unsafe_char(c) {
                 writer.write_all(&fragment.as_bytes()[plain..at])?;
                 for unit in c.encode_utf16(&mut [0; 2]) {

@@ -7,6 +7,7 @@ use abortaudit::app::{self, ExitStatus};
 use abortaudit::{cli::Cli, config, report::sanitize::sanitize_lines};
 
 fn main() -> ExitCode {
+    app::give_large_blocks_back();
     let cli = Cli::parse();
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());

@@ -744,6 +744,49 @@ fn an_abort_log_with_fields_of_its_own_is_read_and_one_given_as_traces_is_pointe
 }
 
 #[test]
+fn compressed_exports_scan_in_groups_as_in_one_read() {
+    // Compressed, the kept spans are decompressed once more and written out, and the groups
+    // read from there: the report must be the one read's, byte for byte, for one gzip member,
+    // one zstd frame and many zstd frames (cut anywhere, so that spans cross frames).
+    fn frames(text: &[u8]) -> Vec<u8> {
+        text.chunks(700).flat_map(zstd).collect()
+    }
+    type Pack = fn(&[u8]) -> Vec<u8>;
+    let packers: [(&str, Pack); 3] = [("gz", gzip), ("zst", zstd), ("zst", frames)];
+    for dir in ["scenarios", "scenarios-prevention", "scenarios-frameworks"] {
+        let plain = scenarios().parent().unwrap().join(dir).join("traces");
+        for (extension, pack) in packers {
+            let packed = tempfile::tempdir().unwrap();
+            for entry in std::fs::read_dir(&plain).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_str().unwrap();
+                let text = std::fs::read(&path).unwrap();
+                let to = packed.path().join(format!("{name}.{extension}"));
+                std::fs::write(to, pack(&text)).unwrap();
+            }
+            let run = |group: &str| {
+                bin()
+                    .env("ABORTAUDIT_SURVEY_ABOVE", "0")
+                    .env("ABORTAUDIT_SCAN_GROUP", group)
+                    .args(["scan", "--format", "json"])
+                    .arg(packed.path())
+                    .output()
+                    .unwrap()
+            };
+            let (one_group, groups) = (run("1GiB"), run("1"));
+            assert_eq!(one_group.status.code(), groups.status.code(), "{dir}");
+            assert_eq!(
+                String::from_utf8_lossy(&one_group.stdout),
+                String::from_utf8_lossy(&groups.stdout),
+                "{dir} {extension}"
+            );
+            let report = json(&groups.stdout);
+            assert!(!report["findings"].as_array().unwrap().is_empty(), "{dir}");
+        }
+    }
+}
+
+#[test]
 fn scan_in_groups_of_conversations_reports_what_one_read_reports() {
     // A tiny group size cuts the kept traces of the two-pass read into a group of
     // conversations each, read back, joined and classified one after another: the report must

@@ -756,7 +756,7 @@ pub(crate) const FRAME_OUT_MAX: usize = 16 << 20;
 
 /// What the frames decoded at once by `ParallelFrames` may be expected to decompress to, in
 /// all: a block of the two passes (`large::reader`).
-const IN_FLIGHT: u64 = 16 << 20;
+const IN_FLIGHT: u64 = 8 << 20;
 
 /// What the frame walk found at the start of some bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -887,7 +887,27 @@ struct ParallelFrames {
 
 /// What the streaming decoder reads when it takes over from `ParallelFrames`: the compressed
 /// bytes read and not decoded, then the rest of the file.
-type Rest = std::io::Chain<std::io::Cursor<Vec<u8>>, Counted<Source>>;
+type Rest = std::io::Chain<ReadOnce, Counted<Source>>;
+
+/// Bytes read out once, and let go as soon as they are: the megabytes `ParallelFrames` read to
+/// find a frame too large to decode alone are not held while the rest of the file is read.
+struct ReadOnce {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl Read for ReadOnce {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.bytes.len() - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        if self.at == self.bytes.len() {
+            self.bytes = Vec::new();
+            self.at = 0;
+        }
+        Ok(n)
+    }
+}
 
 impl ParallelFrames {
     fn new(file: Counted<Source>) -> ParallelFrames {
@@ -949,7 +969,7 @@ impl ParallelFrames {
     }
 
     fn recycle(&mut self, out: Vec<u8>) {
-        if out.capacity() <= FRAME_OUT_MAX && self.spare.len() < 2 * rayon::current_num_threads() {
+        if out.capacity() <= FRAME_OUT_MAX && self.spare.len() < rayon::current_num_threads() {
             self.spare.push(out);
         }
     }
@@ -1096,7 +1116,7 @@ impl ParallelFrames {
         let file = self.file.take().expect("the file is read by one decoder");
         let source = std::io::BufReader::with_capacity(
             256 << 10,
-            Counted::new(std::io::Cursor::new(rest).chain(file)),
+            Counted::new(ReadOnce { bytes: rest, at: 0 }.chain(file)),
         );
         self.packed = Vec::new();
         self.spare = Vec::new();

@@ -4,79 +4,110 @@
 //! another item, and then another), and the parallel calls inside an item run on its thread,
 //! so that the threads busy are no more than the cores.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 
-/// `work` done on every item on up to `threads` threads, an item a thread at a time; the
-/// results in the order of the items. Parallel calls inside `work` run on its thread alone.
+/// `work` done on every item on up to `threads` threads, an item a thread at a time, and
+/// each result handed to `take` on the caller's thread in the order of the items, as soon as
+/// those before it were: results done early wait, the others are not held. When `take` says
+/// `false`, no item is started after it (those started are done, and not taken). Parallel
+/// calls inside `work` run on its thread alone.
 pub fn one_item_a_thread<T, R>(
     items: Vec<T>,
     threads: usize,
     work: impl Fn(T) -> R + Sync,
-) -> Vec<R>
-where
+    mut take: impl FnMut(R) -> bool,
+) where
     T: Send,
     R: Send,
 {
     let workers = threads.min(items.len());
     if workers < 2 {
-        return items.into_iter().map(work).collect();
+        for item in items {
+            if !take(work(item)) {
+                return;
+            }
+        }
+        return;
     }
-    let count = items.len();
     let queue = Mutex::new(items.into_iter().enumerate());
+    let stop = AtomicBool::new(false);
     let next = || {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
         queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .next()
     };
-    let done: Vec<Vec<(usize, R)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    // A pool of this thread alone: a parallel call inside `work` cannot hand
-                    // part of it to a thread that is busy with another item.
-                    let alone = rayon::ThreadPoolBuilder::new().num_threads(1).build();
-                    let mut done = Vec::new();
-                    while let Some((at, item)) = next() {
-                        let result = match &alone {
-                            Ok(pool) => pool.install(|| work(item)),
-                            Err(_) => work(item),
-                        };
-                        done.push((at, result));
+    let (done, results) = mpsc::channel::<(usize, R)>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let done = done.clone();
+            let (next, work) = (&next, &work);
+            scope.spawn(move || {
+                // A pool of this thread alone: a parallel call inside `work` cannot hand
+                // part of it to a thread that is busy with another item.
+                let alone = rayon::ThreadPoolBuilder::new().num_threads(1).build();
+                while let Some((at, item)) = next() {
+                    let result = match &alone {
+                        Ok(pool) => pool.install(|| work(item)),
+                        Err(_) => work(item),
+                    };
+                    if done.send((at, result)).is_err() {
+                        return;
                     }
-                    done
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+                }
+            });
+        }
+        drop(done);
+        // Results in the order of the items: those that came early wait for the ones before.
+        let mut waiting: BTreeMap<usize, R> = BTreeMap::new();
+        let mut wanted = 0;
+        for (at, result) in results.iter() {
+            if stop.load(Ordering::Relaxed) {
+                continue;
+            }
+            waiting.insert(at, result);
+            while let Some(result) = waiting.remove(&wanted) {
+                wanted += 1;
+                if !take(result) {
+                    stop.store(true, Ordering::Relaxed);
+                    waiting.clear();
+                    break;
+                }
+            }
+        }
     });
-    let mut slots: Vec<Option<R>> = (0..count).map(|_| None).collect();
-    for (at, result) in done.into_iter().flatten() {
-        slots[at] = Some(result);
-    }
-    slots
-        .into_iter()
-        .map(|r| r.expect("every item is taken by a worker and done"))
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rayon::prelude::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
+
+    fn all<T: Send, R: Send>(
+        items: Vec<T>,
+        threads: usize,
+        work: impl Fn(T) -> R + Sync,
+    ) -> Vec<R> {
+        let mut out = Vec::new();
+        one_item_a_thread(items, threads, work, |r| {
+            out.push(r);
+            true
+        });
+        out
+    }
 
     #[test]
     fn results_come_in_the_order_of_the_items_whatever_the_threads() {
         let items: Vec<u64> = (0..100).collect();
         for threads in [1, 2, 3, 8, 200] {
-            let squares = one_item_a_thread(items.clone(), threads, |i| {
+            let squares = all(items.clone(), threads, |i| {
                 // Uneven work, so that the items finish out of order.
                 std::thread::sleep(std::time::Duration::from_micros((i * 37) % 200));
                 i * i
@@ -89,7 +120,7 @@ mod tests {
     fn no_more_items_than_threads_are_in_work_at_once_even_with_parallel_calls_inside() {
         let (busy, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let items: Vec<usize> = (0..40).collect();
-        one_item_a_thread(items, 2, |_| {
+        all(items, 2, |_| {
             let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
             most.fetch_max(now, Ordering::SeqCst);
             // A parallel call inside the work, which under the global pool could let this
@@ -104,7 +135,34 @@ mod tests {
 
     #[test]
     fn parallel_calls_inside_the_work_run_on_its_thread() {
-        let pools = one_item_a_thread(vec![(); 4], 2, |()| rayon::current_num_threads());
+        let pools = all(vec![(); 4], 2, |()| rayon::current_num_threads());
         assert_eq!(pools, vec![1; 4]);
+    }
+
+    #[test]
+    fn no_item_is_started_once_take_says_stop_and_none_after_it_is_taken() {
+        for threads in [1, 2, 4] {
+            let started = AtomicUsize::new(0);
+            let mut taken = Vec::new();
+            one_item_a_thread(
+                (0..200).collect(),
+                threads,
+                |i: usize| {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                    i
+                },
+                |i| {
+                    taken.push(i);
+                    i < 10
+                },
+            );
+            assert_eq!(taken, (0..=10).collect::<Vec<_>>(), "{threads}");
+            // The items in work when the stop came, at most one a thread, are done too.
+            assert!(
+                started.load(Ordering::SeqCst) <= 11 + 2 * threads,
+                "{threads}"
+            );
+        }
     }
 }

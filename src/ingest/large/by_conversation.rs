@@ -8,6 +8,7 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashSet;
+use std::fs::File;
 use std::sync::Arc;
 
 use indicatif::ProgressBar;
@@ -297,13 +298,30 @@ pub(super) fn read_kept_of(
     };
     let input: Arc<str> = Arc::from(surveyed.source.display().as_str());
     let index = &surveyed.parsed.index;
-    let kept = index.kept(&keep.traces);
     let resources = &index.resources;
+    // A compressed input's kept spans written out (`FirstPass::scan_groups`) are read from
+    // there, as from a plain file.
+    if let Some(spill) = &surveyed.spill {
+        let kept = spill.kept_of(&keep.traces);
+        return read_kept_in_batches(
+            &spill.file,
+            &input,
+            &kept,
+            resources,
+            keep,
+            progress,
+            BATCHING,
+        )
+        .map_err(|e| format!("cannot read: {e}"));
+    }
+    let kept = index.kept(&keep.traces);
     match surveyed.encoding {
-        Encoding::Plain => {
-            read_kept_in_batches(path, &input, &kept, resources, keep, progress, BATCHING)
-                .map_err(|e| format!("cannot read: {e}"))
-        }
+        Encoding::Plain => File::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|file| {
+                read_kept_in_batches(&file, &input, &kept, resources, keep, progress, BATCHING)
+            })
+            .map_err(|e| format!("cannot read: {e}")),
         Encoding::Compressed { .. } if kept.is_empty() => Ok(Parsed::default()),
         encoding @ Encoding::Compressed { .. } => {
             let mut reader = Opened::open(path, encoding)?;

@@ -15,10 +15,12 @@ use std::collections::HashSet;
 use indicatif::ProgressBar;
 
 use super::super::dedup::{InputRead, merge_inputs};
+use super::super::sources::Source;
 use super::super::{Ingested, otlp_json};
 use super::by_conversation::read_kept_of;
 use super::index::trace_key;
 use super::reader::Encoding;
+use super::second_pass::spill_kept;
 use super::{FirstPass, FirstRead, Surveyed};
 use crate::model::TraceId;
 use crate::rules::Rules;
@@ -94,18 +96,22 @@ impl Components {
 impl FirstPass {
     /// The traces that matter cut into groups of about `group_text` bytes of span text, each
     /// holding whole conversations (as the first pass names them: `first_pass_by_conversation`)
-    /// and the traces linked into them. `None` when the inputs are not all plain files read in
-    /// two passes: spans read whole are in memory already, and a compressed file would be
-    /// decompressed again for every group.
+    /// and the traces linked into them. `None` when the inputs are not all files read in two
+    /// passes, whole and sound (spans read whole are in memory already; what was wrong is
+    /// said by one read of the kept spans), or when the kept spans of a compressed file could
+    /// not be written out: with several groups, they are decompressed once more and written to
+    /// a file of their own (`second_pass::Spill`), rather than decompressed again for every
+    /// group.
     pub fn scan_groups(
         &mut self,
         traces: &FxHashSet<TraceId>,
         links: &[(TraceId, TraceId)],
         group_text: u64,
+        progress: &ProgressBar,
     ) -> Option<Vec<FxHashSet<TraceId>>> {
         let readable = self.inputs.iter().all(|input| {
-            matches!(input, FirstRead::Surveyed(s) if s.encoding == Encoding::Plain
-                && s.error.is_none()
+            matches!(input, FirstRead::Surveyed(s) if s.error.is_none()
+                && s.corrupt.is_none()
                 && s.parsed.survey.traces.is_some())
         });
         if !readable {
@@ -181,6 +187,26 @@ impl FirstPass {
                 survey.traces = None;
                 survey.may_abort = FxHashSet::default();
                 survey.links = Vec::new();
+            }
+        }
+        if out.len() > 1 {
+            for input in &mut self.inputs {
+                if let FirstRead::Surveyed(surveyed) = input
+                    && surveyed.encoding != Encoding::Plain
+                {
+                    let Source::Path(path) = &surveyed.source else {
+                        return None;
+                    };
+                    let spill = spill_kept(
+                        path,
+                        surveyed.encoding,
+                        surveyed.frames.as_deref(),
+                        &surveyed.parsed.index,
+                        traces,
+                        progress,
+                    );
+                    surveyed.spill = Some(spill.ok()?);
+                }
             }
         }
         Some(out)

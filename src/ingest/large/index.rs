@@ -236,6 +236,7 @@ impl SpanIndex {
                         len: place.len,
                         line: group.line,
                         resource: group.resource,
+                        trace: place.trace,
                     })
             })
             .collect()
@@ -248,6 +249,8 @@ pub(super) struct KeptSpan {
     pub(super) len: u32,
     pub(super) line: u64,
     pub(super) resource: u32,
+    /// Its trace's key (`trace_key`).
+    pub(super) trace: u32,
 }
 
 impl KeptSpan {

@@ -124,6 +124,9 @@ struct Surveyed {
     corrupt: Option<String>,
     /// Where the frames of a zstd file of many frames are (see `reader::Ended`).
     frames: Option<compress::FrameTable>,
+    /// A compressed input's kept spans, written out to be read back in groups
+    /// (`FirstPass::scan_groups`).
+    spill: Option<second_pass::Spill>,
 }
 
 /// What the first pass found that decides which traces matter.
@@ -277,6 +280,7 @@ fn survey_input(
         error,
         corrupt,
         frames,
+        spill: None,
     }
 }
 
@@ -446,19 +450,25 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         error,
         corrupt,
         frames,
+        spill,
     } = surveyed;
     let input: Arc<str> = Arc::from(source.display().as_str());
     let (kept, error) = match (error, &source) {
         (None, Source::Path(file)) => {
-            let read = second_pass::read_kept(
-                file,
-                encoding,
-                frames.as_deref(),
-                &input,
-                survey.index,
-                keep,
-                progress,
-            );
+            let read = match &spill {
+                Some(spill) => {
+                    second_pass::read_spilled(spill, &input, survey.index, keep, progress)
+                }
+                None => second_pass::read_kept(
+                    file,
+                    encoding,
+                    frames.as_deref(),
+                    &input,
+                    survey.index,
+                    keep,
+                    progress,
+                ),
+            };
             match read {
                 Ok(kept) => (kept, None),
                 Err(e) => (Parsed::default(), Some(e)),
@@ -476,6 +486,7 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         error,
         corrupt,
         frames: None,
+        spill: None,
     };
     InputRead {
         report: surveyed.report(kept.diagnostics),
@@ -497,6 +508,7 @@ impl Surveyed {
             error,
             corrupt,
             frames: _,
+            spill: _,
         } = self;
         let path = source.display();
         let input: Arc<str> = Arc::from(path.as_str());
@@ -682,8 +694,9 @@ mod tests {
                 let index = index(700).index;
                 let places = index.kept(&keep.traces);
                 let resources = &index.resources;
+                let file = std::fs::File::open(&path).unwrap();
                 let kept = read_kept_in_batches(
-                    &path, &input, &places, resources, &keep, &hidden, batching,
+                    &file, &input, &places, resources, &keep, &hidden, batching,
                 )
                 .unwrap();
                 assert_eq!(kept.spans.len(), expected.len(), "{batching:?}");
@@ -909,6 +922,78 @@ mod tests {
         std::fs::write(file.path(), &changed).unwrap();
         let error = read_back(&places, &frames, &parsed.index.resources).unwrap_err();
         assert!(error.contains("was the file changed"), "{error}");
+    }
+
+    #[test]
+    fn kept_spans_written_out_are_read_back_as_from_the_compressed_file() {
+        // A compressed file read in groups: its kept spans are decompressed once more and
+        // written to a file of their own (one frame, or the frames that hold them), from which
+        // each group reads its own; the spans must be those the second pass reads, in order.
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces/agent.jsonl");
+        let text = std::fs::read(&fixture).unwrap();
+        let input: Arc<str> = Arc::from("agent.jsonl.zst");
+        let rules = crate::rules::Rules::default();
+        let mut whole = Parsed::default();
+        otlp_json::read_lines(&input, &text, &mut whole);
+        let mut traces: Vec<TraceId> = whole.spans.iter().map(|s| s.trace_id).collect();
+        traces.sort_by_key(|t| t.0);
+        traces.dedup();
+        // Every other trace kept; the first of them alone makes a group.
+        let kept: FxHashSet<TraceId> = traces.iter().step_by(2).copied().collect();
+        let alone: FxHashSet<TraceId> = traces.iter().take(1).copied().collect();
+        let hidden = indicatif::ProgressBar::hidden();
+        let ids = |spans: &[crate::model::Span]| -> Vec<_> {
+            spans
+                .iter()
+                .map(|s| {
+                    (
+                        s.trace_id,
+                        s.span_id,
+                        s.start,
+                        s.origin.line,
+                        s.name.clone(),
+                    )
+                })
+                .collect()
+        };
+        for packed in [
+            zstd::bulk::compress(&text, 3).unwrap(),
+            pzstd_like(&text, 3000),
+        ] {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), &packed).unwrap();
+            let (parsed, ended) = first_pass_on(2, file.path(), &input, 5000);
+            let spill = second_pass::spill_kept(
+                file.path(),
+                ZSTD,
+                ended.frames.as_deref(),
+                &parsed.index,
+                &kept,
+                &hidden,
+            )
+            .unwrap();
+            for traces in [&kept, &alone] {
+                let keep = Keep {
+                    traces: traces.clone(),
+                    attributes: rules.attributes_read(),
+                };
+                let expected: Vec<_> = whole
+                    .spans
+                    .iter()
+                    .filter(|s| traces.contains(&s.trace_id))
+                    .cloned()
+                    .collect();
+                let index = index::SpanIndex {
+                    resources: parsed.index.resources.clone(),
+                    ..index::SpanIndex::default()
+                };
+                let read =
+                    second_pass::read_spilled(&spill, &input, index, &keep, &hidden).unwrap();
+                assert!(!expected.is_empty());
+                assert_eq!(ids(&read.spans), ids(&expected));
+            }
+        }
     }
 
     #[test]

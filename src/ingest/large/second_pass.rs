@@ -5,19 +5,21 @@
 //! the last.
 
 use std::fs::File;
+use std::io::Write;
 #[cfg(not(any(unix, windows)))]
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashSet;
 
 use super::super::Parsed;
 use super::super::compress::FramePlace;
 use super::super::otlp_json::{self, Keep};
-use super::index::{KeptSpan, SpanIndex};
+use super::index::{KeptSpan, SpanIndex, trace_key};
 use super::reader::{Blocks, Encoding, Opened, block_bytes, line_blocks};
-use crate::model::Resource;
+use crate::model::{Resource, TraceId};
 
 /// How the second pass reads the kept spans back: in batches of at most `batch` bytes of the
 /// file, each built by one thread, reading through gaps of at most `gap` bytes between kept
@@ -53,10 +55,12 @@ pub(super) fn read_kept(
     let resources = index.resources;
     progress.set_message("reading the spans that matter (second pass)");
     match (encoding, frames) {
-        (Encoding::Plain, _) => {
-            read_kept_in_batches(path, input, &kept, &resources, keep, progress, BATCHING)
-                .map_err(|e| format!("cannot read: {e}"))
-        }
+        (Encoding::Plain, _) => File::open(path)
+            .map_err(|e| e.to_string())
+            .and_then(|file| {
+                read_kept_in_batches(&file, input, &kept, &resources, keep, progress, BATCHING)
+            })
+            .map_err(|e| format!("cannot read: {e}")),
         (Encoding::Compressed { .. }, Some(frames)) => {
             read_kept_in_frames(path, input, &kept, frames, &resources, keep, progress)
         }
@@ -80,9 +84,7 @@ pub(super) fn read_kept(
 }
 
 /// The second pass over a compressed input: decompressed again from its start, block by
-/// block, the kept spans of each block built as it goes by. The kept spans come line by line
-/// (`SpanIndex::kept`), and a line is never split between blocks, so those of a block are the
-/// next ones in the list; the input is read no further than the last of them.
+/// block, the kept spans of each block built as it goes by (see `kept_texts_in_order`).
 pub(super) fn read_kept_in_order(
     reader: &mut Opened,
     input: &Arc<str>,
@@ -92,10 +94,52 @@ pub(super) fn read_kept_in_order(
     progress: &indicatif::ProgressBar,
     block_bytes: u64,
 ) -> Result<Parsed, String> {
+    build_kept(input, resources, keep, kept.len(), |make, take| {
+        kept_texts_in_order(reader, kept, progress, block_bytes, make, take)
+    })
+}
+
+/// Builds kept spans from their texts, on all threads, as `read` gives them (to `make`),
+/// putting them together in file order (`take`).
+fn build_kept(
+    input: &Arc<str>,
+    resources: &[Arc<Resource>],
+    keep: &Keep,
+    count: usize,
+    read: impl FnOnce(&MakeParts, &mut TakeParts) -> Result<(), String>,
+) -> Result<Parsed, String> {
     let mut out = Parsed::default();
-    out.spans.reserve_exact(kept.len());
+    out.spans.reserve_exact(count);
+    let make = |spans: &[KeptSpan], texts: Vec<&[u8]>| {
+        build_spans(input, resources, keep, spans.iter().zip(texts))
+            .map_err(|e| format!("cannot read: {e}"))
+    };
+    let mut take = |part: Parsed| {
+        out.append(part);
+        Ok(())
+    };
+    read(&make, &mut take)?;
+    Ok(out)
+}
+
+type MakeParts<'a> = dyn Fn(&[KeptSpan], Vec<&[u8]>) -> Result<Parsed, String> + Sync + 'a;
+type TakeParts<'a> = dyn FnMut(Parsed) -> Result<(), String> + Send + 'a;
+
+/// The texts of the kept spans of a compressed input, decompressed again from its start,
+/// block by block: `make` is given runs of the kept spans of a block and their texts, on all
+/// threads, and `take` what it made, in file order. The kept spans come line by line
+/// (`SpanIndex::kept`), and a line is never split between blocks, so those of a block are the
+/// next ones in the list; the input is read no further than the last of them.
+fn kept_texts_in_order<P: Send>(
+    reader: &mut Opened,
+    kept: &[KeptSpan],
+    progress: &indicatif::ProgressBar,
+    block_bytes: u64,
+    make: impl Fn(&[KeptSpan], Vec<&[u8]>) -> Result<P, String> + Sync,
+    mut take: impl FnMut(P) -> Result<(), String> + Send,
+) -> Result<(), String> {
     if kept.is_empty() {
-        return Ok(out);
+        return Ok(());
     }
     let mut next = 0;
     let advance = reader.progress();
@@ -118,16 +162,15 @@ pub(super) fn read_kept_in_order(
                     .and_then(|s| block.get(s..s + span.len as usize))
                     .ok_or_else(|| format!("cannot read: {}", changed(span)))
             };
-            let parts: Vec<Result<Parsed, String>> = kept[first..next]
+            let parts: Vec<Result<P, String>> = kept[first..next]
                 .par_chunks(256)
                 .map(|chunk| {
                     let texts: Vec<&[u8]> = chunk.iter().map(text).collect::<Result<_, _>>()?;
-                    build_spans(input, resources, keep, chunk.iter().zip(texts))
-                        .map_err(|e| format!("cannot read: {e}"))
+                    make(chunk, texts)
                 })
                 .collect();
             for part in parts {
-                out.append(part?);
+                take(part?)?;
             }
             advance(progress, block.len());
             Ok(next < kept.len())
@@ -135,8 +178,111 @@ pub(super) fn read_kept_in_order(
     )?;
     match kept.get(next) {
         Some(span) => Err(format!("cannot read: {}", changed(span))),
-        None => Ok(out),
+        None => Ok(()),
     }
+}
+
+/// The texts of the kept spans of a compressed input, decompressed once more and written one
+/// after another to a file of their own, to be read back in groups as from a plain file:
+/// reading a group from the input would decompress it again for every group. The file has no
+/// name, and goes with the value.
+pub(super) struct Spill {
+    pub(super) file: File,
+    /// The kept spans, at their places in `file`, in the order they were kept.
+    kept: Vec<KeptSpan>,
+}
+
+impl Spill {
+    /// The spans of `traces`, at their places in the file, in its order.
+    pub(super) fn kept_of(&self, traces: &FxHashSet<TraceId>) -> Vec<KeptSpan> {
+        let keys: FxHashSet<u32> = traces.iter().map(|t| trace_key(*t)).collect();
+        self.kept
+            .iter()
+            .filter(|span| keys.contains(&span.trace))
+            .copied()
+            .collect()
+    }
+}
+
+/// The second pass over a compressed input whose kept spans were written out: read back
+/// from there, as from a plain file.
+pub(super) fn read_spilled(
+    spill: &Spill,
+    input: &Arc<str>,
+    index: SpanIndex,
+    keep: &Keep,
+    progress: &indicatif::ProgressBar,
+) -> Result<Parsed, String> {
+    let kept = spill.kept_of(&keep.traces);
+    read_kept_in_batches(
+        &spill.file,
+        input,
+        &kept,
+        &index.resources,
+        keep,
+        progress,
+        BATCHING,
+    )
+    .map_err(|e| format!("cannot read: {e}"))
+}
+
+/// Writes the texts of the kept spans of `traces` of a compressed input into a `Spill`,
+/// decompressing the input again (a zstd file of many frames: only the frames that hold them).
+pub(super) fn spill_kept(
+    path: &Path,
+    encoding: Encoding,
+    frames: Option<&[FramePlace]>,
+    index: &SpanIndex,
+    traces: &FxHashSet<TraceId>,
+    progress: &indicatif::ProgressBar,
+) -> Result<Spill, String> {
+    let kept = index.kept(traces);
+    let mut file = tempfile::tempfile()
+        .map_err(|e| format!("cannot make a file for the spans that matter: {e}"))?;
+    let mut spilled = Vec::with_capacity(kept.len());
+    let make = |spans: &[KeptSpan], texts: Vec<&[u8]>| -> Result<(usize, Vec<u8>), String> {
+        Ok((spans.len(), texts.concat()))
+    };
+    // The spans are taken in the order they were kept, a run at a time.
+    let (mut next, mut written) = (0, 0u64);
+    let take = |(spans, text): (usize, Vec<u8>)| -> Result<(), String> {
+        file.write_all(&text)
+            .map_err(|e| format!("cannot write the spans that matter: {e}"))?;
+        for span in &kept[next..next + spans] {
+            spilled.push(KeptSpan {
+                offset: written,
+                ..*span
+            });
+            written += u64::from(span.len);
+        }
+        next += spans;
+        Ok(())
+    };
+    match (encoding, frames) {
+        (Encoding::Plain, _) => return Err("a plain file is read back as it is".into()),
+        (Encoding::Compressed { .. }, Some(frames)) => {
+            kept_texts_in_frames(path, &kept, frames, progress, make, take)?;
+        }
+        (Encoding::Compressed { .. }, None) => {
+            let mut reader = Opened::open(path, encoding)?;
+            let len = std::fs::metadata(path).map_or(u64::MAX, |meta| meta.len());
+            if len != u64::MAX {
+                progress.inc_length(len);
+            }
+            kept_texts_in_order(
+                &mut reader,
+                &kept,
+                progress,
+                block_bytes(encoding, len),
+                make,
+                take,
+            )?;
+        }
+    }
+    Ok(Spill {
+        file,
+        kept: spilled,
+    })
 }
 
 /// Kept spans whose text lies in a run of frames, decoded together.
@@ -146,17 +292,24 @@ pub(super) struct FrameGroup {
     pub(super) spans: std::ops::Range<usize>,
 }
 
+/// The most text a group of frames decodes to, unless one span needs more: kept spans that
+/// cross from frame to frame would otherwise chain their frames into one group, held decoded
+/// at once, as long as the file.
+const FRAME_GROUP_TEXT: u64 = 8 << 20;
+
 /// Cuts the kept spans, in the order they were kept, into groups of the frames that hold
 /// them: a span starts a new group unless it starts in the frames of the last one, which it
-/// may stretch (a line cut between two frames). The spans of a line are kept in the order of
-/// its envelope, not always of its bytes: a span before the last group's frames starts a
-/// group too, which decodes its frames again. `None`: a span is past the last frame.
+/// may stretch (a line cut between two frames) within `FRAME_GROUP_TEXT`. The spans of a line
+/// are kept in the order of its envelope, not always of its bytes: a span before the last
+/// group's frames starts a group too, which decodes its frames again, as does a span that
+/// would stretch a group too far. `None`: a span is past the last frame.
 pub(super) fn frame_groups(
     kept: &[KeptSpan],
     frames: &[FramePlace],
 ) -> Result<Vec<FrameGroup>, usize> {
     // The frame that holds decompressed byte `at`.
     let frame_of = |at: u64| frames.partition_point(|frame| frame.end() <= at);
+    let text = |run: std::ops::Range<usize>| frames[run].iter().map(|f| f.len).sum::<u64>();
     let mut groups: Vec<FrameGroup> = Vec::new();
     for (i, span) in kept.iter().enumerate() {
         let first = frame_of(span.offset);
@@ -165,7 +318,11 @@ pub(super) fn frame_groups(
             return Err(i);
         }
         match groups.last_mut() {
-            Some(group) if group.frames.contains(&first) => {
+            Some(group)
+                if group.frames.contains(&first)
+                    && (last < group.frames.end
+                        || text(group.frames.start..last + 1) <= FRAME_GROUP_TEXT) =>
+            {
                 group.frames.end = group.frames.end.max(last + 1);
                 group.spans.end = i + 1;
             }
@@ -179,9 +336,8 @@ pub(super) fn frame_groups(
 }
 
 /// The second pass over a zstd file whose frames the first pass decoded each on its own
-/// (`compress::FrameTable`): only the frames holding kept spans are decoded again, a group of
-/// them per thread, on all threads; a group's spans are built as it is decoded. A few groups
-/// at a time (one a thread), so that what is held decoded is a few frames.
+/// (`compress::FrameTable`): only the frames holding kept spans are decoded again, and a
+/// group's spans built as it is decoded (see `kept_texts_in_frames`).
 pub(super) fn read_kept_in_frames(
     path: &Path,
     input: &Arc<str>,
@@ -191,8 +347,24 @@ pub(super) fn read_kept_in_frames(
     keep: &Keep,
     progress: &indicatif::ProgressBar,
 ) -> Result<Parsed, String> {
-    let mut out = Parsed::default();
-    out.spans.reserve_exact(kept.len());
+    build_kept(input, resources, keep, kept.len(), |make, take| {
+        kept_texts_in_frames(path, kept, frames, progress, make, take)
+    })
+}
+
+/// The texts of the kept spans of a zstd file whose frames the first pass decoded each on its
+/// own: only the frames holding kept spans are decoded again, a group of them per thread, on
+/// all threads; `make` is given a group's kept spans and their texts on its thread, and `take`
+/// what it made, in file order. A few groups at a time (one a thread), so that what is held
+/// decoded is a few frames.
+fn kept_texts_in_frames<P: Send>(
+    path: &Path,
+    kept: &[KeptSpan],
+    frames: &[FramePlace],
+    progress: &indicatif::ProgressBar,
+    make: impl Fn(&[KeptSpan], Vec<&[u8]>) -> Result<P, String> + Sync,
+    mut take: impl FnMut(P) -> Result<(), String>,
+) -> Result<(), String> {
     let groups =
         frame_groups(kept, frames).map_err(|i| format!("cannot read: {}", changed(&kept[i])))?;
     let packed = |group: &FrameGroup| -> u64 {
@@ -221,7 +393,7 @@ pub(super) fn read_kept_in_frames(
         })
         .collect();
     for some in groups.chunks(window) {
-        let parts: Vec<Result<Parsed, String>> = some
+        let parts: Vec<Result<P, String>> = some
             .par_iter()
             .zip(slots.par_iter_mut())
             .map(|(group, slot)| {
@@ -241,18 +413,17 @@ pub(super) fn read_kept_in_frames(
                             .ok_or_else(|| format!("cannot read: {}", changed(span)))
                     })
                     .collect::<Result<_, _>>()?;
-                let part = build_spans(input, resources, keep, spans.iter().zip(texts))
-                    .map_err(|e| format!("cannot read: {e}"));
+                let part = make(spans, texts);
                 progress.inc(packed(group));
                 part
             })
             .collect();
         // The first error in file order, whichever thread met it first.
         for part in parts {
-            out.append(part?);
+            take(part?)?;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// What one thread decodes a group of frames with: the compressed bytes, what they decode to,
@@ -310,7 +481,7 @@ fn changed(span: &KeptSpan) -> String {
 }
 
 pub(super) fn read_kept_in_batches(
-    path: &Path,
+    file: &File,
     input: &Arc<str>,
     kept: &[KeptSpan],
     resources: &[Arc<Resource>],
@@ -318,7 +489,6 @@ pub(super) fn read_kept_in_batches(
     progress: &indicatif::ProgressBar,
     batching: Batching,
 ) -> Result<Parsed, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
     let batches = batches(kept, batching);
     progress.inc_length(batches.iter().map(|b| b.end - b.start).sum());
     let mut out = Parsed::default();
@@ -332,7 +502,7 @@ pub(super) fn read_kept_in_batches(
         let parts: Vec<Result<Parsed, String>> = some
             .par_iter()
             .map_init(Vec::new, |buf, batch| {
-                read_batch(&file, batch, buf)?;
+                read_batch(file, batch, buf)?;
                 let spans = &kept[batch.spans.clone()];
                 let texts = span_texts(batch, spans, buf);
                 let part = build_spans(input, resources, keep, spans.iter().zip(texts));
@@ -493,12 +663,50 @@ fn build_spans<'t>(
 mod tests {
     use super::*;
 
+    #[test]
+    fn spans_across_frames_do_not_chain_every_frame_into_one_group() {
+        // Frames of 3 MiB, each boundary crossed by a kept span: one group would hold them
+        // all decoded.
+        const MIB: u64 = 1 << 20;
+        let frames: Vec<FramePlace> = (0..10)
+            .map(|i| FramePlace {
+                packed: i * 1000,
+                packed_len: 1000,
+                start: i * 3 * MIB,
+                len: 3 * MIB,
+            })
+            .collect();
+        let kept: Vec<KeptSpan> = (1..10).map(|i| place(i * 3 * MIB - 100, 200)).collect();
+        let groups = frame_groups(&kept, &frames).unwrap();
+        for group in &groups {
+            let text: u64 = frames[group.frames.clone()].iter().map(|f| f.len).sum();
+            assert!(text <= FRAME_GROUP_TEXT, "{group:?}");
+        }
+        // Every span is in a group that holds its frames, in order.
+        let mut next = 0;
+        for group in &groups {
+            assert_eq!(group.spans.start, next);
+            next = group.spans.end;
+            for span in &kept[group.spans.clone()] {
+                let start = frames[group.frames.start].start;
+                let end = frames[group.frames.end - 1].end();
+                assert!(
+                    start <= span.offset && span.end() <= end,
+                    "{group:?} {span:?}"
+                );
+            }
+        }
+        assert_eq!(next, kept.len());
+        assert!(groups.len() > 1);
+    }
+
     fn place(offset: u64, len: u32) -> KeptSpan {
         KeptSpan {
             offset,
             len,
             line: 1,
             resource: 0,
+            trace: 0,
         }
     }
 

@@ -214,12 +214,7 @@ fn in_groups(
     // The groups are read and classified side by side, one a thread, so that each thread
     // holds its share of the span text.
     let threads = rayon::current_num_threads().max(1);
-    let groups = first.scan_groups(
-        traces,
-        links,
-        (group_text / threads as u64).max(1),
-        progress,
-    )?;
+    let groups = first.scan_groups(traces, links, (group_text / threads as u64).max(1))?;
     if groups.len() < 2 {
         return None;
     }
@@ -230,33 +225,40 @@ fn in_groups(
     // Every conversation the join found, to tell one split between groups.
     let mut conversations: FxHashSet<String> = FxHashSet::default();
     let mut split = false;
-    one_item_a_thread(
-        groups,
-        threads,
-        |traces| {
-            let mut group = first.read_group(traces, rules, progress);
-            let spans = std::mem::take(&mut group.ingested.spans);
-            let part = analyse(&spans, &group.ingested, rules, timelines);
-            drop(spans);
-            (part, group.into_facts())
-        },
-        // Each group's findings put with the others' as it comes, so that they are not held
-        // twice.
-        |(part, group)| {
-            for conversation in part.conversations {
-                if !conversations.insert(conversation) {
-                    split = true;
-                    return false;
+    // A compressed input's kept spans are written out on one more thread while the groups
+    // are read, each once they are there.
+    std::thread::scope(|scope| {
+        if first.spills() {
+            scope.spawn(|| first.fill_spills(progress));
+        }
+        one_item_a_thread(
+            groups,
+            threads,
+            |traces| {
+                let mut group = first.read_group(traces, rules, progress);
+                let spans = std::mem::take(&mut group.ingested.spans);
+                let part = analyse(&spans, &group.ingested, rules, timelines);
+                drop(spans);
+                (part, group.into_facts())
+            },
+            // Each group's findings put with the others' as it comes, so that they are not held
+            // twice.
+            |(part, group)| {
+                for conversation in part.conversations {
+                    if !conversations.insert(conversation) {
+                        split = true;
+                        return false;
+                    }
                 }
-            }
-            analysed.facts.add(&part.facts);
-            analysed.unplaced += part.unplaced;
-            analysed.audit.add(part.audit);
-            timelines_of.extend(part.timelines);
-            facts.push(group);
-            true
-        },
-    );
+                analysed.facts.add(&part.facts);
+                analysed.unplaced += part.unplaced;
+                analysed.audit.add(part.audit);
+                timelines_of.extend(part.timelines);
+                facts.push(group);
+                true
+            },
+        );
+    });
     if split {
         return None;
     }

@@ -302,17 +302,7 @@ pub(super) fn read_kept_of(
     // A compressed input's kept spans written out (`FirstPass::scan_groups`) are read from
     // there, as from a plain file.
     if let Some(spill) = &surveyed.spill {
-        let kept = spill.kept_of(&keep.traces);
-        return read_kept_in_batches(
-            &spill.file,
-            &input,
-            &kept,
-            resources,
-            keep,
-            progress,
-            BATCHING,
-        )
-        .map_err(|e| format!("cannot read: {e}"));
+        return spill.read(&input, resources, keep, progress);
     }
     let kept = index.kept(&keep.traces);
     match surveyed.encoding {

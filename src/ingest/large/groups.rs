@@ -20,7 +20,7 @@ use super::super::{Ingested, otlp_json};
 use super::by_conversation::read_kept_of;
 use super::index::trace_key;
 use super::reader::Encoding;
-use super::second_pass::spill_kept;
+use super::spill::Spill;
 use super::{FirstPass, FirstRead, Surveyed};
 use crate::model::TraceId;
 use crate::rules::Rules;
@@ -28,7 +28,7 @@ use crate::rules::Rules;
 /// About this much span text is read back and built at once, shared by the threads (each
 /// reads a group of its share). Spans built are about half their text with only the
 /// attributes the audit reads, and the join holds a quarter more.
-pub const DEFAULT_SCAN_GROUP: u64 = 24 << 20;
+pub const DEFAULT_SCAN_GROUP: u64 = 16 << 20;
 
 /// One group read back: its spans, as a second pass gives them, and what the inputs' reports
 /// need of it once its spans are let go.
@@ -69,6 +69,14 @@ impl Group {
     }
 }
 
+/// A component of the kept traces (a conversation's, and those linked into them): its span
+/// text, and when it can be read: (the input, how far its written-out kept spans must go).
+#[derive(Clone, Copy, Default)]
+struct Component {
+    text: u64,
+    ready: (usize, u64),
+}
+
 /// A small union-find over the kept traces.
 struct Components {
     parent: Vec<u32>,
@@ -98,16 +106,15 @@ impl FirstPass {
     /// holding whole conversations (as the first pass names them: `first_pass_by_conversation`)
     /// and the traces linked into them. `None` when the inputs are not all files read in two
     /// passes, whole and sound (spans read whole are in memory already; what was wrong is
-    /// said by one read of the kept spans), or when the kept spans of a compressed file could
-    /// not be written out: with several groups, they are decompressed once more and written to
-    /// a file of their own (`second_pass::Spill`), rather than decompressed again for every
-    /// group.
+    /// said by one read of the kept spans), or when no file could be made for the kept spans
+    /// of a compressed input: with several groups, they are decompressed once more and written
+    /// to a file of their own (`spill::Spill`, filled by `fill_spills`), rather than
+    /// decompressed again for every group.
     pub fn scan_groups(
         &mut self,
         traces: &FxHashSet<TraceId>,
         links: &[(TraceId, TraceId)],
         group_text: u64,
-        progress: &ProgressBar,
     ) -> Option<Vec<FxHashSet<TraceId>>> {
         let readable = self.inputs.iter().all(|input| {
             matches!(input, FirstRead::Surveyed(s) if s.error.is_none()
@@ -122,6 +129,34 @@ impl FirstPass {
         for input in &mut self.inputs {
             if let FirstRead::Surveyed(surveyed) = input {
                 surveyed.parsed.index.retain(traces);
+            }
+        }
+        // The span text of the kept traces, by key (two traces sharing a key count each
+        // other's: a few bytes too many).
+        let mut text_of_key: FxHashMap<u32, u64> = FxHashMap::default();
+        for input in &self.inputs {
+            if let FirstRead::Surveyed(surveyed) = input {
+                for place in &surveyed.parsed.index.spans {
+                    *text_of_key.entry(place.trace).or_default() += u64::from(place.len);
+                }
+            }
+        }
+        let group_text = group_text.max(1);
+        let several = text_of_key.values().sum::<u64>() > group_text;
+        // With several groups, a compressed input's kept spans are written out, and a trace is
+        // ready to be read once they are: (the input, how far into its file).
+        let mut ready_of_key: FxHashMap<u32, (usize, u64)> = FxHashMap::default();
+        for (at, input) in self.inputs.iter_mut().enumerate() {
+            if let FirstRead::Surveyed(surveyed) = input
+                && several
+                && surveyed.encoding != Encoding::Plain
+            {
+                let spill = Spill::new(&surveyed.parsed.index, traces).ok()?;
+                for (key, end) in spill.ready_at() {
+                    let ready = ready_of_key.entry(key).or_default();
+                    *ready = (*ready).max((at, end));
+                }
+                surveyed.spill = Some(spill);
             }
         }
         let surveyed: Vec<&Surveyed> = self
@@ -160,24 +195,33 @@ impl FirstPass {
                 components.join(a, b);
             }
         }
-        // The span text of the kept traces, for the number of groups.
-        let text: u64 = surveyed
-            .iter()
-            .flat_map(|input| &input.parsed.index.spans)
-            .map(|place| u64::from(place.len))
-            .sum();
-        let roots: FxHashSet<u32> = (0..order.len() as u32)
-            .map(|i| components.root(i))
-            .collect();
-        let groups = text
-            .div_ceil(group_text.max(1))
-            .clamp(1, roots.len().max(1) as u64) as usize;
-        let mut out = vec![FxHashSet::default(); groups];
+        // Each component's text, and when it is ready to be read: when its last trace is.
+        let mut of_root: FxHashMap<u32, Component> = FxHashMap::default();
         for (i, trace) in order.iter().enumerate() {
-            let root = components.root(i as u32);
-            // Spread by a hash of the component's first trace.
-            let group = trace_key(order[root as usize]) as usize % groups;
-            out[group].insert(*trace);
+            let key = trace_key(*trace);
+            let component = of_root.entry(components.root(i as u32)).or_default();
+            component.text += text_of_key.get(&key).copied().unwrap_or(0);
+            let ready = ready_of_key.get(&key).copied().unwrap_or_default();
+            component.ready = component.ready.max(ready);
+        }
+        // The components in the order they are ready (then by their first trace), cut into
+        // groups of about `group_text`: the first groups can be read while a compressed
+        // input's file is still being filled.
+        let mut roots: Vec<(u32, Component)> = of_root.into_iter().collect();
+        roots.sort_unstable_by_key(|&(root, component)| (component.ready, root));
+        let mut group_of_root: FxHashMap<u32, usize> = FxHashMap::default();
+        let (mut groups, mut filling) = (0, 0u64);
+        for (root, Component { text, .. }) in roots {
+            if filling >= group_text {
+                groups += 1;
+                filling = 0;
+            }
+            filling += text;
+            group_of_root.insert(root, groups);
+        }
+        let mut out = vec![FxHashSet::default(); groups + 1];
+        for (i, trace) in order.iter().enumerate() {
+            out[group_of_root[&components.root(i as u32)]].insert(*trace);
         }
         // What the first pass noted of every trace is no longer needed (the caller has taken
         // the signals).
@@ -189,27 +233,44 @@ impl FirstPass {
                 survey.links = Vec::new();
             }
         }
-        if out.len() > 1 {
-            for input in &mut self.inputs {
-                if let FirstRead::Surveyed(surveyed) = input
-                    && surveyed.encoding != Encoding::Plain
-                {
-                    let Source::Path(path) = &surveyed.source else {
-                        return None;
-                    };
-                    let spill = spill_kept(
-                        path,
-                        surveyed.encoding,
-                        surveyed.frames.as_deref(),
-                        &surveyed.parsed.index,
-                        traces,
-                        progress,
-                    );
-                    surveyed.spill = Some(spill.ok()?);
-                }
+        Some(out)
+    }
+
+    /// Fills the files the kept spans of compressed inputs are written to for the groups
+    /// (`scan_groups`), one input after another, while the groups are read: a group waits
+    /// until the files hold its spans. A file that cannot be filled leaves its groups unread,
+    /// and the inputs are then read in one group.
+    pub fn fill_spills(&self, progress: &ProgressBar) {
+        // On this thread alone (a frame decoded at a time): the groups have the others.
+        let alone = rayon::ThreadPoolBuilder::new().num_threads(1).build();
+        let fill = || self.fill_spills_here(progress);
+        match alone {
+            Ok(pool) => pool.install(fill),
+            Err(_) => fill(),
+        }
+    }
+
+    fn fill_spills_here(&self, progress: &ProgressBar) {
+        for input in &self.inputs {
+            if let FirstRead::Surveyed(surveyed) = input
+                && let (Some(spill), Source::Path(path)) = (&surveyed.spill, &surveyed.source)
+            {
+                // What went wrong is said by the read in one group.
+                let _ = spill.fill(
+                    path,
+                    surveyed.encoding,
+                    surveyed.frames.as_deref(),
+                    progress,
+                );
             }
         }
-        Some(out)
+    }
+
+    /// Whether the groups wait for files to be filled (`fill_spills`).
+    pub fn spills(&self) -> bool {
+        self.inputs
+            .iter()
+            .any(|input| matches!(input, FirstRead::Surveyed(s) if s.spill.is_some()))
     }
 
     /// Reads back the spans of `traces`, one group of `scan_groups`, as `second_pass` reads

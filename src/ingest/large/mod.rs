@@ -21,6 +21,7 @@ pub use groups::{DEFAULT_SCAN_GROUP, Group, GroupFacts, combine_groups};
 pub(super) mod index;
 mod reader;
 mod second_pass;
+mod spill;
 
 use rustc_hash::FxHashSet;
 use std::collections::HashSet;
@@ -126,7 +127,7 @@ struct Surveyed {
     frames: Option<compress::FrameTable>,
     /// A compressed input's kept spans, written out to be read back in groups
     /// (`FirstPass::scan_groups`).
-    spill: Option<second_pass::Spill>,
+    spill: Option<spill::Spill>,
 }
 
 /// What the first pass found that decides which traces matter.
@@ -456,10 +457,11 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
     let (kept, error) = match (error, &source) {
         (None, Source::Path(file)) => {
             let read = match &spill {
-                Some(spill) => {
-                    second_pass::read_spilled(spill, &input, survey.index, keep, progress)
+                // Written out whole for groups that then could not be read as such.
+                Some(spill) if spill.whole() => {
+                    spill.read(&input, &survey.index.resources, keep, progress)
                 }
-                None => second_pass::read_kept(
+                _ => second_pass::read_kept(
                     file,
                     encoding,
                     frames.as_deref(),
@@ -964,15 +966,21 @@ mod tests {
             let file = tempfile::NamedTempFile::new().unwrap();
             std::fs::write(file.path(), &packed).unwrap();
             let (parsed, ended) = first_pass_on(2, file.path(), &input, 5000);
-            let spill = second_pass::spill_kept(
-                file.path(),
-                ZSTD,
-                ended.frames.as_deref(),
-                &parsed.index,
-                &kept,
-                &hidden,
-            )
-            .unwrap();
+            let spill = spill::Spill::new(&parsed.index, &kept).unwrap();
+            let frames = ended.frames.as_deref();
+            // Read while it is filled, on another thread: each read waits for its spans.
+            let read_while_filled = std::thread::scope(|scope| {
+                let read = scope.spawn(|| {
+                    let keep = Keep {
+                        traces: kept.clone(),
+                        attributes: rules.attributes_read(),
+                    };
+                    spill.read(&input, &parsed.index.resources, &keep, &hidden)
+                });
+                spill.fill(file.path(), ZSTD, frames, &hidden).unwrap();
+                read.join().unwrap().unwrap()
+            });
+            assert!(spill.whole());
             for traces in [&kept, &alone] {
                 let keep = Keep {
                     traces: traces.clone(),
@@ -984,15 +992,29 @@ mod tests {
                     .filter(|s| traces.contains(&s.trace_id))
                     .cloned()
                     .collect();
-                let index = index::SpanIndex {
-                    resources: parsed.index.resources.clone(),
-                    ..index::SpanIndex::default()
-                };
-                let read =
-                    second_pass::read_spilled(&spill, &input, index, &keep, &hidden).unwrap();
+                let read = spill
+                    .read(&input, &parsed.index.resources, &keep, &hidden)
+                    .unwrap();
                 assert!(!expected.is_empty());
                 assert_eq!(ids(&read.spans), ids(&expected));
+                if traces == &kept {
+                    assert_eq!(ids(&read_while_filled.spans), ids(&expected));
+                }
             }
+            // A file that cannot be filled (the input is gone): a read says so, rather than
+            // waiting for what will never come.
+            let gone = spill::Spill::new(&parsed.index, &kept).unwrap();
+            let missing = file.path().with_extension("gone");
+            assert!(gone.fill(&missing, ZSTD, None, &hidden).is_err());
+            assert!(!gone.whole());
+            let keep = Keep {
+                traces: kept.clone(),
+                attributes: rules.attributes_read(),
+            };
+            let error = gone
+                .read(&input, &parsed.index.resources, &keep, &hidden)
+                .unwrap_err();
+            assert!(error.contains("could not be written out"), "{error}");
         }
     }
 

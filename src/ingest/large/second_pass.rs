@@ -5,21 +5,19 @@
 //! the last.
 
 use std::fs::File;
-use std::io::Write;
 #[cfg(not(any(unix, windows)))]
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use rustc_hash::FxHashSet;
 
 use super::super::Parsed;
 use super::super::compress::FramePlace;
 use super::super::otlp_json::{self, Keep};
-use super::index::{KeptSpan, SpanIndex, trace_key};
+use super::index::{KeptSpan, SpanIndex};
 use super::reader::{Blocks, Encoding, Opened, block_bytes, line_blocks};
-use crate::model::{Resource, TraceId};
+use crate::model::Resource;
 
 /// How the second pass reads the kept spans back: in batches of at most `batch` bytes of the
 /// file, each built by one thread, reading through gaps of at most `gap` bytes between kept
@@ -130,7 +128,7 @@ type TakeParts<'a> = dyn FnMut(Parsed) -> Result<(), String> + Send + 'a;
 /// threads, and `take` what it made, in file order. The kept spans come line by line
 /// (`SpanIndex::kept`), and a line is never split between blocks, so those of a block are the
 /// next ones in the list; the input is read no further than the last of them.
-fn kept_texts_in_order<P: Send>(
+pub(super) fn kept_texts_in_order<P: Send>(
     reader: &mut Opened,
     kept: &[KeptSpan],
     progress: &indicatif::ProgressBar,
@@ -180,109 +178,6 @@ fn kept_texts_in_order<P: Send>(
         Some(span) => Err(format!("cannot read: {}", changed(span))),
         None => Ok(()),
     }
-}
-
-/// The texts of the kept spans of a compressed input, decompressed once more and written one
-/// after another to a file of their own, to be read back in groups as from a plain file:
-/// reading a group from the input would decompress it again for every group. The file has no
-/// name, and goes with the value.
-pub(super) struct Spill {
-    pub(super) file: File,
-    /// The kept spans, at their places in `file`, in the order they were kept.
-    kept: Vec<KeptSpan>,
-}
-
-impl Spill {
-    /// The spans of `traces`, at their places in the file, in its order.
-    pub(super) fn kept_of(&self, traces: &FxHashSet<TraceId>) -> Vec<KeptSpan> {
-        let keys: FxHashSet<u32> = traces.iter().map(|t| trace_key(*t)).collect();
-        self.kept
-            .iter()
-            .filter(|span| keys.contains(&span.trace))
-            .copied()
-            .collect()
-    }
-}
-
-/// The second pass over a compressed input whose kept spans were written out: read back
-/// from there, as from a plain file.
-pub(super) fn read_spilled(
-    spill: &Spill,
-    input: &Arc<str>,
-    index: SpanIndex,
-    keep: &Keep,
-    progress: &indicatif::ProgressBar,
-) -> Result<Parsed, String> {
-    let kept = spill.kept_of(&keep.traces);
-    read_kept_in_batches(
-        &spill.file,
-        input,
-        &kept,
-        &index.resources,
-        keep,
-        progress,
-        BATCHING,
-    )
-    .map_err(|e| format!("cannot read: {e}"))
-}
-
-/// Writes the texts of the kept spans of `traces` of a compressed input into a `Spill`,
-/// decompressing the input again (a zstd file of many frames: only the frames that hold them).
-pub(super) fn spill_kept(
-    path: &Path,
-    encoding: Encoding,
-    frames: Option<&[FramePlace]>,
-    index: &SpanIndex,
-    traces: &FxHashSet<TraceId>,
-    progress: &indicatif::ProgressBar,
-) -> Result<Spill, String> {
-    let kept = index.kept(traces);
-    let mut file = tempfile::tempfile()
-        .map_err(|e| format!("cannot make a file for the spans that matter: {e}"))?;
-    let mut spilled = Vec::with_capacity(kept.len());
-    let make = |spans: &[KeptSpan], texts: Vec<&[u8]>| -> Result<(usize, Vec<u8>), String> {
-        Ok((spans.len(), texts.concat()))
-    };
-    // The spans are taken in the order they were kept, a run at a time.
-    let (mut next, mut written) = (0, 0u64);
-    let take = |(spans, text): (usize, Vec<u8>)| -> Result<(), String> {
-        file.write_all(&text)
-            .map_err(|e| format!("cannot write the spans that matter: {e}"))?;
-        for span in &kept[next..next + spans] {
-            spilled.push(KeptSpan {
-                offset: written,
-                ..*span
-            });
-            written += u64::from(span.len);
-        }
-        next += spans;
-        Ok(())
-    };
-    match (encoding, frames) {
-        (Encoding::Plain, _) => return Err("a plain file is read back as it is".into()),
-        (Encoding::Compressed { .. }, Some(frames)) => {
-            kept_texts_in_frames(path, &kept, frames, progress, make, take)?;
-        }
-        (Encoding::Compressed { .. }, None) => {
-            let mut reader = Opened::open(path, encoding)?;
-            let len = std::fs::metadata(path).map_or(u64::MAX, |meta| meta.len());
-            if len != u64::MAX {
-                progress.inc_length(len);
-            }
-            kept_texts_in_order(
-                &mut reader,
-                &kept,
-                progress,
-                block_bytes(encoding, len),
-                make,
-                take,
-            )?;
-        }
-    }
-    Ok(Spill {
-        file,
-        kept: spilled,
-    })
 }
 
 /// Kept spans whose text lies in a run of frames, decoded together.
@@ -357,7 +252,7 @@ pub(super) fn read_kept_in_frames(
 /// all threads; `make` is given a group's kept spans and their texts on its thread, and `take`
 /// what it made, in file order. A few groups at a time (one a thread), so that what is held
 /// decoded is a few frames.
-fn kept_texts_in_frames<P: Send>(
+pub(super) fn kept_texts_in_frames<P: Send>(
     path: &Path,
     kept: &[KeptSpan],
     frames: &[FramePlace],

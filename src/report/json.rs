@@ -4,6 +4,7 @@
 
 use std::io::Write;
 
+use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
@@ -60,27 +61,9 @@ pub fn inspect(view: &InspectView<'_>, out: &mut dyn Write) -> std::io::Result<(
     writeln!(out)
 }
 
-#[derive(Serialize)]
-struct ScanReport<'a> {
-    schema: &'static str,
-    summary: JsonSummary<'a>,
-    findings: JsonFindings<'a>,
-    diagnostics: Vec<&'a Diagnostic>,
-}
-
-/// The findings, each put in its JSON shape as it is written rather than all of them first: a
-/// large export's report is tens of megabytes of them.
-struct JsonFindings<'a>(&'a ScanView<'a>);
-
-impl Serialize for JsonFindings<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let view = self.0;
-        serializer.collect_seq(
-            view.findings()
-                .map(|(f, standing)| finding(f, standing, view.allow_rule(standing))),
-        )
-    }
-}
+/// How many findings are put in their JSON shape at once, on all threads, before they are
+/// written: a large export's report is tens of megabytes of them.
+const FINDINGS_AT_ONCE: usize = 512;
 
 #[derive(Serialize)]
 struct JsonSummary<'a> {
@@ -413,76 +396,116 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
     let gate = view.gate;
     let by_tool = view.audit.protocols_by_tool();
     let by_service = view.audit.protocols_by_service();
-    let report = ScanReport {
-        schema: "abortaudit/v1",
-        summary: JsonSummary {
-            inputs: summary.inputs,
-            spans: summary.spans,
-            conversations: summary.conversations,
-            aborted_turns: summary.aborted_turns,
-            tool_calls_at_risk: summary.tool_calls_at_risk,
-            categories: summary
-                .by_category
-                .iter()
-                .map(|(c, n)| (c.as_str().to_owned(), serde_json::Value::from(*n)))
-                .collect(),
-            late_writes: summary.late_writes,
-            ambiguous: summary.ambiguous,
-            committed_before_abort: summary.committed_before_abort,
-            vendor_events: summary.vendor_events,
-            unmatched_vendor_events: summary.unmatched_vendor_events,
-            aborted_turns_by_signal: AbortedBySignal {
-                recorded: summary.join.aborted_recorded,
-                abort_log: summary.join.aborted_by_log,
-                inferred: summary.join.aborted_inferred,
-            },
-            abort_log: AbortLog {
-                records: summary.abort_records,
-                unplaced: summary.abort_records_unplaced,
-            },
-            tool_call_spans: ToolCallSpans {
-                calls: summary.join.aborted_tool_calls,
-                nested: summary.join.aborted_nested_tool_spans,
-            },
-            diagnostics: summary.diagnostics,
-            suppressed: summary.suppressed,
-            known: summary.known,
-            gate: Gate {
-                fail_on: summary.fail_on.iter().map(|c| c.as_str()).collect(),
-                inferred_aborts: summary.gate_inferred_aborts,
-                failed: summary.gate_failed,
-                allow_expired: &gate.expired,
-                baseline: gate.baseline.as_ref().map(|b| Baseline {
-                    input: &b.input,
-                    known: b.known,
-                    new: b.new,
-                    gone: b.gone.iter().map(GoneFinding::from).collect(),
-                }),
-                fail_on_unprotected_tools: gate.fail_on_unprotected_tools,
-                unprotected_tools: &gate.unprotected_tools,
-            },
-            protocols: Protocols {
-                by_tool: by_tool
-                    .iter()
-                    .map(|r| ToolRow {
-                        tool: &r.name,
-                        counts: r.into(),
-                    })
-                    .collect(),
-                by_service: by_service
-                    .iter()
-                    .map(|r| ServiceRow {
-                        service: &r.name,
-                        counts: r.into(),
-                    })
-                    .collect(),
-            },
+    let summary = JsonSummary {
+        inputs: summary.inputs,
+        spans: summary.spans,
+        conversations: summary.conversations,
+        aborted_turns: summary.aborted_turns,
+        tool_calls_at_risk: summary.tool_calls_at_risk,
+        categories: summary
+            .by_category
+            .iter()
+            .map(|(c, n)| (c.as_str().to_owned(), serde_json::Value::from(*n)))
+            .collect(),
+        late_writes: summary.late_writes,
+        ambiguous: summary.ambiguous,
+        committed_before_abort: summary.committed_before_abort,
+        vendor_events: summary.vendor_events,
+        unmatched_vendor_events: summary.unmatched_vendor_events,
+        aborted_turns_by_signal: AbortedBySignal {
+            recorded: summary.join.aborted_recorded,
+            abort_log: summary.join.aborted_by_log,
+            inferred: summary.join.aborted_inferred,
         },
-        findings: JsonFindings(view),
-        diagnostics: view.ingested.diagnostics().collect(),
+        abort_log: AbortLog {
+            records: summary.abort_records,
+            unplaced: summary.abort_records_unplaced,
+        },
+        tool_call_spans: ToolCallSpans {
+            calls: summary.join.aborted_tool_calls,
+            nested: summary.join.aborted_nested_tool_spans,
+        },
+        diagnostics: summary.diagnostics,
+        suppressed: summary.suppressed,
+        known: summary.known,
+        gate: Gate {
+            fail_on: summary.fail_on.iter().map(|c| c.as_str()).collect(),
+            inferred_aborts: summary.gate_inferred_aborts,
+            failed: summary.gate_failed,
+            allow_expired: &gate.expired,
+            baseline: gate.baseline.as_ref().map(|b| Baseline {
+                input: &b.input,
+                known: b.known,
+                new: b.new,
+                gone: b.gone.iter().map(GoneFinding::from).collect(),
+            }),
+            fail_on_unprotected_tools: gate.fail_on_unprotected_tools,
+            unprotected_tools: &gate.unprotected_tools,
+        },
+        protocols: Protocols {
+            by_tool: by_tool
+                .iter()
+                .map(|r| ToolRow {
+                    tool: &r.name,
+                    counts: r.into(),
+                })
+                .collect(),
+            by_service: by_service
+                .iter()
+                .map(|r| ServiceRow {
+                    service: &r.name,
+                    counts: r.into(),
+                })
+                .collect(),
+        },
     };
-    write_pretty(out, &report)?;
-    writeln!(out)
+    let diagnostics: Vec<&Diagnostic> = view.ingested.diagnostics().collect();
+    // The report `{schema, summary, findings, diagnostics}`, as `write_pretty` writes an
+    // object of these members, byte for byte: the findings are put in their shape on all
+    // threads, some at a time, and written in their order.
+    out.write_all(b"{\n  \"schema\": \"abortaudit/v1\",\n  \"summary\": ")?;
+    out.write_all(&pretty_at(&summary, 1)?)?;
+    out.write_all(b",\n  \"findings\": [")?;
+    let findings: Vec<(&Finding, &Standing)> = view.findings().collect();
+    for (n, some) in findings.chunks(FINDINGS_AT_ONCE).enumerate() {
+        let shaped: Vec<std::io::Result<Vec<u8>>> = some
+            .par_iter()
+            .map(|(f, standing)| pretty_at(&finding(f, standing, view.allow_rule(standing)), 2))
+            .collect();
+        for (i, text) in shaped.into_iter().enumerate() {
+            out.write_all(if n == 0 && i == 0 {
+                b"\n    "
+            } else {
+                b",\n    "
+            })?;
+            out.write_all(&text?)?;
+        }
+    }
+    if !findings.is_empty() {
+        out.write_all(b"\n  ")?;
+    }
+    out.write_all(b"],\n  \"diagnostics\": ")?;
+    out.write_all(&pretty_at(&diagnostics, 1)?)?;
+    out.write_all(b"\n}\n")
+}
+
+/// `value` as `write_pretty` writes it nested `depth` levels deep: each of its lines after
+/// the first indented as many times two spaces (a newline in JSON text is never in a string).
+fn pretty_at<T: Serialize>(value: &T, depth: usize) -> std::io::Result<Vec<u8>> {
+    let mut text = Vec::new();
+    write_pretty(&mut text, value)?;
+    let indent = "  ".repeat(depth);
+    let mut nested = Vec::with_capacity(text.len() + text.len() / 8);
+    let mut lines = text.split(|b| *b == b'\n');
+    if let Some(first) = lines.next() {
+        nested.extend_from_slice(first);
+    }
+    for line in lines {
+        nested.push(b'\n');
+        nested.extend_from_slice(indent.as_bytes());
+        nested.extend_from_slice(line);
+    }
+    Ok(nested)
 }
 
 /// Writes `value` as pretty JSON in which every character a reader must not get raw

@@ -199,9 +199,9 @@ fn analyse(spans: &[Span], ingested: &Ingested, rules: &Rules, timelines: bool) 
 
 /// The second pass and the audit a group of the traces that matter at a time on each thread
 /// (see `FirstPass::scan_groups`), so that the spans of a group a thread are in memory at once
-/// rather than those of every aborted turn. `None` when the inputs cannot be read so, or when the groups
-/// turn out to split a conversation of the join or to say something of their spans: the
-/// traces are then read back in one group.
+/// rather than those of every aborted turn. `None` when the inputs cannot be read so, or when
+/// the groups turn out to split a conversation of the join or to say something of their spans:
+/// the traces are then read back in one group.
 fn in_groups(
     first: &mut ingest::FirstPass,
     traces: &FxHashSet<TraceId>,

@@ -460,18 +460,34 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         },
     };
     let diagnostics: Vec<&Diagnostic> = view.ingested.diagnostics().collect();
-    // The report `{schema, summary, findings, diagnostics}`, as `write_pretty` writes an
-    // object of these members, byte for byte: the findings are put in their shape on all
-    // threads, some at a time, and written in their order.
-    out.write_all(b"{\n  \"schema\": \"abortaudit/v1\",\n  \"summary\": ")?;
-    out.write_all(&pretty_at(&summary, 1)?)?;
-    out.write_all(b",\n  \"findings\": [")?;
     let findings: Vec<(&Finding, &Standing)> = view.findings().collect();
-    for (n, some) in findings.chunks(FINDINGS_AT_ONCE).enumerate() {
-        let shaped: Vec<std::io::Result<Vec<u8>>> = some
-            .par_iter()
-            .map(|(f, standing)| pretty_at(&finding(f, standing, view.allow_rule(standing)), 2))
-            .collect();
+    write_report(
+        out,
+        &summary,
+        &findings,
+        |(f, standing)| finding(f, standing, view.allow_rule(standing)),
+        &diagnostics,
+        FINDINGS_AT_ONCE,
+    )
+}
+
+/// The report `{schema, summary, findings, diagnostics}` and a newline, as `write_pretty`
+/// writes an object of these members, byte for byte: the findings are put in their shape
+/// (`shape`) on all threads, `at_once` at a time, and written in their order.
+fn write_report<F: Sync, T: Serialize>(
+    out: &mut dyn Write,
+    summary: &impl Serialize,
+    findings: &[F],
+    shape: impl Fn(&F) -> T + Sync,
+    diagnostics: &impl Serialize,
+    at_once: usize,
+) -> std::io::Result<()> {
+    out.write_all(b"{\n  \"schema\": \"abortaudit/v1\",\n  \"summary\": ")?;
+    out.write_all(&pretty_at(summary, 1)?)?;
+    out.write_all(b",\n  \"findings\": [")?;
+    for (n, some) in findings.chunks(at_once.max(1)).enumerate() {
+        let shaped: Vec<std::io::Result<Vec<u8>>> =
+            some.par_iter().map(|f| pretty_at(&shape(f), 2)).collect();
         for (i, text) in shaped.into_iter().enumerate() {
             out.write_all(if n == 0 && i == 0 {
                 b"\n    "
@@ -485,7 +501,7 @@ pub fn scan(view: &ScanView<'_>, out: &mut dyn Write) -> std::io::Result<()> {
         out.write_all(b"\n  ")?;
     }
     out.write_all(b"],\n  \"diagnostics\": ")?;
-    out.write_all(&pretty_at(&diagnostics, 1)?)?;
+    out.write_all(&pretty_at(diagnostics, 1)?)?;
     out.write_all(b"\n}\n")
 }
 
@@ -586,6 +602,56 @@ impl Formatter for Escaping<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_written_in_parts_is_what_one_pretty_write_gives() {
+        #[derive(Serialize)]
+        struct Whole<'a> {
+            schema: &'static str,
+            summary: &'a serde_json::Value,
+            findings: &'a [serde_json::Value],
+            diagnostics: &'a serde_json::Value,
+        }
+        let summary = serde_json::json!({ "spans": 3, "gate": { "fail_on": ["late"], "x": [] } });
+        let finding = |i: usize| {
+            serde_json::json!({
+                "id": format!("f{i}"),
+                "evidence": [format!("line\n{i}\u{202e}"), "b"],
+                "write": { "service": "api", "empty": {} },
+                "compensated": null
+            })
+        };
+        for diagnostics in [serde_json::json!([]), serde_json::json!([{ "code": "c" }])] {
+            // None, fewer than a part, a part, a part and one more, several parts.
+            for count in [0, 1, 3, 4, 10] {
+                let findings: Vec<serde_json::Value> = (0..count).map(finding).collect();
+                let mut whole = Vec::new();
+                let report = Whole {
+                    schema: "abortaudit/v1",
+                    summary: &summary,
+                    findings: &findings,
+                    diagnostics: &diagnostics,
+                };
+                write_pretty(&mut whole, &report).unwrap();
+                whole.push(b'\n');
+                let mut parts = Vec::new();
+                write_report(
+                    &mut parts,
+                    &summary,
+                    &findings,
+                    |f| f.clone(),
+                    &diagnostics,
+                    3,
+                )
+                .unwrap();
+                assert_eq!(
+                    String::from_utf8(parts).unwrap(),
+                    String::from_utf8(whole).unwrap(),
+                    "{count} findings"
+                );
+            }
+        }
+    }
 
     #[test]
     fn json_carries_invisible_and_reordering_characters_as_escapes() {

@@ -12,8 +12,9 @@ use std::sync::mpsc;
 /// `work` done on every item on up to `threads` threads, an item a thread at a time, and
 /// each result handed to `take` on the caller's thread in the order of the items, as soon as
 /// those before it were: results done early wait, the others are not held. When `take` says
-/// `false`, no item is started after it (those started are done, and not taken). Parallel
-/// calls inside `work` run on its thread alone.
+/// `false`, no item is started after it (those started are done, and not taken). With two
+/// workers or more, parallel calls inside `work` run on its thread alone; with one (one thread,
+/// or one item), `work` runs on the caller's thread, its parallel calls on the global pool.
 pub fn one_item_a_thread<T, R>(
     items: Vec<T>,
     threads: usize,

@@ -241,6 +241,20 @@ impl FirstPass {
     /// until the files hold its spans. A file that cannot be filled leaves its groups unread,
     /// and the inputs are then read in one group.
     pub fn fill_spills(&self, progress: &ProgressBar) {
+        /// Whatever becomes of the filling, even a panic, no group is left waiting.
+        struct GiveUp<'a>(&'a FirstPass);
+        impl Drop for GiveUp<'_> {
+            fn drop(&mut self) {
+                for input in &self.0.inputs {
+                    if let FirstRead::Surveyed(surveyed) = input
+                        && let Some(spill) = &surveyed.spill
+                    {
+                        spill.give_up();
+                    }
+                }
+            }
+        }
+        let _give_up = GiveUp(self);
         // On this thread alone (a frame decoded at a time): the groups have the others.
         let alone = rayon::ThreadPoolBuilder::new().num_threads(1).build();
         let fill = || self.fill_spills_here(progress);

@@ -1015,6 +1015,15 @@ mod tests {
                 .read(&input, &parsed.index.resources, &keep, &hidden)
                 .unwrap_err();
             assert!(error.contains("could not be written out"), "{error}");
+            // One never filled, once given up on: the same, rather than a read that waits.
+            let never = spill::Spill::new(&parsed.index, &kept).unwrap();
+            never.give_up();
+            assert!(!never.whole());
+            assert!(
+                never
+                    .read(&input, &parsed.index.resources, &keep, &hidden)
+                    .is_err()
+            );
         }
     }
 

@@ -117,13 +117,20 @@ impl Spill {
                 })
             }
         };
-        let mut state = self.state();
-        match filled {
-            Ok(()) => state.whole = true,
-            Err(_) => state.failed = true,
+        if filled.is_ok() {
+            self.state().whole = true;
         }
-        self.grown.notify_all();
+        self.give_up();
         filled
+    }
+
+    /// Says that no more will be written: a group still waiting for spans the file does not
+    /// hold is read in one group instead, rather than waiting for ever (the filling failed,
+    /// stopped on a panic, or never started).
+    pub(super) fn give_up(&self) {
+        let mut state = self.state();
+        state.failed |= !state.whole;
+        self.grown.notify_all();
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, Filled> {

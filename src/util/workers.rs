@@ -143,27 +143,31 @@ mod tests {
     #[test]
     fn no_item_is_started_once_take_says_stop_and_none_after_it_is_taken() {
         for threads in [1, 2, 4] {
-            let started = AtomicUsize::new(0);
+            // Items started once `take` has said stop: at most one a thread, each of which
+            // had its item in hand just before (a bound on all the items started would
+            // depend on how soon the taking thread runs, on a busy machine).
+            let (said_stop, late) = (AtomicBool::new(false), AtomicUsize::new(0));
             let mut taken = Vec::new();
             one_item_a_thread(
                 (0..200).collect(),
                 threads,
                 |i: usize| {
-                    started.fetch_add(1, Ordering::SeqCst);
+                    if said_stop.load(Ordering::SeqCst) {
+                        late.fetch_add(1, Ordering::SeqCst);
+                    }
                     std::thread::sleep(std::time::Duration::from_micros(200));
                     i
                 },
                 |i| {
                     taken.push(i);
+                    if i >= 10 {
+                        said_stop.store(true, Ordering::SeqCst);
+                    }
                     i < 10
                 },
             );
             assert_eq!(taken, (0..=10).collect::<Vec<_>>(), "{threads}");
-            // The items in work when the stop came, at most one a thread, are done too.
-            assert!(
-                started.load(Ordering::SeqCst) <= 11 + 2 * threads,
-                "{threads}"
-            );
+            assert!(late.load(Ordering::SeqCst) <= threads, "{threads}");
         }
     }
 }

@@ -33,6 +33,111 @@ pub(crate) struct Cursor<'a> {
     /// A string read since `surrogates_met` was last asked held a `\u` escape of a UTF-16
     /// surrogate.
     surrogate: bool,
+    /// The strings looked out for in every string the cursor goes through, and what it saw.
+    lookout: Option<&'a Lookout>,
+    sightings: Sightings,
+}
+
+/// Strings a cursor looks out for as it goes: each string it reads or skips, key or value, is
+/// held to them on the way, at the cost of a table look-up for most (the first pass's
+/// prefilter, `otlp_json::survey`, would otherwise search every span's text once more).
+///
+/// In JSON text the cursor accepts, `"X"` (X without quotes, backslashes or control
+/// characters, neither starting nor ending with whitespace or punctuation of JSON's) is in
+/// the text exactly where a string is X, or where an escaped string ends with `\"X`: its
+/// first quote cannot close a string (only punctuation or whitespace follows one), nor its
+/// last open one or be escaped (X's last byte is neither punctuation, whitespace nor a
+/// backslash). A cursor sees both (`Sightings`), so that what it saw is what a search of the
+/// text for the quoted strings finds, and `\u00` where it starts an escape.
+pub(crate) struct Lookout {
+    /// For each first byte, the lengths of the strings that start with it (bit `n`: `n`
+    /// bytes; bit 63: 63 or more).
+    shapes: Box<[u64; 256]>,
+    sought: Vec<Sought>,
+}
+
+/// A string looked out for, as it is written between its quotes.
+struct Sought {
+    text: Box<[u8]>,
+    /// Seen only as a string just after `"key":` (an attribute's key).
+    after_key: bool,
+}
+
+/// What a cursor saw since it was last asked (`Cursor::sightings`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Sightings {
+    /// Bit `i`: the lookout's string `i` was seen,
+    pub seen: u64,
+    /// and seen more than once.
+    pub again: u64,
+    /// A `\u00` escape.
+    pub escape_00: bool,
+}
+
+impl Lookout {
+    /// The strings, in order (their bits in `Sightings`), each with whether it is sought only
+    /// as an attribute's key (just after `"key":`). `None` for more than 64, for one that is
+    /// empty or not as the type's comment says, or for one the cursor reads as a fixed part
+    /// of an attribute rather than as a string (`plain_attribute`).
+    pub(crate) fn new<'s>(strings: impl IntoIterator<Item = (&'s [u8], bool)>) -> Option<Lookout> {
+        const FIXED: [&[u8]; 4] = [b"key", b"value", b"stringValue", b"intValue"];
+        let edge = |b: &u8| b" \t\n\r,:[]{}".contains(b);
+        let mut shapes = Box::new([0u64; 256]);
+        let mut sought = Vec::new();
+        for (text, after_key) in strings {
+            if text.first().is_none_or(edge)
+                || text.last().is_none_or(edge)
+                || text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                || FIXED.contains(&text)
+                || sought.len() == 64
+            {
+                return None;
+            }
+            shapes[usize::from(text[0])] |= 1 << text.len().min(63);
+            sought.push(Sought {
+                text: text.into(),
+                after_key,
+            });
+        }
+        Some(Lookout { shapes, sought })
+    }
+
+    /// The strings `inside` (a string's text, without escapes, at `start` in `text`) is.
+    #[inline(always)]
+    fn sight(&self, text: &[u8], start: usize, inside: &[u8], sightings: &mut Sightings) {
+        let Some(&first) = inside.first() else {
+            return;
+        };
+        if self.shapes[usize::from(first)] >> inside.len().min(63) & 1 == 0 {
+            return;
+        }
+        self.sight_each(
+            inside,
+            |after_key| !after_key || start >= 7 && &text[start - 7..start - 1] == b"\"key\":",
+            sightings,
+        );
+    }
+
+    /// The strings an escaped string ends with after an escaped quote (`\"X`), as `"X"`.
+    #[cold]
+    fn sight_escaped(&self, inside: &[u8], sightings: &mut Sightings) {
+        let Some(quote) = memchr::memrchr(b'"', inside) else {
+            return;
+        };
+        // Such a quote is an escape's (the string's text was checked), and the escape's
+        // backslash is no `"key":`.
+        self.sight_each(&inside[quote + 1..], |after_key| !after_key, sightings);
+    }
+
+    fn sight_each(&self, inside: &[u8], placed: impl Fn(bool) -> bool, sightings: &mut Sightings) {
+        for (i, sought) in self.sought.iter().enumerate() {
+            if *sought.text == *inside && placed(sought.after_key) {
+                let bit = 1u64 << i;
+                sightings.again |= sightings.seen & bit;
+                sightings.seen |= bit;
+            }
+        }
+    }
 }
 
 impl<'a> Cursor<'a> {
@@ -41,6 +146,35 @@ impl<'a> Cursor<'a> {
             text,
             at: 0,
             surrogate: false,
+            lookout: None,
+            sightings: Sightings::default(),
+        }
+    }
+
+    /// A cursor that looks out for `lookout`'s strings.
+    pub(crate) fn looking_out(text: &'a [u8], lookout: Option<&'a Lookout>) -> Cursor<'a> {
+        Cursor {
+            lookout,
+            ..Cursor::new(text)
+        }
+    }
+
+    /// What the cursor saw of its lookout's strings since it was last asked.
+    pub(crate) fn sightings(&mut self) -> Sightings {
+        std::mem::take(&mut self.sightings)
+    }
+
+    /// Holds a key eaten whole (`eat_prefix`, `"…":` of `len` bytes) to the lookout, as if read.
+    #[inline(always)]
+    pub(crate) fn sight_eaten_key(&mut self, len: usize) {
+        if let Some(lookout) = self.lookout {
+            let start = self.at - len + 1;
+            lookout.sight(
+                self.text,
+                start,
+                &self.text[start..self.at - 2],
+                &mut self.sightings,
+            );
         }
     }
 
@@ -155,6 +289,7 @@ impl<'a> Cursor<'a> {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
         let text = self.text;
+        let start = self.at;
         let mut at = self.at;
         let mut escaped = false;
         loop {
@@ -177,6 +312,14 @@ impl<'a> Cursor<'a> {
             match *text.get(at)? {
                 b'"' => {
                     self.at = at + 1;
+                    if let Some(lookout) = self.lookout {
+                        let inside = &text[start..at];
+                        if escaped {
+                            lookout.sight_escaped(inside, &mut self.sightings);
+                        } else {
+                            lookout.sight(text, start, inside, &mut self.sightings);
+                        }
+                    }
                     return Some((self.at, escaped));
                 }
                 b'\\' => match *text.get(at + 1)? {
@@ -189,6 +332,7 @@ impl<'a> Cursor<'a> {
                         if !digits.iter().all(u8::is_ascii_hexdigit) {
                             return None;
                         }
+                        self.sightings.escape_00 |= digits[..2] == *b"00";
                         // D800 to DFFF (the digits are hex).
                         self.surrogate |= digits[0] | 0x20 == b'd'
                             && matches!(digits[1], b'8' | b'9' | b'a'..=b'f' | b'A'..=b'F');
@@ -325,10 +469,15 @@ impl<'a> Cursor<'a> {
     #[inline(always)]
     pub(crate) fn plain_attribute(&mut self) -> Option<PlainAttribute> {
         let start = self.at;
+        // The strings read on the way are read again by the general case.
+        let sightings = self.sightings;
         let attribute = self.plain_attribute_parts();
         match attribute {
             Some(_) => self.at += 2,
-            None => self.at = start,
+            None => {
+                self.at = start;
+                self.sightings = sightings;
+            }
         }
         attribute
     }
@@ -506,6 +655,34 @@ pub(crate) mod tests {
         let mut cursor = Cursor::new(br#"{"sp\u0061ns":1}"#);
         cursor.eat(b'{').unwrap();
         assert_eq!(cursor.key(), None);
+    }
+
+    #[test]
+    fn a_lookout_sees_its_strings_as_a_search_of_the_text_for_them_quoted_finds_them() {
+        let lookout = Lookout::new([(&b"events"[..], false), (&b"a.b"[..], true)]).unwrap();
+        for (text, seen, again) in [
+            (r#"{"events":[],"x":"events"}"#, 0b01, 0b01),
+            (r#"{"x":"say \"events"}"#, 0b01, 0),
+            (r#"{"x":"events\n","y":"eventsx","z":"\"events\""}"#, 0, 0),
+            (r#"[{"key":"a.b","value":{"stringValue":"a.b"}}]"#, 0b10, 0),
+            (r#"{"k":"a.b","x":"\"a.b"}"#, 0, 0),
+            (r#"[{"key":"a.b","value":{"arrayValue":{}}}]"#, 0b10, 0),
+        ] {
+            let mut cursor = Cursor::looking_out(text.as_bytes(), Some(&lookout));
+            assert!(cursor.value().is_some(), "{text}");
+            let sightings = cursor.sightings();
+            assert_eq!((sightings.seen, sightings.again), (seen, again), "{text}");
+        }
+        let mut cursor = Cursor::looking_out(br#"["\\u00e9","x"]"#, Some(&lookout));
+        cursor.value();
+        assert!(!cursor.sightings().escape_00);
+        let mut cursor = Cursor::looking_out(br#"["\u00e9"]"#, Some(&lookout));
+        cursor.value();
+        assert!(cursor.sightings().escape_00);
+        // Strings a search would find where no string is them.
+        for refused in [&b","[..], b"a ", b":a", b"a\"b", b"", b"key"] {
+            assert!(Lookout::new([(refused, false)]).is_none(), "{refused:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap;
 use serde::Deserializer as _;
 
 use super::super::Parsed;
-use super::super::json_text::cursor::{Cursor, each_element, each_member};
+use super::super::json_text::cursor::{Cursor, Sightings, each_element, each_member};
 use super::check::{SpanNotes, clean_resource, clean_span};
 use super::convert::{Converter, Position};
 use super::read_whole_record;
@@ -48,19 +48,24 @@ impl IndexFilter {
         Ok((self.block_offset + within as u64, len))
     }
 
-    /// Places and surveys a span; `leading` is what `leading_trace_id` found in its text, and
-    /// `noted` what `check::clean_span` noted of it, with the text it noted it in.
+    /// Places and surveys a span; `leading` is what `leading_trace_id` found in its text,
+    /// `noted` what `check::clean_span` noted of it, with the text it noted it in, and
+    /// `sighted` what the cursor it checked the span with saw of the survey's lookout.
     fn index(
         &self,
         raw: &str,
         leading: Option<(TraceId, usize)>,
         noted: Option<(&str, &SpanNotes<'_>)>,
+        sighted: Option<Sightings>,
     ) -> Result<IndexedSpan, String> {
         let (offset, len) = self.place(raw)?;
         let bytes = raw.as_bytes();
-        let found = match leading {
-            Some((_, rest)) => self.survey.prefilter(&bytes[rest..]),
-            None => Prefiltered {
+        let found = match (leading, sighted) {
+            (Some((_, rest)), Some(sightings)) if self.survey.lookout.is_some() => {
+                self.survey.prefilter_sighted(&bytes[rest..], sightings)
+            }
+            (Some((_, rest)), _) => self.survey.prefilter(&bytes[rest..]),
+            (None, _) => Prefiltered {
                 fields: Fields::ALL,
                 keys: Fields::ALL,
                 one_conversation_key: false,
@@ -125,7 +130,7 @@ pub(super) fn index_record<'r>(
     record: &'r str,
     spans: &mut Vec<IndexedSpan>,
 ) -> Option<Vec<IndexedGroup<'r>>> {
-    let mut cursor = Cursor::new(record.as_bytes());
+    let mut cursor = Cursor::looking_out(record.as_bytes(), index.survey.lookout.as_ref());
     let mut groups = Vec::new();
     cursor.eat(b'{')?;
     if cursor.key()? != b"resourceSpans" {
@@ -158,9 +163,15 @@ pub(super) fn index_record<'r>(
                                         };
                                         clean_span(cursor, record, leading.is_some(), &mut notes)?;
                                         let text = &record[start..cursor.offset()];
+                                        let sighted = Some(cursor.sightings());
                                         spans.push(
                                             index
-                                                .index(text, leading, Some((record, &notes)))
+                                                .index(
+                                                    text,
+                                                    leading,
+                                                    Some((record, &notes)),
+                                                    sighted,
+                                                )
                                                 .ok()?,
                                         );
                                         Some(())
@@ -438,14 +449,11 @@ mod tests {
             unplain: false,
         };
         let leading = leading_trace_id(text.as_bytes());
-        let clean = clean_span(
-            &mut Cursor::new(text.as_bytes()),
-            text,
-            leading.is_some(),
-            &mut notes,
-        );
+        let mut cursor = Cursor::looking_out(text.as_bytes(), filter.survey.lookout.as_ref());
+        let clean = clean_span(&mut cursor, text, leading.is_some(), &mut notes);
+        let sighted = clean.map(|()| cursor.sightings());
         let indexed = filter
-            .index(text, leading, clean.map(|()| (text, &notes)))
+            .index(text, leading, clean.map(|()| (text, &notes)), sighted)
             .unwrap();
         assert_eq!((indexed.offset, indexed.len as usize), (0, text.len()));
         let survey = SurveyRules::new(&rules);

@@ -10,6 +10,7 @@ use rustc_hash::FxHashSet;
 
 use serde::de::{self, IgnoredAny, Visitor};
 
+use super::super::json_text::cursor::{Lookout, Sightings};
 use super::check::{KeyFilter, SpanNotes};
 use super::wire::{
     FILTERED_EVENTS, Flexible, KIND_NAMES, RawStr, STATUS_NAMES, WireKeyValue, WireLink,
@@ -36,6 +37,13 @@ pub(crate) struct SurveyRules {
     /// families to them).
     #[cfg(test)]
     needles: Vec<(String, Fields)>,
+    /// The needles as the first pass's cursor looks out for them while it checks a span,
+    /// which spares the search (`prefilter_sighted`): `None` when it cannot (see
+    /// `sought_strings`).
+    pub(super) lookout: Option<Lookout>,
+    /// The fields of each string of the lookout, and which of them name a conversation.
+    sought_fields: Vec<Fields>,
+    sought_conversation: u64,
     /// The keys that name a conversation, for the first pass's checks to note.
     pub(super) conversation_keys: KeyFilter,
     /// `"name"`, for `names_an_abort_event`.
@@ -147,6 +155,17 @@ impl SurveyRules {
                 Err(_) => Prefilter::None,
             },
         };
+        let lookout = (all_plain && !matches!(prefilter, Prefilter::None))
+            .then(|| sought_strings(&needles[..needles.len() - 1]))
+            .flatten()
+            .and_then(Lookout::new);
+        let sought_fields: Vec<Fields> = needles.iter().map(|(_, fields)| *fields).collect();
+        let sought_conversation = sought_fields
+            .iter()
+            .take(64)
+            .enumerate()
+            .filter(|(_, fields)| **fields == Fields::CONVERSATION)
+            .fold(0, |bits, (i, _)| bits | 1 << i);
         // An event can only be an abort by its name: one the rules name (in any case), or
         // `exception`. Most spans with events are model calls logging their prompts, so this
         // second look spares them the full survey. A rule naming the empty string matches an
@@ -164,6 +183,9 @@ impl SurveyRules {
             families,
             #[cfg(test)]
             needles,
+            lookout,
+            sought_fields,
+            sought_conversation,
             conversation_keys: KeyFilter::new(
                 rules.conversation.id_attributes.iter().map(String::as_str),
             ),
@@ -248,6 +270,55 @@ impl SurveyRules {
             from = at + 1;
         }
         found.one_conversation_key = conversation_keys == 1;
+        self.finish(rest, found)
+    }
+
+    /// `prefilter` from what a cursor looking out for the needles (`lookout`) saw as it went
+    /// through `rest`, rather than by a search of it: the same answer (the debug build checks
+    /// it on every span).
+    pub(super) fn prefilter_sighted(&self, rest: &[u8], sightings: Sightings) -> Prefiltered {
+        let mut keys = Fields::NONE;
+        let mut seen = sightings.seen;
+        while seen != 0 {
+            keys.0 |= self.sought_fields[seen.trailing_zeros() as usize].0;
+            seen &= seen - 1;
+        }
+        if sightings.escape_00 {
+            keys = Fields::ALL;
+        }
+        let conversation = sightings.seen & self.sought_conversation;
+        let found = Prefiltered {
+            fields: Fields::NONE,
+            keys,
+            one_conversation_key: conversation.count_ones() == 1
+                && sightings.again & conversation == 0,
+            may_abort: false,
+        };
+        let found = self.finish(rest, found);
+        #[cfg(debug_assertions)]
+        {
+            let searched = self.prefilter(rest);
+            assert!(
+                searched.keys == found.keys
+                    && searched.fields == found.fields
+                    && searched.may_abort == found.may_abort
+                    && (found.fields != Fields::CONVERSATION
+                        || searched.one_conversation_key == found.one_conversation_key),
+                "the cursor saw {sightings:?} where the prefilter found {:?} (sighted: {:?}) in {:?}",
+                (
+                    searched.keys,
+                    searched.fields,
+                    searched.one_conversation_key
+                ),
+                (found.keys, found.fields, found.one_conversation_key),
+                String::from_utf8_lossy(rest)
+            );
+        }
+        found
+    }
+
+    /// What the fields found in `rest` leave to read.
+    fn finish(&self, rest: &[u8], mut found: Prefiltered) -> Prefiltered {
         found.fields = found.keys;
         self.infer_from_text(rest, &mut found);
         if found.keys.has(Fields::EVENTS)
@@ -343,6 +414,23 @@ fn starts_an_escape(text: &[u8], at: usize) -> bool {
         .count()
         % 2
         == 1
+}
+
+/// The needles (but the escape's) as strings a cursor looks out for (`Lookout`): `"X"` as X,
+/// `"key":"X"` as X after `"key":`. `None` if one is neither.
+fn sought_strings(needles: &[(String, Fields)]) -> Option<Vec<(&[u8], bool)>> {
+    needles
+        .iter()
+        .map(|(text, _)| {
+            let text = text.as_bytes();
+            let (inside, after_key) = match text.strip_prefix(b"\"key\":") {
+                Some(value) => (value, true),
+                None => (text, false),
+            };
+            let inside = inside.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+            Some((inside, after_key))
+        })
+        .collect()
 }
 
 /// The prefilter's needles grouped by how they start, as the patterns a searcher looks for
@@ -747,8 +835,8 @@ mod tests {
         assert!(matches!(survey.prefilter, Prefilter::Packed(_)));
     }
 
-    #[test]
-    fn grouped_needles_find_what_each_needle_finds_on_the_fixtures() {
+    /// The JSON files under `fixtures/`.
+    fn fixture_files() -> Vec<std::path::PathBuf> {
         let mut files = Vec::new();
         let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")];
         while let Some(dir) = dirs.pop() {
@@ -765,6 +853,12 @@ mod tests {
             }
         }
         assert!(!files.is_empty());
+        files
+    }
+
+    #[test]
+    fn grouped_needles_find_what_each_needle_finds_on_the_fixtures() {
+        let files = fixture_files();
         for rules in rule_sets() {
             let survey = SurveyRules::new(&rules);
             for file in &files {
@@ -834,5 +928,176 @@ mod tests {
                 assert_same(&survey, &text);
             }
         }
+    }
+
+    /// The prefilter from the cursor's sightings of a span, against the prefilter's search of
+    /// its text, when `clean_span` passes it: whether it did.
+    fn sighted_as_searched(survey: &SurveyRules, span: &str) -> bool {
+        use super::super::check::clean_span;
+        use super::super::index::leading_trace_id;
+        let Some((_, rest)) = leading_trace_id(span.as_bytes()) else {
+            return false;
+        };
+        let mut notes = SpanNotes {
+            ids: &survey.conversation_keys,
+            conversation: None,
+            unplain: false,
+        };
+        let mut cursor = super::super::super::json_text::cursor::Cursor::looking_out(
+            span.as_bytes(),
+            survey.lookout.as_ref(),
+        );
+        if clean_span(&mut cursor, span, true, &mut notes).is_none() {
+            return false;
+        }
+        let rest = &span.as_bytes()[rest..];
+        let searched = survey.prefilter(rest);
+        let sighted = survey.prefilter_sighted(rest, cursor.sightings());
+        assert_eq!(
+            (searched.keys, searched.fields, searched.may_abort),
+            (sighted.keys, sighted.fields, sighted.may_abort),
+            "{span}"
+        );
+        if sighted.fields == Fields::CONVERSATION {
+            assert_eq!(
+                searched.one_conversation_key, sighted.one_conversation_key,
+                "{span}"
+            );
+        }
+        true
+    }
+
+    #[test]
+    fn the_cursor_sees_what_the_prefilter_finds_in_made_up_spans() {
+        let mut compared = 0;
+        let mut generated = 0;
+        for rules in rule_sets() {
+            let survey = SurveyRules::new(&rules);
+            if survey.lookout.is_none() {
+                continue;
+            }
+            // Strings as JSON text: the needles' keys, plainly and as an escaped string ends
+            // with them or holds them, `\u00` as an escape and as text, and plain words.
+            let mut strings: Vec<String> = Vec::new();
+            for (needle, _) in &survey.needles {
+                let Some(inside) = needle
+                    .strip_prefix("\"key\":")
+                    .unwrap_or(needle)
+                    .strip_prefix('"')
+                    .and_then(|n| n.strip_suffix('"'))
+                else {
+                    continue;
+                };
+                strings.push(format!("\"{inside}\""));
+                strings.push(format!("\"say \\\"{inside}\""));
+                strings.push(format!("\"{inside}\\n\""));
+                strings.push(format!("\"x\\\\\\\"{inside}\""));
+                strings.push(format!("\"{inside}x\""));
+            }
+            for plain in [
+                "\"events\"",
+                "\"links\"",
+                "\"message\"",
+                "\"traceId\"",
+                "\"\\u00e9t\\u00e9\"",
+                "\"\\\\u00e9\"",
+                "\"\\u0041\"",
+                "\"\\\"\"",
+                "\"\"",
+                "\"POST\"",
+                "\"499\"",
+                "\"exception\"",
+                "\"abort\"",
+                "\"key\"",
+            ] {
+                strings.push(plain.to_owned());
+            }
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            let mut next = |n: usize| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % n as u64) as usize
+            };
+            let pick = |next: &mut dyn FnMut(usize) -> usize| strings[next(strings.len())].clone();
+            for _ in 0..4_000 {
+                let mut attributes = Vec::new();
+                for _ in 0..next(6) {
+                    let key = pick(&mut next);
+                    let value = pick(&mut next);
+                    attributes.push(match next(6) {
+                        0 => format!("{{\"key\":{key},\"value\":{{\"intValue\":\"5\"}}}}"),
+                        1 => format!(
+                            "{{\"key\":{key},\"value\":{{\"kvlistValue\":{{\"values\":[{{\"key\":{},\"value\":{{\"stringValue\":{value}}}}}]}}}}}}",
+                            pick(&mut next)
+                        ),
+                        2 => format!(
+                            "{{\"key\":{key},\"value\":{{\"arrayValue\":{{\"values\":[{{\"stringValue\":{value}}}]}}}}}}"
+                        ),
+                        3 => format!("{{\"value\":{{\"stringValue\":{value}}},\"key\":{key}}}"),
+                        4 => format!("{{\"key\": {key}, \"value\": {{\"stringValue\": {value}}}}}"),
+                        _ => format!("{{\"key\":{key},\"value\":{{\"stringValue\":{value}}}}}"),
+                    });
+                }
+                let attributes = attributes.join(",");
+                let mut span = format!(
+                    "{{\"traceId\":\"5b8efff798038103d269b633813fc60c\",\"spanId\":\"eee19b7ec3c1b174\",\"name\":{},\"kind\":{},\"startTimeUnixNano\":\"1\",\"endTimeUnixNano\":\"2\",\"attributes\":[{attributes}]",
+                    pick(&mut next),
+                    1 + next(5)
+                );
+                if next(3) == 0 {
+                    span.push_str(&format!(
+                        ",\"events\":[{{\"timeUnixNano\":\"2\",\"name\":{},\"attributes\":[{attributes}]}}]",
+                        pick(&mut next)
+                    ));
+                }
+                if next(4) == 0 {
+                    span.push_str(",\"links\":[{\"traceId\":\"5b8efff798038103d269b633813fc60d\",\"spanId\":\"eee19b7ec3c1b175\"}]");
+                }
+                if next(3) == 0 {
+                    span.push_str(&format!(
+                        ",\"status\":{{\"message\":{},\"code\":2}}",
+                        pick(&mut next)
+                    ));
+                }
+                span.push('}');
+                generated += 1;
+                compared += usize::from(sighted_as_searched(&survey, &span));
+            }
+        }
+        // Most made-up spans are ones the first pass checks without serde.
+        assert!(compared * 2 > generated, "{compared} of {generated}");
+    }
+
+    #[test]
+    fn the_cursor_sees_what_the_prefilter_finds_in_the_fixtures() {
+        let mut compared = 0;
+        for rules in rule_sets() {
+            let survey = SurveyRules::new(&rules);
+            if survey.lookout.is_none() {
+                continue;
+            }
+            for file in fixture_files() {
+                let text = String::from_utf8_lossy(&std::fs::read(file).unwrap()).into_owned();
+                for line in text.lines() {
+                    // Each span of a record, as the cursor would be handed it.
+                    let mut from = 0;
+                    while let Some(at) = line[from..].find("{\"traceId\"") {
+                        let start = from + at;
+                        let mut cursor = super::super::super::json_text::cursor::Cursor::new(
+                            &line.as_bytes()[start..],
+                        );
+                        if let Some(span) = cursor.value() {
+                            compared += usize::from(sighted_as_searched(
+                                &survey,
+                                &line[start..start + span.end],
+                            ));
+                        }
+                        from = start + 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 1_000, "{compared}");
     }
 }

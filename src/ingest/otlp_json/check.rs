@@ -17,7 +17,7 @@
 use super::super::json_text::cursor::{Cursor, PlainAttribute, each_element, each_member};
 use super::wire::{KIND_NAMES, STATUS_NAMES, enum_value};
 use crate::model::ids::decode_id;
-use crate::model::{SpanKind, StatusCode};
+use crate::model::{SpanKind, StatusCode, TraceId};
 
 /// How deep attribute values may nest (`arrayValue` in `arrayValue`…) for these checks: each
 /// level is three levels of serde_json's recursion, which stops at 128 counted from the top of
@@ -49,6 +49,20 @@ pub(super) struct SpanNotes<'k> {
     pub conversation: Option<std::ops::Range<usize>>,
     /// One such attribute is escaped or holds an integer.
     pub unplain: bool,
+    /// The trace ids of the span's links, in order.
+    pub links: Vec<TraceId>,
+}
+
+impl<'k> SpanNotes<'k> {
+    /// Nothing noted yet, of a span whose conversation is named by `ids`.
+    pub(super) fn new(ids: &'k KeyFilter) -> SpanNotes<'k> {
+        SpanNotes {
+            ids,
+            conversation: None,
+            unplain: false,
+            links: Vec::new(),
+        }
+    }
 }
 
 /// A set of attribute keys, tested at the cost of a bit for most keys that are not in it.
@@ -143,7 +157,7 @@ pub(super) fn clean_span(
                 }
             })?,
             EVENTS => list(cursor, |cursor| event(cursor, text))?,
-            LINKS => list(cursor, |cursor| link(cursor, text))?,
+            LINKS => list(cursor, |cursor| link(cursor, text, &mut notes.links))?,
             STATUS => {
                 if !null(cursor) {
                     status(cursor, text)?;
@@ -614,12 +628,17 @@ fn event(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
 }
 
 /// A span link: both ids (required, valid), attributes.
-fn link(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
+/// A link, whose trace id goes to `trace_ids`.
+fn link(cursor: &mut Cursor<'_>, text: &str, trace_ids: &mut Vec<TraceId>) -> Option<()> {
     let mut seen = 0u8;
     each_member(cursor, |cursor, member| {
         let field = match member {
             b"traceId" | b"trace_id" => {
-                id::<16>(cursor, text)?;
+                let (inside, escaped) = cursor.string()?;
+                if escaped {
+                    return None;
+                }
+                trace_ids.push(TraceId(decode_id::<16>(&text[inside]).ok()?));
                 1
             }
             b"spanId" | b"span_id" => {

@@ -94,6 +94,33 @@ impl IndexFilter {
                 conversation: conversation.flatten(),
                 ..SurveyedSpan::default()
             },
+            // A span whose only keys of interest are its links' (a consumer's, linked to the
+            // producer's trace): its links as the checks noted them.
+            Some((trace_id, _))
+                if sighted.is_some_and(|s| self.survey.sees_only_links(s)) && noted.is_some() =>
+            {
+                let survey = SurveyedSpan {
+                    trace_id: Some(trace_id),
+                    links_to: noted
+                        .map(|(_, notes)| notes.links.clone())
+                        .unwrap_or_default(),
+                    ..SurveyedSpan::default()
+                };
+                #[cfg(debug_assertions)]
+                assert_eq!(
+                    Ok(&survey),
+                    serde_json::Deserializer::from_str(raw)
+                        .deserialize_map(SurveyVisitor {
+                            rules: &self.survey.rules,
+                            inferred_keys: &self.survey.inferred_keys,
+                            fields,
+                        })
+                        .map_err(|e| without_position(&e))
+                        .as_ref(),
+                    "{raw}"
+                );
+                survey
+            }
             _ => serde_json::Deserializer::from_str(raw)
                 .deserialize_map(SurveyVisitor {
                     rules: &self.survey.rules,
@@ -156,11 +183,8 @@ pub(super) fn index_record<'r>(
                                     each_element(cursor, |cursor| {
                                         let start = cursor.position();
                                         let leading = leading_trace_id(&record.as_bytes()[start..]);
-                                        let mut notes = SpanNotes {
-                                            ids: &index.survey.conversation_keys,
-                                            conversation: None,
-                                            unplain: false,
-                                        };
+                                        let mut notes =
+                                            SpanNotes::new(&index.survey.conversation_keys);
                                         clean_span(cursor, record, leading.is_some(), &mut notes)?;
                                         let text = &record[start..cursor.offset()];
                                         let sighted = Some(cursor.sightings());
@@ -443,11 +467,7 @@ mod tests {
             block_offset: 0,
         };
         // What the checks note of a span they pass, as the first pass has them do.
-        let mut notes = SpanNotes {
-            ids: &filter.survey.conversation_keys,
-            conversation: None,
-            unplain: false,
-        };
+        let mut notes = SpanNotes::new(&filter.survey.conversation_keys);
         let leading = leading_trace_id(text.as_bytes());
         let mut cursor = Cursor::looking_out(text.as_bytes(), filter.survey.lookout.as_ref());
         let clean = clean_span(&mut cursor, text, leading.is_some(), &mut notes);
@@ -724,6 +744,11 @@ mod tests {
             // A status among other digits, and one of its own, spelt as text.
             r#","kind":2,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"intValue":"200"}},{"key":"n","value":{"intValue":"14990"}}]}"#,
             r#","kind":2,"attributes":[{"key":"http.request.method","value":{"stringValue":"POST"}},{"key":"http.response.status_code","value":{"stringValue":" +0499"}}]}"#,
+            // Links, alone (read from what the checks noted) and with other keys of interest.
+            r#","kind":5,"links":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331"},{"spanId":"b7ad6b7169203332","trace_id":"1af7651916cd43dd8448eb211c80319c","attributes":[]}]}"#,
+            r#","kind":5,"links":[],"attributes":[{"key":"traceId","value":{"stringValue":"traceId"}}]}"#,
+            r#","kind":5,"links":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331"}],"status":{"message":"cancelled","code":2}}"#,
+            r#","kind":5,"links":[{"traceId":"0af7651916cd43dd8448eb211c80319c","spanId":"b7ad6b7169203331"}],"attributes":[{"key":"session.id","value":{"stringValue":"s-1"}}]}"#,
         ];
         for rest in spans {
             let text = format!("{TRACE}{TIMES}{rest}");
@@ -768,11 +793,7 @@ mod tests {
         let ids = crate::ingest::otlp_json::check::KeyFilter::new(["session.id"]);
         let read = |rest: &str| {
             let text = format!("{TRACE}{TIMES}{rest}");
-            let mut notes = SpanNotes {
-                ids: &ids,
-                conversation: None,
-                unplain: false,
-            };
+            let mut notes = SpanNotes::new(&ids);
             clean_span(&mut Cursor::new(text.as_bytes()), &text, true, &mut notes)?;
             conversation_noted(&text, &notes)
         };

@@ -41,9 +41,11 @@ pub(crate) struct SurveyRules {
     /// which spares the search (`prefilter_sighted`): `None` when it cannot (see
     /// `sought_strings`).
     pub(super) lookout: Option<Lookout>,
-    /// The fields of each string of the lookout, and which of them name a conversation.
+    /// The fields of each string of the lookout, which of them name a conversation, and
+    /// which are a link's keys (`links`, a trace id's).
     sought_fields: Vec<Fields>,
     sought_conversation: u64,
+    sought_links: u64,
     /// The keys that name a conversation, for the first pass's checks to note.
     pub(super) conversation_keys: KeyFilter,
     /// `"name"`, for `names_an_abort_event`.
@@ -166,6 +168,14 @@ impl SurveyRules {
             .enumerate()
             .filter(|(_, fields)| **fields == Fields::CONVERSATION)
             .fold(0, |bits, (i, _)| bits | 1 << i);
+        let sought_links = needles
+            .iter()
+            .take(64)
+            .enumerate()
+            .filter(|(_, (text, _))| {
+                ["\"links\"", "\"traceId\"", "\"trace_id\""].contains(&text.as_str())
+            })
+            .fold(0, |bits, (i, _)| bits | 1 << i);
         // An event can only be an abort by its name: one the rules name (in any case), or
         // `exception`. Most spans with events are model calls logging their prompts, so this
         // second look spares them the full survey. A rule naming the empty string matches an
@@ -186,6 +196,7 @@ impl SurveyRules {
             lookout,
             sought_fields,
             sought_conversation,
+            sought_links,
             conversation_keys: KeyFilter::new(
                 rules.conversation.id_attributes.iter().map(String::as_str),
             ),
@@ -315,6 +326,14 @@ impl SurveyRules {
             );
         }
         found
+    }
+
+    /// Whether the needles the cursor saw in a span are at most `links` and a trace id's key:
+    /// the latter sends a span to the full survey, but in a span the checks passed it is no
+    /// member of the span's (a link's, or text the survey does not read), so that all the
+    /// survey would find are its links' traces.
+    pub(super) fn sees_only_links(&self, sightings: Sightings) -> bool {
+        !sightings.escape_00 && sightings.seen & !self.sought_links == 0
     }
 
     /// What the fields found in `rest` leave to read.
@@ -938,11 +957,7 @@ mod tests {
         let Some((_, rest)) = leading_trace_id(span.as_bytes()) else {
             return false;
         };
-        let mut notes = SpanNotes {
-            ids: &survey.conversation_keys,
-            conversation: None,
-            unplain: false,
-        };
+        let mut notes = SpanNotes::new(&survey.conversation_keys);
         let mut cursor = super::super::super::json_text::cursor::Cursor::looking_out(
             span.as_bytes(),
             survey.lookout.as_ref(),

@@ -149,11 +149,15 @@ pub fn run(config: &ScanConfig, out: &mut dyn Write, err: &mut dyn Write) -> Res
     if let Some(status) = input_status(&ingested, input.strict, err)? {
         return Ok(status);
     }
-    Ok(if gate.failed && !config.exit_zero {
+    let status = if gate.failed && !config.exit_zero {
         ExitStatus::Failure
     } else {
         ExitStatus::Success
-    })
+    };
+    // Freeing the findings and what was read takes a while (a hundredth of a large scan),
+    // and the command is about to end: another thread does it.
+    rayon::spawn(move || drop((audit, ingested, timelines, summary, facts)));
+    Ok(status)
 }
 
 /// The inputs read, and what the audit found in them.

@@ -236,10 +236,10 @@ fn in_groups(
             scope.spawn(|| first.fill_spills(progress));
         }
         one_item_a_thread(
-            groups,
+            groups.into_iter().enumerate().collect(),
             threads,
-            |traces| {
-                let mut group = first.read_group(traces, rules, progress);
+            |(number, traces)| {
+                let mut group = first.read_group(number, traces, rules, progress);
                 let spans = std::mem::take(&mut group.ingested.spans);
                 let part = analyse(&spans, &group.ingested, rules, timelines);
                 drop(spans);

@@ -19,9 +19,8 @@ pub(super) struct InputRead {
 }
 
 /// Combines what each input gave, in input order, keeping the first copy of a span read twice
-/// (see `ingest_inputs`); `conversations` are the hashes of every conversation id the inputs'
-/// spans name.
-pub(super) fn merge_inputs(results: Vec<InputRead>, conversations: HashSet<u64>) -> Ingested {
+/// (see `ingest_inputs`); `conversations`: how many conversation ids the inputs' spans name.
+pub(super) fn merge_inputs(results: Vec<InputRead>, conversations: u64) -> Ingested {
     let mut seen: FxHashMap<(TraceId, SpanId, u64), usize> = FxHashMap::default();
     // Vendor events by vendor and id: a webhook delivered twice, or two overlapping exports of
     // a vendor's log, is one event.
@@ -113,7 +112,7 @@ pub(super) fn merge_inputs(results: Vec<InputRead>, conversations: HashSet<u64>)
             ingested.spans.append(&mut spans);
         }
     }
-    ingested.conversations = conversations.len() as u64;
+    ingested.conversations = conversations;
     // Traces and services are distinct counts: a trace split over two files is one trace.
     ingested.total.traces = all_traces.len() as u64;
     ingested.total.services = all_services.len() as u64;

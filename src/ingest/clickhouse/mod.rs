@@ -219,7 +219,7 @@ pub fn read_store(
         aborts: Vec::new(),
     }];
     results.extend(files);
-    let mut ingested = merge_inputs(results, conversations);
+    let mut ingested = merge_inputs(results, conversations.len() as u64);
     super::consistency::check(&mut ingested, &traces);
     ingested.walk_diagnostics = walk_diagnostics;
     Ok((ingested, facts))

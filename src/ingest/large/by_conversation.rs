@@ -159,7 +159,7 @@ impl FirstPass {
                 .iter_mut()
                 .map(|part| read_group(part, group, &keep, progress))
                 .collect();
-            let read = merge_inputs(reads, HashSet::new());
+            let read = merge_inputs(reads, 0);
             each(&read);
             traces += read.total.traces;
             // The spans of each input, one after another, as many as its kinds count.
@@ -264,7 +264,7 @@ fn read_group(
                 surveyed.compression(),
             );
             let spans = if surveyed.error.is_none() && error.is_none() {
-                match read_kept_of(surveyed, keep, progress) {
+                match read_kept_of(surveyed, keep, None, progress) {
                     Ok(read) => {
                         kept.extend(read.diagnostics);
                         read.spans
@@ -287,10 +287,12 @@ fn read_group(
     }
 }
 
-/// The spans of `keep` in a surveyed input, read back from their places.
+/// The spans of `keep` in a surveyed input, read back from their places: those of group
+/// `group` of `FirstPass::scan_groups` when given.
 pub(super) fn read_kept_of(
     surveyed: &Surveyed,
     keep: &otlp_json::Keep,
+    group: Option<usize>,
     progress: &ProgressBar,
 ) -> Result<Parsed, String> {
     let Source::Path(path) = &surveyed.source else {
@@ -301,10 +303,16 @@ pub(super) fn read_kept_of(
     let resources = &index.resources;
     // A compressed input's kept spans written out (`FirstPass::scan_groups`) are read from
     // there, as from a plain file.
+    let places = group
+        .and_then(|g| surveyed.groups.get(g))
+        .map(Vec::as_slice);
     if let Some(spill) = &surveyed.spill {
-        return spill.read(&input, resources, keep, progress);
+        return spill.read(&input, resources, keep, places, progress);
     }
-    let kept = index.kept(&keep.traces);
+    let kept = match places {
+        Some(places) => index.kept_at(places),
+        None => index.kept(&keep.traces),
+    };
     match surveyed.encoding {
         Encoding::Plain => File::open(path)
             .map_err(|e| e.to_string())

@@ -227,6 +227,10 @@ impl FirstPass {
         // the signals).
         for input in &mut self.inputs {
             if let FirstRead::Surveyed(surveyed) = input {
+                surveyed.groups = match &surveyed.spill {
+                    Some(spill) => spill.places_by_group(&out),
+                    None => surveyed.parsed.index.places_by_group(&out),
+                };
                 let survey = &mut surveyed.parsed.survey;
                 survey.traces = None;
                 survey.may_abort = FxHashSet::default();
@@ -287,10 +291,11 @@ impl FirstPass {
             .any(|input| matches!(input, FirstRead::Surveyed(s) if s.spill.is_some()))
     }
 
-    /// Reads back the spans of `traces`, one group of `scan_groups`, as `second_pass` reads
-    /// those of every kept trace.
+    /// Reads back the spans of `traces`, group `number` of `scan_groups`, as `second_pass`
+    /// reads those of every kept trace.
     pub fn read_group(
         &self,
+        number: usize,
         traces: FxHashSet<TraceId>,
         rules: &Rules,
         progress: &ProgressBar,
@@ -307,7 +312,7 @@ impl FirstPass {
                 unreachable!("groups are read from inputs read in two passes (scan_groups)");
             };
             let report = surveyed.report(Vec::new());
-            let spans = match read_kept_of(surveyed, &keep, progress) {
+            let spans = match read_kept_of(surveyed, &keep, Some(number), progress) {
                 Ok(kept) => kept.spans,
                 Err(_) => {
                     failed = true;
@@ -322,7 +327,7 @@ impl FirstPass {
                 aborts: Vec::new(),
             });
         }
-        let mut ingested = merge_inputs(reads, self.all_conversations(rules));
+        let mut ingested = merge_inputs(reads, self.conversation_count(rules));
         super::super::consistency::check(&mut ingested, &keep.traces);
         ingested.walk_diagnostics = self.walk_diagnostics.clone();
         failed |= ingested.has_errors();

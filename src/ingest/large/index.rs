@@ -243,6 +243,70 @@ impl SpanIndex {
     }
 }
 
+impl SpanIndex {
+    /// The spans at `places` (indices of the index's places, in order), as `kept` gives them.
+    pub(super) fn kept_at(&self, places: &[u32]) -> Vec<KeptSpan> {
+        places
+            .iter()
+            .map(|&place| {
+                let place = place as usize;
+                let group =
+                    &self.groups[self.groups.partition_point(|g| g.first_span <= place) - 1];
+                let span = self.spans[place];
+                KeptSpan {
+                    offset: group.offset + u64::from(span.start),
+                    len: span.len,
+                    line: group.line,
+                    resource: group.resource,
+                    trace: span.trace,
+                }
+            })
+            .collect()
+    }
+
+    /// The places of the spans of each group of traces, in order (see `places_by_group`).
+    pub(super) fn places_by_group(&self, groups: &[FxHashSet<TraceId>]) -> Vec<Vec<u32>> {
+        places_by_group(self.spans.iter().map(|place| place.trace), groups)
+    }
+}
+
+/// Where the spans of each group of traces are among spans whose trace keys are `keys`, in
+/// order (a key two groups' traces share puts its spans in both): found at once for every
+/// group, as looking them up for one group at a time goes over every span again for each,
+/// which grew with the square of the export's size.
+pub(super) fn places_by_group(
+    keys: impl Iterator<Item = u32>,
+    groups: &[FxHashSet<TraceId>],
+) -> Vec<Vec<u32>> {
+    let mut group_of_key: FxHashMap<u32, u32> = FxHashMap::default();
+    let mut more_groups_of_key: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    for (number, traces) in groups.iter().enumerate() {
+        let number = number as u32;
+        for trace in traces {
+            let key = trace_key(*trace);
+            match *group_of_key.entry(key).or_insert(number) {
+                first if first == number => {}
+                _ => {
+                    let more = more_groups_of_key.entry(key).or_default();
+                    if !more.contains(&number) {
+                        more.push(number);
+                    }
+                }
+            }
+        }
+    }
+    let mut places = vec![Vec::new(); groups.len()];
+    for (at, key) in keys.enumerate() {
+        if let Some(&group) = group_of_key.get(&key) {
+            places[group as usize].push(at as u32);
+            for &more in more_groups_of_key.get(&key).into_iter().flatten() {
+                places[more as usize].push(at as u32);
+            }
+        }
+    }
+    places
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(super) struct KeptSpan {
     pub(super) offset: u64,
@@ -262,6 +326,23 @@ impl KeptSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn places_by_group_puts_a_key_two_groups_share_in_both() {
+        let trace =
+            |lo: u64, hi: u64| TraceId((u128::from(lo) | u128::from(hi) << 64).to_le_bytes());
+        // Two traces with one key (their halves fold to the same), and one of their own.
+        let (a, b, c) = (trace(1, 0), trace(0, 1), trace(7, 9));
+        assert_eq!(trace_key(a), trace_key(b));
+        let groups = [
+            FxHashSet::from_iter([a]),
+            FxHashSet::from_iter([b, c]),
+            FxHashSet::default(),
+        ];
+        let keys = [trace_key(c), trace_key(a), 5, trace_key(b), trace_key(c)];
+        let places = places_by_group(keys.into_iter(), &groups);
+        assert_eq!(places, vec![vec![1, 3], vec![0, 1, 3, 4], vec![]]);
+    }
 
     #[test]
     fn trace_keys_differ_for_ids_that_differ_in_either_half() {

@@ -128,6 +128,9 @@ struct Surveyed {
     /// A compressed input's kept spans, written out to be read back in groups
     /// (`FirstPass::scan_groups`).
     spill: Option<spill::Spill>,
+    /// The kept spans of each group of `FirstPass::scan_groups`, as places in the index, in
+    /// file order.
+    groups: Vec<Vec<u32>>,
 }
 
 /// What the first pass found that decides which traces matter.
@@ -282,6 +285,7 @@ fn survey_input(
         corrupt,
         frames,
         spill: None,
+        groups: Vec::new(),
     }
 }
 
@@ -291,6 +295,20 @@ impl FirstPass {
         self.inputs
             .iter()
             .any(|input| matches!(input, FirstRead::Surveyed(_)))
+    }
+
+    /// How many conversation ids the inputs name (`all_conversations`), without copying their
+    /// hashes when every input was surveyed: a group of a large export counts them all, and
+    /// a copy a group was most of the second pass's growth with the export's size.
+    fn conversation_count(&self, rules: &Rules) -> u64 {
+        if self
+            .inputs
+            .iter()
+            .all(|input| matches!(input, FirstRead::Surveyed(_)))
+        {
+            return self.conversations.len() as u64;
+        }
+        self.all_conversations(rules).len() as u64
     }
 
     /// Hashes of the conversation ids every input names: the surveys counted those of the
@@ -437,7 +455,7 @@ fn second_pass_keeping(
             FirstRead::Surveyed(surveyed) => read_kept(*surveyed, &keep, progress),
         })
         .collect();
-    let mut ingested = merge_inputs(results, conversations);
+    let mut ingested = merge_inputs(results, conversations.len() as u64);
     super::consistency::check(&mut ingested, &keep.traces);
     ingested.walk_diagnostics = first.walk_diagnostics;
     ingested
@@ -452,6 +470,7 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         corrupt,
         frames,
         spill,
+        groups: _,
     } = surveyed;
     let input: Arc<str> = Arc::from(source.display().as_str());
     let (kept, error) = match (error, &source) {
@@ -459,7 +478,7 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
             let read = match &spill {
                 // Written out whole for groups that then could not be read as such.
                 Some(spill) if spill.whole() => {
-                    spill.read(&input, &survey.index.resources, keep, progress)
+                    spill.read(&input, &survey.index.resources, keep, None, progress)
                 }
                 _ => second_pass::read_kept(
                     file,
@@ -489,6 +508,7 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
         corrupt,
         frames: None,
         spill: None,
+        groups: Vec::new(),
     };
     InputRead {
         report: surveyed.report(kept.diagnostics),
@@ -511,6 +531,7 @@ impl Surveyed {
             corrupt,
             frames: _,
             spill: _,
+            groups: _,
         } = self;
         let path = source.display();
         let input: Arc<str> = Arc::from(path.as_str());
@@ -975,7 +996,7 @@ mod tests {
                         traces: kept.clone(),
                         attributes: rules.attributes_read(),
                     };
-                    spill.read(&input, &parsed.index.resources, &keep, &hidden)
+                    spill.read(&input, &parsed.index.resources, &keep, None, &hidden)
                 });
                 spill.fill(file.path(), ZSTD, frames, &hidden).unwrap();
                 read.join().unwrap().unwrap()
@@ -993,10 +1014,24 @@ mod tests {
                     .cloned()
                     .collect();
                 let read = spill
-                    .read(&input, &parsed.index.resources, &keep, &hidden)
+                    .read(&input, &parsed.index.resources, &keep, None, &hidden)
                     .unwrap();
                 assert!(!expected.is_empty());
                 assert_eq!(ids(&read.spans), ids(&expected));
+                // The same read from the places of the group's spans, found for every group
+                // at once.
+                let groups = [alone.clone(), traces.clone()];
+                let places = spill.places_by_group(&groups);
+                let by_places = spill
+                    .read(
+                        &input,
+                        &parsed.index.resources,
+                        &keep,
+                        Some(&places[1]),
+                        &hidden,
+                    )
+                    .unwrap();
+                assert_eq!(ids(&by_places.spans), ids(&expected));
                 if traces == &kept {
                     assert_eq!(ids(&read_while_filled.spans), ids(&expected));
                 }
@@ -1012,7 +1047,7 @@ mod tests {
                 attributes: rules.attributes_read(),
             };
             let error = gone
-                .read(&input, &parsed.index.resources, &keep, &hidden)
+                .read(&input, &parsed.index.resources, &keep, None, &hidden)
                 .unwrap_err();
             assert!(error.contains("could not be written out"), "{error}");
             // One never filled, once given up on: the same, rather than a read that waits.
@@ -1021,7 +1056,7 @@ mod tests {
             assert!(!never.whole());
             assert!(
                 never
-                    .read(&input, &parsed.index.resources, &keep, &hidden)
+                    .read(&input, &parsed.index.resources, &keep, None, &hidden)
                     .is_err()
             );
         }

@@ -25,6 +25,9 @@ use crate::model::{Resource, TraceId};
 /// The blocks a compressed input is decompressed in to fill the file.
 const FILL_BLOCK: u64 = 2 << 20;
 
+/// How many kept spans apart the places noted are (`Spill::offsets`).
+const OFFSET_STRIDE: usize = 64;
+
 /// A compressed input's kept spans, written out (as they are decompressed) to an unnamed file,
 /// which goes with the value.
 pub(super) struct Spill {
@@ -32,6 +35,9 @@ pub(super) struct Spill {
     /// The kept spans at their places in the input's text, in the order they were kept: the
     /// order they follow one another in the file.
     kept: Vec<KeptSpan>,
+    /// Where every `OFFSET_STRIDE`th kept span is in the file (all of them would cost the
+    /// memory of a compressed scan a megabyte at 1 GB).
+    offsets: Vec<u64>,
     filled: Mutex<Filled>,
     grown: Condvar,
 }
@@ -51,9 +57,19 @@ impl Spill {
     pub(super) fn new(index: &SpanIndex, traces: &FxHashSet<TraceId>) -> Result<Spill, String> {
         let file = tempfile::tempfile()
             .map_err(|e| format!("cannot make a file for the spans that matter: {e}"))?;
+        let kept = index.kept(traces);
+        let offsets = kept
+            .chunks(OFFSET_STRIDE)
+            .scan(0u64, |at, spans| {
+                let offset = *at;
+                *at += spans.iter().map(|span| u64::from(span.len)).sum::<u64>();
+                Some(offset)
+            })
+            .collect();
         Ok(Spill {
             file,
-            kept: index.kept(traces),
+            kept,
+            offsets,
             filled: Mutex::default(),
             grown: Condvar::new(),
         })
@@ -69,6 +85,24 @@ impl Spill {
             *at += u64::from(span.len);
             Some(place)
         })
+    }
+
+    /// Where the spans of each group of traces are among the kept spans (`read`'s `places`).
+    pub(super) fn places_by_group(&self, groups: &[FxHashSet<TraceId>]) -> Vec<Vec<u32>> {
+        super::index::places_by_group(self.kept.iter().map(|span| span.trace), groups)
+    }
+
+    /// Kept span `at` at its place in the file.
+    fn place(&self, at: usize) -> KeptSpan {
+        let from = at - at % OFFSET_STRIDE;
+        let before: u64 = self.kept[from..at]
+            .iter()
+            .map(|span| u64::from(span.len))
+            .sum();
+        KeptSpan {
+            offset: self.offsets[at / OFFSET_STRIDE] + before,
+            ..self.kept[at]
+        }
     }
 
     /// For each trace key, how much of the file must be filled to hold its spans.
@@ -154,19 +188,25 @@ impl Spill {
         state.bytes >= bytes
     }
 
-    /// Reads back the spans of `keep`'s traces, once the file holds them.
+    /// Reads back the spans of `keep`'s traces, once the file holds them: those at `places`
+    /// (indices of the kept spans, as the index numbers its places) when given.
     pub(super) fn read(
         &self,
         input: &Arc<str>,
         resources: &[Arc<Resource>],
         keep: &Keep,
+        places: Option<&[u32]>,
         progress: &indicatif::ProgressBar,
     ) -> Result<Parsed, String> {
-        let keys: FxHashSet<u32> = keep.traces.iter().map(|t| trace_key(*t)).collect();
-        let places: Vec<KeptSpan> = self
-            .places()
-            .filter(|place| keys.contains(&place.trace))
-            .collect();
+        let places: Vec<KeptSpan> = match places {
+            Some(places) => places.iter().map(|&at| self.place(at as usize)).collect(),
+            None => {
+                let keys: FxHashSet<u32> = keep.traces.iter().map(|t| trace_key(*t)).collect();
+                self.places()
+                    .filter(|place| keys.contains(&place.trace))
+                    .collect()
+            }
+        };
         let end = places.iter().map(KeptSpan::end).max().unwrap_or(0);
         if !self.wait_for(end) {
             return Err("cannot read: the spans that matter could not be written out".into());

@@ -809,6 +809,16 @@ mod tests {
         }
     }
 
+    /// A fixed sequence of numbers below the `n` each call is given (xorshift from `seed`).
+    fn below(mut state: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        }
+    }
+
     /// Rule sets whose needles group differently, or not at all.
     fn rule_sets() -> Vec<crate::rules::Rules> {
         let default = crate::rules::Rules::default;
@@ -932,13 +942,7 @@ mod tests {
             ] {
                 pieces.push(extra.as_bytes().to_vec());
             }
-            let mut state = 0x2545_f491_4f6c_dd1du64;
-            let mut next = |n: usize| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % n as u64) as usize
-            };
+            let mut next = below(0x2545_f491_4f6c_dd1d);
             for _ in 0..20_000 {
                 let mut text = Vec::new();
                 for _ in 0..next(12) {
@@ -1027,13 +1031,7 @@ mod tests {
             ] {
                 strings.push(plain.to_owned());
             }
-            let mut state = 0x9e37_79b9_7f4a_7c15u64;
-            let mut next = |n: usize| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                (state % n as u64) as usize
-            };
+            let mut next = below(0x9e37_79b9_7f4a_7c15);
             let pick = |next: &mut dyn FnMut(usize) -> usize| strings[next(strings.len())].clone();
             for _ in 0..4_000 {
                 let mut attributes = Vec::new();

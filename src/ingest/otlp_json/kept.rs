@@ -278,7 +278,7 @@ pub(crate) fn read_kept_span(
     keep: &Keep,
     out: &mut Parsed,
 ) -> Result<(), serde_json::Error> {
-    let slot = match std::str::from_utf8(text)
+    let slot = match simdutf8::basic::from_utf8(text)
         .ok()
         .and_then(|text| kept_span_without_serde(text, keep))
     {

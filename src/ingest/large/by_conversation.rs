@@ -139,11 +139,16 @@ impl FirstPass {
                         aborts,
                     }
                 }
-                FirstRead::Surveyed(surveyed) => Part::Surveyed {
-                    surveyed,
-                    kept: Vec::new(),
-                    error: None,
-                },
+                FirstRead::Surveyed(mut surveyed) => {
+                    // Each group's spans found at once, rather than among all of them for
+                    // each group.
+                    surveyed.groups = surveyed.parsed.index.places_by_group(&keep);
+                    Part::Surveyed {
+                        surveyed,
+                        kept: Vec::new(),
+                        error: None,
+                    }
+                }
             })
             .collect();
         drop(named);
@@ -264,7 +269,7 @@ fn read_group(
                 surveyed.compression(),
             );
             let spans = if surveyed.error.is_none() && error.is_none() {
-                match read_kept_of(surveyed, keep, None, progress) {
+                match read_kept_of(surveyed, keep, Some(group), progress) {
                     Ok(read) => {
                         kept.extend(read.diagnostics);
                         read.spans

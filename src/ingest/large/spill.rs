@@ -189,7 +189,7 @@ impl Spill {
     }
 
     /// Reads back the spans of `keep`'s traces, once the file holds them: those at `places`
-    /// (indices of the kept spans, as the index numbers its places) when given.
+    /// (indices into the kept spans, from `places_by_group`) when given.
     pub(super) fn read(
         &self,
         input: &Arc<str>,

@@ -627,8 +627,7 @@ fn event(cursor: &mut Cursor<'_>, text: &str) -> Option<()> {
     (seen & 1 == 1).then_some(())
 }
 
-/// A span link: both ids (required, valid), attributes.
-/// A link, whose trace id goes to `trace_ids`.
+/// A span link: both ids (required, valid), attributes; its trace id goes to `trace_ids`.
 fn link(cursor: &mut Cursor<'_>, text: &str, trace_ids: &mut Vec<TraceId>) -> Option<()> {
     let mut seen = 0u8;
     each_member(cursor, |cursor, member| {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::Compression;
+use super::gzip::{self, GzipReader};
 use crate::util::units::human_size;
 
 pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -425,7 +426,7 @@ pub(crate) struct StreamDecoder {
 type Source = Box<dyn Read + Send>;
 
 enum StreamKind {
-    Gzip(Box<flate2::bufread::MultiGzDecoder<std::io::BufReader<Counted<Source>>>>),
+    Gzip(Box<GzipReader<std::io::BufReader<Counted<Source>>>>),
     Zstd(Box<ParallelFrames>),
 }
 
@@ -503,17 +504,23 @@ impl StreamDecoder {
         let mut magic = [0u8; 4];
         let n = read_up_to(&mut file, &mut magic)?;
         std::io::Seek::rewind(&mut file)?;
-        Ok(Self::new(Box::new(file), &magic[..n], limit, frames))
+        Self::new(Box::new(file), &magic[..n], limit, frames)
     }
 
-    /// The decompressing reader of `source`, which starts with `magic`.
-    fn new(source: Source, magic: &[u8], limit: Option<u64>, frames: bool) -> Option<Self> {
+    /// The decompressing reader of `source`, which starts with `magic`; with `frames`, one
+    /// that notes where the file can be decoded again from (`frame_table`).
+    fn new(
+        source: Source,
+        magic: &[u8],
+        limit: Option<u64>,
+        frames: bool,
+    ) -> std::io::Result<Option<Self>> {
         let counted = Counted::new(source);
         let unreadable = Arc::clone(&counted.unreadable);
         let compressed_read = Arc::clone(&counted.progress);
         let kind = if magic.starts_with(&GZIP_MAGIC) {
             let reader = std::io::BufReader::with_capacity(256 << 10, counted);
-            StreamKind::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(reader)))
+            StreamKind::Gzip(Box::new(GzipReader::new(reader, frames)?))
         } else if starts_zstd(magic) {
             let mut decoder = ParallelFrames::new(counted);
             if !frames {
@@ -521,16 +528,16 @@ impl StreamDecoder {
             }
             StreamKind::Zstd(Box::new(decoder))
         } else {
-            return None;
+            return Ok(None);
         };
-        Some(StreamDecoder {
+        Ok(Some(StreamDecoder {
             kind,
             budget: Budget::new(limit),
             corrupt: None,
             unreadable,
             compressed_read,
             ended: false,
-        })
+        }))
     }
 
     /// `gzip` or `zstd`.
@@ -551,13 +558,19 @@ impl StreamDecoder {
         self.corrupt.as_deref()
     }
 
-    /// Where each zstd frame is in the file and in what it decompresses to, once the stream
-    /// has been read to its end: `Some` when every frame was decoded whole on its own (see
-    /// `ParallelFrames`), so that any of them can be decoded again alone.
+    /// Where the file can be decoded again from, once the stream has been read to its end
+    /// whole: each zstd frame, when every frame was decoded whole on its own (see
+    /// `ParallelFrames`); places in gzip data a few MiB apart (see `gzip`).
     pub(crate) fn frame_table(&self) -> Option<FrameTable> {
+        if !self.ended || self.corrupt.is_some() {
+            return None;
+        }
         match &self.kind {
-            StreamKind::Zstd(frames) if self.ended && self.corrupt.is_none() => frames.table(),
-            _ => None,
+            StreamKind::Zstd(frames) => frames.table(),
+            StreamKind::Gzip(reader) => {
+                let (points, text, packed) = reader.points()?;
+                gzip_table(points, text, packed)
+            }
         }
     }
 }
@@ -724,16 +737,29 @@ impl<R: Read> ZstdFrames<R> {
     }
 }
 
-/// Where a zstd frame of a file is, and where what it decompresses to is in the file's
-/// decompressed bytes: what the second pass of a large export needs to decode it again alone.
+/// Where a zstd frame of a file is, or a stretch of gzip data between two places it can be
+/// inflated again from, and where what it decompresses to is in the file's decompressed
+/// bytes: what the second pass of a large export needs to decode it again alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct FramePlace {
-    /// The offset of the frame in the file, and its length.
+    /// The offset of the frame in the file, and its length (for gzip, from the byte holding
+    /// its first bit on to at least the byte holding its last).
     pub(crate) packed: u64,
     pub(crate) packed_len: u64,
     /// The offset of its first decompressed byte among the file's, and how many it gives.
     pub(crate) start: u64,
     pub(crate) len: u64,
+    pub(crate) resume: Resume,
+}
+
+/// How a frame is decoded alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// A zstd frame, which needs nothing else.
+    Frame,
+    /// gzip data from a place inside it (`gzip::Point`): `skip_bits` low bits of its first
+    /// byte come before it, and what it refers back into is `FrameTable::windows[window]`.
+    Deflate { skip_bits: u8, window: u32 },
 }
 
 impl FramePlace {
@@ -743,8 +769,69 @@ impl FramePlace {
 }
 
 /// Every data frame of a zstd file, in order (skippable frames are not in it), when every one
-/// was decoded whole on its own (`ParallelFrames`).
-pub(crate) type FrameTable = Vec<FramePlace>;
+/// was decoded whole on its own (`ParallelFrames`); or every stretch of a gzip file between
+/// the places noted in it, and their windows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FrameTable {
+    pub(crate) frames: Vec<FramePlace>,
+    /// What each gzip stretch refers back into (`Resume::Deflate`), zstd-compressed.
+    pub(crate) windows: Vec<Vec<u8>>,
+}
+
+impl FrameTable {
+    /// Whether its frames are stretches of gzip data.
+    pub(crate) fn inflated(&self) -> bool {
+        self.frames
+            .first()
+            .is_some_and(|frame| matches!(frame.resume, Resume::Deflate { .. }))
+    }
+}
+
+/// Bytes read past a gzip stretch's last bit, lest inflating stop short of its text.
+const STRETCH_SLACK: u64 = 16;
+
+/// The stretches of a gzip file between the places noted in it, which held `text` bytes in
+/// `packed` compressed ones; `None` when one would decompress to more than a frame decoded
+/// alone may (zlib-rs's fastest level writes blocks of many MiB), which would be held whole.
+fn gzip_table(points: &[gzip::Point], text: u64, packed: u64) -> Option<FrameTable> {
+    let mut table = FrameTable::default();
+    for (i, point) in points.iter().enumerate() {
+        let (end, end_bit) = match points.get(i + 1) {
+            Some(next) => (next.out, next.bit),
+            None => (text, packed * 8),
+        };
+        let len = end - point.out;
+        if len > FRAME_OUT_MAX as u64 {
+            return None;
+        }
+        if len == 0 {
+            continue;
+        }
+        let first = point.bit / 8;
+        let last = end_bit
+            .div_ceil(8)
+            .saturating_add(STRETCH_SLACK)
+            .min(packed);
+        let window = match point.window.is_empty() {
+            true => u32::MAX,
+            false => {
+                table.windows.push(point.window.clone());
+                u32::try_from(table.windows.len() - 1).ok()?
+            }
+        };
+        table.frames.push(FramePlace {
+            packed: first,
+            packed_len: last - first,
+            start: point.out,
+            len,
+            resume: Resume::Deflate {
+                skip_bits: (point.bit % 8) as u8,
+                window,
+            },
+        });
+    }
+    Some(table)
+}
 
 /// The most compressed bytes a frame decoded on its own may have: a larger one, and what
 /// follows it, is read by one streaming decoder.
@@ -920,7 +1007,7 @@ impl ParallelFrames {
             ready: std::collections::VecDeque::new(),
             reading_end: 0,
             spare: Vec::new(),
-            table: Vec::new(),
+            table: FrameTable::default(),
             decoded: 0,
             packed_decoded: 0,
             streaming: None,
@@ -1086,11 +1173,12 @@ impl ParallelFrames {
             match out {
                 Ok(out) if failed.is_none() => {
                     let packed = self.packed_offset + at as u64;
-                    self.table.push(FramePlace {
+                    self.table.frames.push(FramePlace {
                         packed,
                         packed_len: len as u64,
                         start: self.decoded,
                         len: out.len() as u64,
+                        resume: Resume::Frame,
                     });
                     self.decoded += out.len() as u64;
                     self.packed_decoded += len as u64;
@@ -1432,7 +1520,9 @@ mod tests {
                 data: std::io::Cursor::new(packed),
                 at,
             };
-            let mut decoder = StreamDecoder::new(Box::new(source), &magic, None, true).unwrap();
+            let mut decoder = StreamDecoder::new(Box::new(source), &magic, None, true)
+                .unwrap()
+                .unwrap();
             let mut data = Vec::new();
             let error = decoder.read_to_end(&mut data).unwrap_err();
             assert_eq!(error.kind(), std::io::ErrorKind::Other);

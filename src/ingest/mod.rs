@@ -15,6 +15,7 @@ mod compress;
 mod consistency;
 mod dedup;
 mod foreign;
+mod gzip;
 mod jaeger;
 mod json_text;
 mod large;

@@ -483,7 +483,7 @@ fn read_kept(surveyed: Surveyed, keep: &otlp_json::Keep, progress: &ProgressBar)
                 _ => second_pass::read_kept(
                     file,
                     encoding,
-                    frames.as_deref(),
+                    frames.as_ref(),
                     &input,
                     survey.index,
                     keep,
@@ -865,18 +865,48 @@ mod tests {
         })
     }
 
+    /// `text` as gzip with many deflate blocks (as `pigz` writes it, a block ended every
+    /// `every` bytes), in two members cut in the middle of a line.
+    fn gzip_blocks(text: &[u8], every: usize) -> Vec<u8> {
+        use std::io::Write;
+        let (one, two) = text.split_at(text.len() * 3 / 5);
+        let mut packed = Vec::new();
+        for member in [one, two] {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+            for chunk in member.chunks(every) {
+                gz.write_all(chunk).unwrap();
+                gz.flush().unwrap();
+            }
+            packed.extend(gz.finish().unwrap());
+        }
+        packed
+    }
+
     #[test]
     fn a_file_of_many_frames_is_read_back_from_the_frames_that_hold_kept_spans() {
+        read_back_from_the_frames_that_hold_kept_spans(|text| pzstd_like(text, 3000));
+    }
+
+    #[test]
+    fn a_gzip_file_is_read_back_from_the_stretches_between_places_that_hold_kept_spans() {
+        read_back_from_the_frames_that_hold_kept_spans(|text| gzip_blocks(text, 1000));
+    }
+
+    /// The second pass of the fixture `pack`ed as a zstd file of many frames or a gzip file of
+    /// many blocks, from the frames (or stretches) the first pass noted: the spans of one
+    /// trace, as a whole read reads them, on any number of threads, from only some frames.
+    fn read_back_from_the_frames_that_hold_kept_spans(pack: impl Fn(&[u8]) -> Vec<u8>) {
         let fixture =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios/traces/agent.jsonl");
-        let text = std::fs::read(&fixture).unwrap();
-        let packed = pzstd_like(&text, 3000);
+        let text = &std::fs::read(&fixture).unwrap()[..];
+        let packed = pack(text);
+        let gzip = packed.starts_with(&[0x1f, 0x8b]);
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), &packed).unwrap();
         let input: Arc<str> = Arc::from("agent.jsonl.zst");
         let rules = crate::rules::Rules::default();
         let mut whole = Parsed::default();
-        otlp_json::read_lines(&input, &text, &mut whole);
+        otlp_json::read_lines(&input, text, &mut whole);
         // One trace: its spans lie in a few of the frames.
         let trace = whole.spans[whole.spans.len() / 2].trace_id;
         let keep = Keep {
@@ -886,7 +916,7 @@ mod tests {
         let expected: Vec<_> = whole.spans.iter().filter(|s| s.trace_id == trace).collect();
         assert!(expected.len() > 1);
         let read_back = |places: &[index::KeptSpan],
-                         frames: &[compress::FramePlace],
+                         frames: &compress::FrameTable,
                          resources: &[Arc<crate::model::Resource>]| {
             let hidden = indicatif::ProgressBar::hidden();
             read_kept_in_frames(
@@ -905,12 +935,18 @@ mod tests {
             assert_eq!(ended.corrupt, None);
             assert_eq!(parsed.spans_read, whole.spans_read);
             let frames = ended.frames.expect("every frame decoded on its own");
-            assert_eq!(frames.len(), text.len().div_ceil(3000));
-            assert_eq!(frames.last().unwrap().end(), text.len() as u64);
+            if !gzip {
+                assert_eq!(frames.frames.len(), text.len().div_ceil(3000));
+            }
+            // Frames or stretches one after another, over the whole text.
+            assert_eq!(frames.frames[0].start, 0);
+            assert!(frames.frames.windows(2).all(|w| w[0].end() == w[1].start));
+            assert_eq!(frames.frames.last().unwrap().end(), text.len() as u64);
             let places = parsed.index.kept(&keep.traces);
-            let groups = frame_groups(&places, &frames).unwrap();
+            let groups = frame_groups(&places, &frames.frames).unwrap();
             let decoded: usize = groups.iter().map(|g| g.frames.len()).sum();
-            assert!(decoded * 4 < frames.len(), "{decoded} of {}", frames.len());
+            let all = frames.frames.len();
+            assert!(decoded * 4 < all, "{decoded} of {all}");
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -934,14 +970,24 @@ mod tests {
         let (parsed, ended) = first_pass_on(2, file.path(), &input, BLOCK_BYTES);
         let frames = ended.frames.unwrap();
         let places = parsed.index.kept(&keep.traces);
-        let group = &frame_groups(&places, &frames).unwrap()[0];
+        let group = &frame_groups(&places, &frames.frames).unwrap()[0];
         let mut changed = packed.clone();
-        let frame = frames[group.frames.start];
-        let other = zstd::bulk::compress(&vec![b' '; frame.len as usize], 3).unwrap();
-        changed.splice(
-            frame.packed as usize..(frame.packed + frame.packed_len) as usize,
-            other,
-        );
+        let frame = frames.frames[group.frames.start];
+        let damaged = frame.packed as usize..(frame.packed + frame.packed_len) as usize;
+        match gzip {
+            // Other deflate data: stored blocks of spaces.
+            true => {
+                let mut other = Vec::new();
+                for _ in 0..(frame.packed_len / 8) {
+                    other.extend_from_slice(&[0, 3, 0, 0xfc, 0xff, b' ', b' ', b' ']);
+                }
+                changed.splice(damaged.start + 1..damaged.start + 1 + other.len(), other);
+            }
+            false => {
+                let other = zstd::bulk::compress(&vec![b' '; frame.len as usize], 3).unwrap();
+                changed.splice(damaged, other);
+            }
+        }
         std::fs::write(file.path(), &changed).unwrap();
         let error = read_back(&places, &frames, &parsed.index.resources).unwrap_err();
         assert!(error.contains("was the file changed"), "{error}");
@@ -983,12 +1029,13 @@ mod tests {
         for packed in [
             zstd::bulk::compress(&text, 3).unwrap(),
             pzstd_like(&text, 3000),
+            gzip_blocks(&text, 1000),
         ] {
             let file = tempfile::NamedTempFile::new().unwrap();
             std::fs::write(file.path(), &packed).unwrap();
             let (parsed, ended) = first_pass_on(2, file.path(), &input, 5000);
             let spill = spill::Spill::new(&parsed.index, &kept).unwrap();
-            let frames = ended.frames.as_deref();
+            let frames = ended.frames.as_ref();
             // Read while it is filled, on another thread: each read waits for its spans.
             let read_while_filled = std::thread::scope(|scope| {
                 let read = scope.spawn(|| {

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::super::Parsed;
-use super::super::compress::FramePlace;
+use super::super::compress::{FramePlace, FrameTable, Resume};
+use super::super::gzip::inflate_at;
 use super::super::otlp_json::{self, Keep};
 use super::index::{KeptSpan, SpanIndex};
 use super::reader::{Blocks, Encoding, Opened, block_bytes, line_blocks};
@@ -39,7 +40,7 @@ pub(super) const BATCHING: Batching = Batching {
 pub(super) fn read_kept(
     path: &Path,
     encoding: Encoding,
-    frames: Option<&[FramePlace]>,
+    frames: Option<&FrameTable>,
     input: &Arc<str>,
     index: SpanIndex,
     keep: &Keep,
@@ -189,8 +190,12 @@ pub(super) struct FrameGroup {
 
 /// The most text a group of frames decodes to, unless one span needs more: kept spans that
 /// cross from frame to frame would otherwise chain their frames into one group, held decoded
-/// at once, as long as the file.
+/// at once, as long as the file. zstd frames are as their writer cut them (`pzstd`: 8 MiB);
+/// gzip's stretches about 2 MiB, of which a group holds two or three (with room for fewer, a
+/// span across the end of a group's last stretch starts another that inflates it again: a
+/// tenth more at 4 MiB; with room for more, each thread inflating holds more).
 const FRAME_GROUP_TEXT: u64 = 8 << 20;
+const STRETCH_GROUP_TEXT: u64 = 6 << 20;
 
 /// Cuts the kept spans, in the order they were kept, into groups of the frames that hold
 /// them: a span starts a new group unless it starts in the frames of the last one, which it
@@ -202,6 +207,10 @@ pub(super) fn frame_groups(
     kept: &[KeptSpan],
     frames: &[FramePlace],
 ) -> Result<Vec<FrameGroup>, usize> {
+    let group_text = match frames.first().map(|frame| frame.resume) {
+        Some(Resume::Deflate { .. }) => STRETCH_GROUP_TEXT,
+        _ => FRAME_GROUP_TEXT,
+    };
     // The frame that holds decompressed byte `at`.
     let frame_of = |at: u64| frames.partition_point(|frame| frame.end() <= at);
     let text = |run: std::ops::Range<usize>| frames[run].iter().map(|f| f.len).sum::<u64>();
@@ -216,7 +225,7 @@ pub(super) fn frame_groups(
             Some(group)
                 if group.frames.contains(&first)
                     && (last < group.frames.end
-                        || text(group.frames.start..last + 1) <= FRAME_GROUP_TEXT) =>
+                        || text(group.frames.start..last + 1) <= group_text) =>
             {
                 group.frames.end = group.frames.end.max(last + 1);
                 group.spans.end = i + 1;
@@ -237,7 +246,7 @@ pub(super) fn read_kept_in_frames(
     path: &Path,
     input: &Arc<str>,
     kept: &[KeptSpan],
-    frames: &[FramePlace],
+    frames: &FrameTable,
     resources: &[Arc<Resource>],
     keep: &Keep,
     progress: &indicatif::ProgressBar,
@@ -255,11 +264,12 @@ pub(super) fn read_kept_in_frames(
 pub(super) fn kept_texts_in_frames<P: Send>(
     path: &Path,
     kept: &[KeptSpan],
-    frames: &[FramePlace],
+    table: &FrameTable,
     progress: &indicatif::ProgressBar,
     make: impl Fn(&[KeptSpan], Vec<&[u8]>) -> Result<P, String> + Sync,
     mut take: impl FnMut(P) -> Result<(), String>,
 ) -> Result<(), String> {
+    let frames = &table.frames[..];
     let groups =
         frame_groups(kept, frames).map_err(|i| format!("cannot read: {}", changed(&kept[i])))?;
     let packed = |group: &FrameGroup| -> u64 {
@@ -294,7 +304,7 @@ pub(super) fn kept_texts_in_frames<P: Send>(
             .map(|(group, slot)| {
                 let spans = &kept[group.spans.clone()];
                 let group_frames = &frames[group.frames.clone()];
-                let text = match slot.decode(&file, group_frames) {
+                let text = match slot.decode(&file, group_frames, &table.windows) {
                     Ok(Some(text)) => text,
                     Ok(None) => return Err(format!("cannot read: {}", changed(&spans[0]))),
                     Err(e) => return Err(format!("cannot read: {e}")),
@@ -333,14 +343,12 @@ struct Slot {
 impl Slot {
     /// Decodes `frames`, one after another in the file, into one text; `Ok(None)` when one of
     /// them no longer decodes to what it did in the first pass (the file changed).
-    fn decode(&mut self, file: &File, frames: &[FramePlace]) -> Result<Option<&[u8]>, String> {
-        if self.decoder.is_none() {
-            self.decoder = Some(
-                zstd::bulk::Decompressor::new()
-                    .map_err(|e| format!("cannot start a zstd decoder: {e}"))?,
-            );
-        }
-        let decoder = self.decoder.as_mut().expect("just made");
+    fn decode(
+        &mut self,
+        file: &File,
+        frames: &[FramePlace],
+        windows: &[Vec<u8>],
+    ) -> Result<Option<&[u8]>, String> {
         let total: u64 = frames.iter().map(|f| f.len).sum();
         let total = usize::try_from(total).map_err(|e| e.to_string())?;
         // Zeroed only where it grows: the bytes are written over.
@@ -358,10 +366,27 @@ impl Slot {
                 )
             })?;
             let len = frame.len as usize;
-            match decoder.decompress_to_buffer(&self.packed[..], &mut self.text[at..at + len]) {
-                Ok(n) if n == len => at += len,
-                _ => return Ok(None),
+            let text = &mut self.text[at..at + len];
+            let whole = match frame.resume {
+                Resume::Frame => {
+                    if self.decoder.is_none() {
+                        self.decoder = Some(
+                            zstd::bulk::Decompressor::new()
+                                .map_err(|e| format!("cannot start a zstd decoder: {e}"))?,
+                        );
+                    }
+                    let decoder = self.decoder.as_mut().expect("just made");
+                    matches!(decoder.decompress_to_buffer(&self.packed[..], text), Ok(n) if n == len)
+                }
+                Resume::Deflate { skip_bits, window } => {
+                    let window = windows.get(window as usize).map_or(&[][..], Vec::as_slice);
+                    inflate_at(&self.packed, skip_bits, window, text).map_err(|e| e.to_string())?
+                }
+            };
+            if !whole {
+                return Ok(None);
             }
+            at += len;
         }
         Ok(Some(&self.text[..total]))
     }
@@ -569,6 +594,7 @@ mod tests {
                 packed_len: 1000,
                 start: i * 3 * MIB,
                 len: 3 * MIB,
+                resume: crate::ingest::compress::Resume::Frame,
             })
             .collect();
         let kept: Vec<KeptSpan> = (1..10).map(|i| place(i * 3 * MIB - 100, 200)).collect();

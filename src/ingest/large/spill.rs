@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::super::Parsed;
-use super::super::compress::FramePlace;
+use super::super::compress::FrameTable;
 use super::super::otlp_json::Keep;
 use super::index::{KeptSpan, SpanIndex, trace_key};
 use super::reader::{Encoding, Opened, block_bytes};
@@ -121,7 +121,7 @@ impl Spill {
         &self,
         path: &Path,
         encoding: Encoding,
-        frames: Option<&[FramePlace]>,
+        frames: Option<&FrameTable>,
         progress: &indicatif::ProgressBar,
     ) -> Result<(), String> {
         let make =

@@ -272,13 +272,13 @@ fn gzip_corrupt(offset: u64, decoded: u64, error: &std::io::Error) -> String {
 
 /// A decoder of compressed bytes in memory.
 enum InMemory<'a> {
-    Gzip(flate2::bufread::MultiGzDecoder<&'a [u8]>, usize),
+    Gzip(Box<GzipReader<&'a [u8]>>, usize),
     Zstd(ZstdFrames<&'a [u8]>),
 }
 
 impl<'a> InMemory<'a> {
     fn gzip(bytes: &'a [u8]) -> InMemory<'a> {
-        InMemory::Gzip(flate2::bufread::MultiGzDecoder::new(bytes), bytes.len())
+        InMemory::Gzip(Box::new(GzipReader::new(bytes, false)), bytes.len())
     }
 
     fn zstd(bytes: &'a [u8], what: &str, base: usize) -> InMemory<'a> {
@@ -504,23 +504,18 @@ impl StreamDecoder {
         let mut magic = [0u8; 4];
         let n = read_up_to(&mut file, &mut magic)?;
         std::io::Seek::rewind(&mut file)?;
-        Self::new(Box::new(file), &magic[..n], limit, frames)
+        Ok(Self::new(Box::new(file), &magic[..n], limit, frames))
     }
 
     /// The decompressing reader of `source`, which starts with `magic`; with `frames`, one
     /// that notes where the file can be decoded again from (`frame_table`).
-    fn new(
-        source: Source,
-        magic: &[u8],
-        limit: Option<u64>,
-        frames: bool,
-    ) -> std::io::Result<Option<Self>> {
+    fn new(source: Source, magic: &[u8], limit: Option<u64>, frames: bool) -> Option<Self> {
         let counted = Counted::new(source);
         let unreadable = Arc::clone(&counted.unreadable);
         let compressed_read = Arc::clone(&counted.progress);
         let kind = if magic.starts_with(&GZIP_MAGIC) {
             let reader = std::io::BufReader::with_capacity(256 << 10, counted);
-            StreamKind::Gzip(Box::new(GzipReader::new(reader, frames)?))
+            StreamKind::Gzip(Box::new(GzipReader::new(reader, frames)))
         } else if starts_zstd(magic) {
             let mut decoder = ParallelFrames::new(counted);
             if !frames {
@@ -528,16 +523,16 @@ impl StreamDecoder {
             }
             StreamKind::Zstd(Box::new(decoder))
         } else {
-            return Ok(None);
+            return None;
         };
-        Ok(Some(StreamDecoder {
+        Some(StreamDecoder {
             kind,
             budget: Budget::new(limit),
             corrupt: None,
             unreadable,
             compressed_read,
             ended: false,
-        }))
+        })
     }
 
     /// `gzip` or `zstd`.
@@ -1520,9 +1515,7 @@ mod tests {
                 data: std::io::Cursor::new(packed),
                 at,
             };
-            let mut decoder = StreamDecoder::new(Box::new(source), &magic, None, true)
-                .unwrap()
-                .unwrap();
+            let mut decoder = StreamDecoder::new(Box::new(source), &magic, None, true).unwrap();
             let mut data = Vec::new();
             let error = decoder.read_to_end(&mut data).unwrap_err();
             assert_eq!(error.kind(), std::io::ErrorKind::Other);

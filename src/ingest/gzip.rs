@@ -54,18 +54,15 @@ struct Step {
 }
 
 impl Inflater {
-    fn raw() -> io::Result<Inflater> {
+    fn raw() -> Inflater {
         let mut stream = Box::new(zlib::z_stream::default());
         let size = i32::try_from(size_of::<zlib::z_stream>()).expect("a small struct");
         // SAFETY: a default stream holds the allocator zlib-rs expects and no buffers yet; the
         // version string and size are the library's own.
         let code = unsafe { zlib::inflateInit2_(&mut *stream, -15, zlib::zlibVersion(), size) };
-        if code != zlib::Z_OK {
-            return Err(io::Error::other(format!(
-                "cannot start inflating gzip data (zlib error {code})"
-            )));
-        }
-        Ok(Inflater { stream })
+        // It fails only for arguments other than these, or out of memory.
+        assert_eq!(code, zlib::Z_OK, "zlib's inflateInit2 failed");
+        Inflater { stream }
     }
 
     /// Ready for another member's deflate data.
@@ -268,6 +265,8 @@ struct Points {
     window: Box<[u8; WINDOW]>,
     packed: Vec<u8>,
     compressor: zstd::bulk::Compressor<'static>,
+    /// A window could not be kept: no places are given.
+    failed: bool,
 }
 
 impl Points {
@@ -282,34 +281,30 @@ impl Points {
     /// Notes where inflating got to (`consumed` bytes of the file taken, `produced` of text
     /// given), if the place is due and inflating stopped at the end of a deflate block that is
     /// not the member's last.
-    fn note(
-        &mut self,
-        inflater: &Inflater,
-        consumed: u64,
-        produced: u64,
-        data_type: i32,
-    ) -> io::Result<()> {
-        let points = self;
+    fn note(&mut self, inflater: &Inflater, consumed: u64, produced: u64, data_type: i32) {
         let at_block_end = data_type & 128 != 0 && data_type & 64 == 0;
-        if !at_block_end || !points.due(produced) {
-            return Ok(());
+        if !at_block_end || !self.due(produced) {
+            return;
         }
         // The bits of the bytes taken that are not yet used (fewer than 8: zlib gives back
         // whole bytes).
         let unused = (data_type & 63) as u64;
-        let len = inflater.window(&mut points.window);
+        let len = inflater.window(&mut self.window);
         // Into a buffer of the size zstd may need, then copied out at its length: a window
         // compressed into a `Vec` of its own would hold that size, 32 KiB, each.
-        let packed = points
+        match self
             .compressor
-            .compress_to_buffer(&points.window[..len], &mut points.packed)?;
-        let window = points.packed[..packed].to_vec();
-        points.noted.push(Point {
-            bit: consumed * 8 - unused,
-            out: produced,
-            window,
-        });
-        Ok(())
+            .compress_to_buffer(&self.window[..len], &mut self.packed)
+        {
+            Ok(packed) => self.noted.push(Point {
+                bit: consumed * 8 - unused,
+                out: produced,
+                window: self.packed[..packed].to_vec(),
+            }),
+            // Never seen (the buffer is as large as zstd may need): the file is then read
+            // again whole, as one without places.
+            Err(_) => self.failed = true,
+        }
     }
 
     /// Whether the next place to be found should be noted.
@@ -337,27 +332,26 @@ pub(crate) struct GzipReader<R> {
 
 impl<R: BufRead> GzipReader<R> {
     /// A reader of `source`; with `points`, it notes places to inflate again from
-    /// (`into_points`).
-    pub(crate) fn new(source: R, points: bool) -> io::Result<GzipReader<R>> {
-        let points = match points {
-            false => None,
-            true => Some(Points {
-                noted: Vec::new(),
-                window: Box::new([0; WINDOW]),
-                packed: Vec::with_capacity(zstd::zstd_safe::compress_bound(WINDOW)),
-                compressor: zstd::bulk::Compressor::new(1)?,
-            }),
-        };
-        Ok(GzipReader {
+    /// (`points`).
+    pub(crate) fn new(source: R, points: bool) -> GzipReader<R> {
+        let points = points.then(|| Points {
+            noted: Vec::new(),
+            window: Box::new([0; WINDOW]),
+            packed: Vec::with_capacity(zstd::zstd_safe::compress_bound(WINDOW)),
+            // It fails only for a level out of range, or out of memory.
+            compressor: zstd::bulk::Compressor::new(1).expect("a zstd compressor"),
+            failed: false,
+        });
+        GzipReader {
             source,
-            inflater: Inflater::raw()?,
+            inflater: Inflater::raw(),
             state: State::Header,
             crc: crc32fast::Hasher::new(),
             amount: 0,
             consumed: 0,
             produced: 0,
             points,
-        })
+        }
     }
 
     pub(crate) fn get_ref(&self) -> &R {
@@ -367,7 +361,7 @@ impl<R: BufRead> GzipReader<R> {
     /// The places noted (in file order), the text read and the file's bytes gone through
     /// (its end, once read to its end).
     pub(crate) fn points(&self) -> Option<(&[Point], u64, u64)> {
-        let points = self.points.as_ref()?;
+        let points = self.points.as_ref().filter(|points| !points.failed)?;
         Some((&points.noted, self.produced, self.consumed))
     }
 
@@ -406,7 +400,7 @@ impl<R: BufRead> GzipReader<R> {
                 {
                     let consumed = self.consumed + used as u64;
                     let produced = self.produced + read as u64;
-                    points.note(&self.inflater, consumed, produced, step.data_type)?;
+                    points.note(&self.inflater, consumed, produced, step.data_type);
                 }
                 // On where one call would have gone on.
                 if step.code != zlib::Z_OK || read == into.len() || used == input.len() {
@@ -509,7 +503,7 @@ pub(crate) fn inflate_at(
     window: &[u8],
     text: &mut [u8],
 ) -> io::Result<bool> {
-    let mut inflater = Inflater::raw()?;
+    let mut inflater = Inflater::raw();
     let mut input = packed;
     if skip_bits > 0 {
         let Some((&first, rest)) = input.split_first() else {
@@ -588,8 +582,7 @@ mod tests {
     fn same_as_flate2(bytes: &[u8], piece: usize) {
         let mut theirs =
             flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(4096, bytes));
-        let mut ours =
-            GzipReader::new(std::io::BufReader::with_capacity(4096, bytes), true).unwrap();
+        let mut ours = GzipReader::new(std::io::BufReader::with_capacity(4096, bytes), true);
         let mut out = (Vec::new(), Vec::new());
         let mut buf = vec![0u8; piece];
         let ended = |r: io::Result<usize>, out: &mut Vec<u8>, buf: &[u8]| match r {
@@ -693,7 +686,7 @@ mod tests {
         named.write_all(&second).unwrap();
         bytes.extend(named.finish().unwrap());
         let whole = [first, second].concat();
-        let mut reader = GzipReader::new(&bytes[..], true).unwrap();
+        let mut reader = GzipReader::new(&bytes[..], true);
         let mut out = Vec::new();
         reader.read_to_end(&mut out).unwrap();
         assert!(out == whole);
@@ -755,7 +748,7 @@ mod tests {
     #[test]
     fn no_places_are_noted_unless_asked() {
         let bytes = gzip(&text(5 << 20, 3), 1);
-        let mut reader = GzipReader::new(&bytes[..], false).unwrap();
+        let mut reader = GzipReader::new(&bytes[..], false);
         std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
         assert!(reader.points().is_none());
     }

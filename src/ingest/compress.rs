@@ -753,8 +753,9 @@ pub(crate) enum Resume {
     /// A zstd frame, which needs nothing else.
     Frame,
     /// gzip data from a place inside it (`gzip::Point`): `skip_bits` low bits of its first
-    /// byte come before it, and what it refers back into is `FrameTable::windows[window]`.
-    Deflate { skip_bits: u8, window: u32 },
+    /// byte come before it, and what it refers back into is `FrameTable::windows[window]`
+    /// (nothing at the start of a member).
+    Deflate { skip_bits: u8, window: Option<u32> },
 }
 
 impl FramePlace {
@@ -788,7 +789,7 @@ const STRETCH_SLACK: u64 = 16;
 /// The stretches of a gzip file between the places noted in it, which held `text` bytes in
 /// `packed` compressed ones; `None` when one would decompress to more than a frame decoded
 /// alone may (zlib-rs's fastest level writes blocks of many MiB), which would be held whole.
-fn gzip_table(points: &[gzip::Point], text: u64, packed: u64) -> Option<FrameTable> {
+pub(crate) fn gzip_table(points: &[gzip::Point], text: u64, packed: u64) -> Option<FrameTable> {
     let mut table = FrameTable::default();
     for (i, point) in points.iter().enumerate() {
         let (end, end_bit) = match points.get(i + 1) {
@@ -808,10 +809,10 @@ fn gzip_table(points: &[gzip::Point], text: u64, packed: u64) -> Option<FrameTab
             .saturating_add(STRETCH_SLACK)
             .min(packed);
         let window = match point.window.is_empty() {
-            true => u32::MAX,
+            true => None,
             false => {
                 table.windows.push(point.window.clone());
-                u32::try_from(table.windows.len() - 1).ok()?
+                Some(u32::try_from(table.windows.len() - 1).ok()?)
             }
         };
         table.frames.push(FramePlace {

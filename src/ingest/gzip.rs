@@ -496,30 +496,26 @@ impl<R: BufRead> Read for GzipReader<R> {
 /// `packed` are the file's bytes from the one holding its first bit, of which `skip_bits`
 /// low bits come before it, on to (at least) the end of that text; `window` is the point's.
 /// A member that ends before the text does is followed into the next, as the first pass read
-/// them. `Ok(false)`: the bytes do not inflate to that much text (the file changed since).
-pub(crate) fn inflate_at(
-    packed: &[u8],
-    skip_bits: u8,
-    window: &[u8],
-    text: &mut [u8],
-) -> io::Result<bool> {
+/// them (its trailer was checked there). `false`: the bytes do not inflate to that much text
+/// (the file changed since).
+pub(crate) fn inflate_at(packed: &[u8], skip_bits: u8, window: &[u8], text: &mut [u8]) -> bool {
     let mut inflater = Inflater::raw();
     let mut input = packed;
     if skip_bits > 0 {
         let Some((&first, rest)) = input.split_first() else {
-            return Ok(false);
+            return false;
         };
         if !inflater.prime(8 - skip_bits, first >> skip_bits) {
-            return Ok(false);
+            return false;
         }
         input = rest;
     }
     if !window.is_empty() {
         let Ok(window) = zstd::bulk::decompress(window, WINDOW) else {
-            return Ok(false);
+            return false;
         };
         if !inflater.set_window(&window) {
-            return Ok(false);
+            return false;
         }
     }
     let mut filled = 0;
@@ -532,19 +528,19 @@ pub(crate) fn inflate_at(
             zlib::Z_STREAM_END if filled < text.len() => {
                 // The member's trailer, and the next one's header.
                 let Some(rest) = input.get(8..) else {
-                    return Ok(false);
+                    return false;
                 };
                 input = rest;
                 if read_header(&mut input).is_err() {
-                    return Ok(false);
+                    return false;
                 }
                 inflater.reset();
             }
             zlib::Z_STREAM_END => {}
-            _ => return Ok(false),
+            _ => return false,
         }
     }
-    Ok(true)
+    true
 }
 
 #[cfg(test)]
@@ -578,43 +574,43 @@ mod tests {
         enc.finish().unwrap()
     }
 
-    /// Both readers on `bytes`: the text, the error and where it was met, one against the other.
+    /// What a reader gives, read in pieces of `piece` bytes: its text, and the error that
+    /// ended it.
+    fn drain(reader: &mut dyn Read, piece: usize) -> (Vec<u8>, Option<String>) {
+        let (mut out, mut buf) = (Vec::new(), vec![0u8; piece]);
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return (out, None),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) => return (out, Some(format!("{:?}: {e}", e.kind()))),
+            }
+        }
+    }
+
+    /// Both readers on `bytes`, ours noting places and not: the text, the error and how far
+    /// into the bytes it was met, one against the other.
     fn same_as_flate2(bytes: &[u8], piece: usize) {
-        let mut theirs =
-            flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(4096, bytes));
-        let mut ours = GzipReader::new(std::io::BufReader::with_capacity(4096, bytes), true);
-        let mut out = (Vec::new(), Vec::new());
-        let mut buf = vec![0u8; piece];
-        let ended = |r: io::Result<usize>, out: &mut Vec<u8>, buf: &[u8]| match r {
-            Ok(0) => Some(None),
-            Ok(n) => {
-                out.extend_from_slice(&buf[..n]);
-                None
+        let buffered = || std::io::BufReader::with_capacity(4096, bytes);
+        let taken = |reader: &std::io::BufReader<&[u8]>| {
+            bytes.len() - reader.buffer().len() - reader.get_ref().len()
+        };
+        let mut theirs = flate2::bufread::MultiGzDecoder::new(buffered());
+        let (text, end) = drain(&mut theirs, piece);
+        let at = taken(theirs.get_ref());
+        for points in [false, true] {
+            let mut ours = GzipReader::new(buffered(), points);
+            let (our_text, our_end) = drain(&mut ours, piece);
+            let what = format!("{piece}-byte reads, places {points}");
+            assert_eq!(our_text.len(), text.len(), "text read ({what})");
+            assert!(our_text == text, "text read ({what})");
+            assert_eq!(our_end, end, "how it ended ({what})");
+            if end.is_some() {
+                assert_eq!(
+                    taken(ours.get_ref()),
+                    at,
+                    "where it ended: {end:?} ({what})"
+                );
             }
-            Err(e) => Some(Some(format!("{:?}: {e}", e.kind()))),
-        };
-        let theirs_end = loop {
-            let r = theirs.read(&mut buf);
-            if let Some(end) = ended(r, &mut out.0, &buf) {
-                break end;
-            }
-        };
-        let theirs_at = bytes.len() - theirs.get_ref().buffer().len() - {
-            let inner: &&[u8] = theirs.get_ref().get_ref();
-            inner.len()
-        };
-        let ours_end = loop {
-            let r = ours.read(&mut buf);
-            if let Some(end) = ended(r, &mut out.1, &buf) {
-                break end;
-            }
-        };
-        let ours_at = bytes.len() - ours.get_ref().buffer().len() - ours.get_ref().get_ref().len();
-        assert_eq!(out.0.len(), out.1.len(), "text read ({piece}-byte reads)");
-        assert!(out.0 == out.1, "text read ({piece}-byte reads)");
-        assert_eq!(theirs_end, ours_end, "how it ended ({piece}-byte reads)");
-        if theirs_end.is_some() {
-            assert_eq!(theirs_at, ours_at, "where it ended: {theirs_end:?}");
         }
     }
 
@@ -705,7 +701,7 @@ mod tests {
             let mut text = vec![0u8; (end - point.out) as usize];
             let from = (point.bit / 8) as usize;
             let skip = (point.bit % 8) as u8;
-            assert!(inflate_at(&bytes[from..], skip, &point.window, &mut text).unwrap());
+            assert!(inflate_at(&bytes[from..], skip, &point.window, &mut text));
             assert!(
                 text[..] == whole[point.out as usize..end as usize],
                 "the stretch from point {i}"
@@ -716,7 +712,12 @@ mod tests {
         let mut text = vec![0u8; (10 << 20) - last_of_first.out as usize];
         let from = (last_of_first.bit / 8) as usize;
         let skip = (last_of_first.bit % 8) as u8;
-        assert!(inflate_at(&bytes[from..], skip, &last_of_first.window, &mut text).unwrap());
+        assert!(inflate_at(
+            &bytes[from..],
+            skip,
+            &last_of_first.window,
+            &mut text
+        ));
         assert!(text[..] == whole[last_of_first.out as usize..10 << 20]);
         // Bytes that do not inflate to the text: the file changed.
         let point = &points[1];
@@ -731,18 +732,58 @@ mod tests {
             (point.bit % 8) as u8,
             &point.window,
             &mut text,
-        )
-        .unwrap();
-        assert!(!inflated || text[..] != whole[point.out as usize..][..1 << 20]);
-        assert!(
-            !inflate_at(
-                &bytes[from..from + 100],
-                (point.bit % 8) as u8,
-                &point.window,
-                &mut text
-            )
-            .unwrap()
         );
+        assert!(!inflated || text[..] != whole[point.out as usize..][..1 << 20]);
+        assert!(!inflate_at(
+            &bytes[from..from + 100],
+            (point.bit % 8) as u8,
+            &point.window,
+            &mut text
+        ));
+    }
+
+    #[test]
+    fn stretches_run_from_place_to_place_and_none_is_too_long_to_hold() {
+        use crate::ingest::compress::Resume;
+        let point = |bit: u64, out: u64, window: &[u8]| Point {
+            bit,
+            out,
+            window: window.to_vec(),
+        };
+        // A member's start (no window), a place inside a byte, one on a byte's edge, and a
+        // second member's start with no text before the end.
+        let points = [
+            point(80, 0, b""),
+            point(8003, 5000, b"w1"),
+            point(16_000, 9000, b"w2"),
+            point(20_000, 12_000, b""),
+        ];
+        let table = crate::ingest::compress::gzip_table(&points, 12_000, 2600).unwrap();
+        let stretches: Vec<_> = table
+            .frames
+            .iter()
+            .map(|f| (f.packed, f.packed_len, f.start, f.len, f.resume))
+            .collect();
+        let deflate = |skip_bits, window| Resume::Deflate { skip_bits, window };
+        assert_eq!(
+            stretches,
+            [
+                // From byte 10 to the byte holding bit 8003, and 16 bytes on.
+                (10, 1001 + 16 - 10, 0, 5000, deflate(0, None)),
+                (1000, 2000 + 16 - 1000, 5000, 4000, deflate(3, Some(0))),
+                // Up to the empty member's place, which makes no stretch of its own.
+                (2000, 2500 + 16 - 2000, 9000, 3000, deflate(0, Some(1))),
+            ]
+        );
+        assert_eq!(table.windows, [b"w1".to_vec(), b"w2".to_vec()]);
+        assert!(table.inflated());
+        // The last stretch runs to the end of the file, and no further.
+        let table = crate::ingest::compress::gzip_table(&points[..3], 12_000, 2600).unwrap();
+        let last = table.frames.last().unwrap();
+        assert_eq!((last.packed, last.packed_len, last.len), (2000, 600, 3000));
+        // A stretch longer than a frame decoded alone may be: no places at all.
+        let long = [point(80, 0, b""), point(9000, 17 << 20, b"w")];
+        assert!(crate::ingest::compress::gzip_table(&long, 18 << 20, 3000).is_none());
     }
 
     #[test]

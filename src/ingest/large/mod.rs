@@ -123,7 +123,8 @@ struct Surveyed {
     error: Option<String>,
     /// A compressed input ended early, corrupt or cut short, after what was read.
     corrupt: Option<String>,
-    /// Where the frames of a zstd file of many frames are (see `reader::Ended`).
+    /// Where the frames of a zstd file of many frames, or the stretches of a gzip file, are
+    /// (see `reader::Ended`).
     frames: Option<compress::FrameTable>,
     /// A compressed input's kept spans, written out to be read back in groups
     /// (`FirstPass::scan_groups`).

@@ -41,8 +41,9 @@ pub(super) enum Encoding {
     /// A plain file: the second pass reads the kept spans where they are.
     Plain,
     /// A gzip or zstd file (`compression`), decompressed as it is read (under the bomb guard:
-    /// at most `limit` bytes when a fixed limit is set),
-    /// twice: the second pass decompresses it again and picks the kept spans out on the way.
+    /// at most `limit` bytes when a fixed limit is set), twice: the second pass decompresses
+    /// it again (where the first noted frames or places, only where the kept spans are) and
+    /// picks the kept spans out on the way.
     Compressed {
         limit: Option<u64>,
         compression: Compression,
@@ -104,8 +105,9 @@ impl Opened {
 pub(super) struct Ended {
     /// Why a compressed input ended early, corrupt or cut short, after what was read.
     pub(super) corrupt: Option<String>,
-    /// Where each frame of a zstd file of frames decoded on their own is: the second pass
-    /// decodes again only those that hold kept spans.
+    /// Where each frame of a zstd file of frames decoded on their own is, or each stretch of a
+    /// gzip file between the places noted in it: the second pass decodes again only those
+    /// that hold kept spans.
     pub(super) frames: Option<FrameTable>,
 }
 

@@ -1,8 +1,8 @@
 //! The second pass over a large input: the spans of the traces that matter, read back from
 //! where the first pass found them and built in full; from a plain file by positional reads in
-//! batches on all threads, from a zstd file of many frames by decoding again the frames that
-//! hold them, on all threads, and from another compressed one by decompressing it again up to
-//! the last.
+//! batches on all threads, from a zstd file of many frames (or a gzip file with its places
+//! noted) by decoding again the frames (stretches) that hold them, on all threads, and from
+//! another compressed one by decompressing it again up to the last.
 
 use std::fs::File;
 #[cfg(not(any(unix, windows)))]
@@ -239,8 +239,9 @@ pub(super) fn frame_groups(
     Ok(groups)
 }
 
-/// The second pass over a zstd file whose frames the first pass decoded each on its own
-/// (`compress::FrameTable`): only the frames holding kept spans are decoded again, and a
+/// The second pass over a zstd file whose frames the first pass decoded each on its own, or a
+/// gzip file whose places it noted (`compress::FrameTable`): only the frames (stretches)
+/// holding kept spans are decoded again, and a
 /// group's spans built as it is decoded (see `kept_texts_in_frames`).
 pub(super) fn read_kept_in_frames(
     path: &Path,
@@ -256,8 +257,9 @@ pub(super) fn read_kept_in_frames(
     })
 }
 
-/// The texts of the kept spans of a zstd file whose frames the first pass decoded each on its
-/// own: only the frames holding kept spans are decoded again, a group of them per thread, on
+/// The texts of the kept spans of a file with a frame table (a zstd file whose frames the
+/// first pass decoded each on its own; a gzip file's stretches between the places it noted):
+/// only the frames holding kept spans are decoded again, a group of them per thread, on
 /// all threads; `make` is given a group's kept spans and their texts on its thread, and `take`
 /// what it made, in file order. A few groups at a time (one a thread), so that what is held
 /// decoded is a few frames.
@@ -379,8 +381,10 @@ impl Slot {
                     matches!(decoder.decompress_to_buffer(&self.packed[..], text), Ok(n) if n == len)
                 }
                 Resume::Deflate { skip_bits, window } => {
-                    let window = windows.get(window as usize).map_or(&[][..], Vec::as_slice);
-                    inflate_at(&self.packed, skip_bits, window, text).map_err(|e| e.to_string())?
+                    let window = window
+                        .and_then(|at| windows.get(at as usize))
+                        .map_or(&[][..], Vec::as_slice);
+                    inflate_at(&self.packed, skip_bits, window, text)
                 }
             };
             if !whole {

@@ -115,8 +115,9 @@ impl Spill {
         ready
     }
 
-    /// Fills the file from the compressed input at `path` (a zstd file of many frames: from
-    /// the frames that hold the kept spans), saying how far it got as it goes.
+    /// Fills the file from the compressed input at `path` (with a frame table, a zstd file of
+    /// many frames or a gzip file with places: from the frames or stretches that hold the kept
+    /// spans), saying how far it got as it goes.
     pub(super) fn fill(
         &self,
         path: &Path,

@@ -218,7 +218,7 @@ fn in_groups(
     // The groups are read and classified side by side, one a thread, so that each thread
     // holds its share of the span text.
     let threads = rayon::current_num_threads().max(1);
-    let groups = first.scan_groups(traces, links, (group_text / threads as u64).max(1))?;
+    let groups = first.scan_groups(traces, links, (group_text / threads as u64).max(1), threads)?;
     if groups.len() < 2 {
         return None;
     }

@@ -290,10 +290,15 @@ fn id_ok<const N: usize>(raw: &[u8]) -> bool {
     }
     for chunk in &mut chunks {
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        // `between` takes bytes below 0x80: a byte above would borrow from the next (and
+        // overflow in the last).
+        if word & HIGH != 0 {
+            return false;
+        }
         // Letters to lower case (digits keep the bit); then 0-9 or a-f in every byte.
         let lower = word | (ONES * 0x20);
         let hex = between(lower, b'0', b'9') | between(lower, b'a', b'f');
-        if word & HIGH != 0 || hex != HIGH {
+        if hex != HIGH {
             return false;
         }
         zeros &= word == ONES * u64::from(b'0');
@@ -707,12 +712,24 @@ mod tests {
                 ids.push(String::from_utf8(id).unwrap());
             }
         }
+        // Characters of two bytes, at the length of an id.
+        ids.push("5b8efff7980381é".into());
+        ids.push("é5b8efff7980381".into());
         for id in ids {
             assert_eq!(
                 id_ok::<8>(id.as_bytes()),
                 decode_id::<8>(&id).is_ok(),
                 "{id}"
             );
+        }
+        // Bytes above ASCII (not text at all, but what a cursor may be given): refused, with
+        // no arithmetic overflowing on the way (this runs with overflow checks).
+        for at in 0..16 {
+            for byte in 0x80..=0xffu8 {
+                let mut id = b"5b8efff798038103".to_vec();
+                id[at] = byte;
+                assert!(!id_ok::<8>(&id), "{id:?}");
+            }
         }
     }
 

@@ -69,16 +69,12 @@ pub fn decode_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
         return Err("is empty".into());
     }
     let mut out = [0u8; N];
-    // Every span has two or three ids, so this is on the hot path of every read: a table
-    // lookup, and one check of all the digits at the end.
-    let from_hex = raw.len() == 2 * N && {
-        let mut invalid = 0u8;
-        for (i, pair) in raw.as_bytes().chunks_exact(2).enumerate() {
-            let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
-            invalid |= (high | low) & 0x10;
-            out[i] = (high << 4) | (low & 0x0f);
+    let from_hex = match decode_hex_digits::<N>(raw.as_bytes()) {
+        Some(bytes) => {
+            out = bytes;
+            true
         }
-        invalid == 0
+        None => false,
     };
     if !from_hex {
         let trimmed = raw.trim_end_matches('=');
@@ -102,6 +98,25 @@ pub fn decode_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
         return Err("is all zeros, which OTLP defines as invalid".into());
     }
     Ok(out)
+}
+
+/// The `N` bytes that exactly `2 * N` hex digits (either case) spell, which is how
+/// `decode_id` reads them; `None` for anything else, bytes that are not UTF-8 included. Every
+/// span has two or three ids, so this is on the hot path of every read: a table lookup, and
+/// one check of all the digits at the end.
+#[inline]
+pub fn decode_hex_digits<const N: usize>(raw: &[u8]) -> Option<[u8; N]> {
+    if raw.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0u8; N];
+    let mut invalid = 0u8;
+    for (i, pair) in raw.chunks_exact(2).enumerate() {
+        let (high, low) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+        invalid |= (high | low) & 0x10;
+        out[i] = (high << 4) | (low & 0x0f);
+    }
+    (invalid == 0).then_some(out)
 }
 
 /// Decodes a Jaeger or Zipkin id: hex, up to `2 * N` digits, left-padded with zeros to `N`
@@ -156,6 +171,30 @@ pub fn signature(tool: &str, service: &str, operation: &str, category: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_digits_decode_as_decode_id_reads_them_and_nothing_else() {
+        for hex in [
+            "5b8efff798038103d269b633813fc60c",
+            "5B8EFFF798038103D269B633813FC60C",
+            "00000000000000000000000000000001",
+        ] {
+            assert_eq!(
+                decode_hex_digits::<16>(hex.as_bytes()),
+                decode_id::<16>(hex).ok()
+            );
+        }
+        for not_hex in [
+            &b"5b8efff798038103d269b633813fc60"[..],
+            b"5b8efff798038103d269b633813fc60cc",
+            b"5b8efff798038103d269b633813fc60g",
+            b"5b8efff798038103d269b633813fc6\xc3\xa9",
+            b"5b8efff798038103d269b633813fc6\xff\xfe",
+            b"W47/95gDgQPSabYzgT/GDA==========",
+        ] {
+            assert_eq!(decode_hex_digits::<16>(not_hex), None, "{not_hex:?}");
+        }
+    }
 
     #[test]
     fn ids_decode_from_hex_in_either_case_and_base64() {

@@ -19,7 +19,7 @@ use super::survey::{
     Fields, Prefiltered, SurveyRules, SurveyVisitor, SurveyedSpan, conversation_noted,
 };
 use super::wire::{RawEnvelope, WireResource, without_position};
-use crate::model::ids::{decode_id, hash_text};
+use crate::model::ids::{decode_hex_digits, hash_text};
 use crate::model::{Resource, TraceId};
 
 /// The first read of a large export, over one block of the file.
@@ -251,7 +251,10 @@ pub(super) fn leading_trace_id(span: &[u8]) -> Option<(TraceId, usize)> {
     if hex[32] != b'"' {
         return None;
     }
-    let id = decode_id::<16>(std::str::from_utf8(&hex[..32]).ok()?).ok()?;
+    // The hex digits exporters write, as `decode_id` reads them (not all zeros) but without
+    // checking them as UTF-8 first; anything else (base64 padded to 32 characters, which it
+    // also reads) is left to the span's full check.
+    let id = decode_hex_digits::<16>(&hex[..32]).filter(|id| *id != [0; 16])?;
     Some((TraceId(id), HEAD.len() + 33))
 }
 

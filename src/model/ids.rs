@@ -68,36 +68,35 @@ pub fn decode_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
     if raw.is_empty() {
         return Err("is empty".into());
     }
-    let mut out = [0u8; N];
-    let from_hex = match decode_hex_digits::<N>(raw.as_bytes()) {
-        Some(bytes) => {
-            out = bytes;
-            true
-        }
-        None => false,
+    let out = match decode_hex_digits::<N>(raw.as_bytes()) {
+        Some(out) => out,
+        None => decode_base64_id::<N>(raw)?,
     };
-    if !from_hex {
-        let trimmed = raw.trim_end_matches('=');
-        let engine = if trimmed.contains(['-', '_']) {
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-        } else {
-            &base64::engine::general_purpose::STANDARD_NO_PAD
-        };
-        match engine.decode(trimmed) {
-            Ok(bytes) if bytes.len() == N => out.copy_from_slice(&bytes),
-            _ => {
-                return Err(format!(
-                    "is not a {N}-byte id: expected {} hex digits or {} base64 characters",
-                    2 * N,
-                    N.div_ceil(3) * 4
-                ));
-            }
-        }
-    }
     if out.iter().all(|b| *b == 0) {
         return Err("is all zeros, which OTLP defines as invalid".into());
     }
     Ok(out)
+}
+
+/// The `N` bytes of base64 text in the standard or URL-safe alphabet, padded or not.
+fn decode_base64_id<const N: usize>(raw: &str) -> Result<[u8; N], String> {
+    let trimmed = raw.trim_end_matches('=');
+    let engine = if trimmed.contains(['-', '_']) {
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+    } else {
+        &base64::engine::general_purpose::STANDARD_NO_PAD
+    };
+    engine
+        .decode(trimmed)
+        .ok()
+        .and_then(|bytes| <[u8; N]>::try_from(bytes).ok())
+        .ok_or_else(|| {
+            format!(
+                "is not a {N}-byte id: expected {} hex digits or {} base64 characters",
+                2 * N,
+                N.div_ceil(3) * 4
+            )
+        })
 }
 
 /// The `N` bytes that exactly `2 * N` hex digits (either case) spell, which is how

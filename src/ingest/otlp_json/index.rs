@@ -591,6 +591,50 @@ mod tests {
         }
     }
 
+    /// The leading trace id is taken from its hex digits alone; any other spelling of the same
+    /// length (base64 padded to 32 characters, which `decode_id` reads too), all zeros, or
+    /// bytes that are not text, is left to the span's full check, which reads it as serde does.
+    #[test]
+    fn a_leading_trace_id_other_than_hex_digits_is_read_as_serde_reads_it() {
+        let span = |trace: &str| {
+            format!(
+                r#"{{"traceId":"{trace}","spanId":"5b8efff798038103","name":"call","kind":3,"startTimeUnixNano":"1","endTimeUnixNano":"2"}}"#
+            )
+        };
+        let record = |trace: &str| {
+            format!(
+                r#"{{"resourceSpans":[{{"resource":{{"attributes":[]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+                span(trace)
+            )
+        };
+        let hex = "5B8EFFF798038103D269B633813FC60C";
+        let padded = "W47/95gDgQPSabYzgT/GDA==========";
+        assert_eq!(
+            leading_trace_id(span(hex).as_bytes()).map(|(id, _)| id),
+            Some(TraceId(crate::model::ids::decode_id::<16>(hex).unwrap()))
+        );
+        for trace in [
+            padded,
+            "00000000000000000000000000000000",
+            "5b8efff798038103d269b633813fc6é",
+        ] {
+            assert_eq!(leading_trace_id(span(trace).as_bytes()), None, "{trace}");
+        }
+        for trace in [
+            hex,
+            padded,
+            "00000000000000000000000000000000",
+            "5b8efff798038103d269b633813fc6é",
+        ] {
+            let (fast, slow, _) = indexed_both_ways(record(trace).as_bytes());
+            assert_same(&fast, &slow, trace);
+        }
+        // The padded id is a usable one, read to the same trace as its hex spelling.
+        let (padded_read, _, _) = indexed_both_ways(record(padded).as_bytes());
+        let (hex_read, _, _) = indexed_both_ways(record(hex).as_bytes());
+        assert_eq!(padded_read.0, hex_read.0);
+    }
+
     /// A resource that is an object but not a resource refuses its record, as a whole read
     /// refuses it, in whichever group it comes; one that converts with a diagnostic gives it
     /// on every record that has it, as a whole read does.
